@@ -1,0 +1,110 @@
+"""JSON reader: the stdlib parser for the values, a small scanner for the pointer → position index."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+from limitr_py.diagnostics import Diagnostic, pointer_join
+from limitr_py.documents.source import LineIndex, Loc, SourceDocument, syntax_diagnostic
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_SCALAR = re.compile(r"-?\d[\d.eE+\-]*|true|false|null")
+_WS = re.compile(r"[ \t\r\n]*")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"`{name}` is not a JSON number")
+
+
+def _number(text: str) -> int | Decimal:
+    return Decimal(text)
+
+
+def read_json(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
+    doc = SourceDocument(tree=None, format="json", file=file, text=text)
+    try:
+        doc.tree = json.loads(text, parse_float=_number, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        message = exc.msg[0].lower() + exc.msg[1:]
+        return doc, [syntax_diagnostic("L101", f"invalid JSON: {message}", file, text, exc.lineno, exc.colno)]
+    except ValueError as exc:
+        return doc, [syntax_diagnostic("L101", f"invalid JSON: {exc}", file, text, 1, 1)]
+    problems: list[Diagnostic] = []
+    _Indexer(doc, problems).run()
+    return doc, problems
+
+
+class _Indexer:
+    """Walks the (already valid) JSON text once, recording where each pointer's key and value start."""
+
+    def __init__(self, doc: SourceDocument, problems: list[Diagnostic]) -> None:
+        self.doc = doc
+        self.text = doc.text
+        self.lines = LineIndex(doc.text)
+        self.problems = problems
+        self.i = 0
+
+    def run(self) -> None:
+        self.skip()
+        self.value("")
+
+    def skip(self) -> None:
+        m = _WS.match(self.text, self.i)
+        self.i = m.end() if m else self.i
+
+    def value(self, pointer: str) -> None:
+        ch = self.text[self.i]
+        if ch == "{":
+            self.i += 1
+            self.skip()
+            seen: set[str] = set()
+            while self.text[self.i] != "}":
+                key_at = self.i
+                m = _STRING.match(self.text, self.i)
+                assert m is not None
+                key = json.loads(m.group())
+                self.i = m.end()
+                self.skip()
+                self.i += 1  # ':'
+                self.skip()
+                p = pointer_join(pointer, key)
+                line, col = self.lines.position(key_at)
+                vline, vcol = self.lines.position(self.i)
+                if key in seen:
+                    self.problems.append(syntax_diagnostic(
+                        "L108", f"duplicate key `{key}`", self.doc.file, self.text, line, col, p,
+                        "JSON keeps only the last value; remove the other one"))
+                seen.add(key)
+                self.doc.locations[p] = Loc(line, col, vline, vcol)
+                self.value(p)
+                self.skip()
+                if self.text[self.i] == ",":
+                    self.i += 1
+                    self.skip()
+            self.i += 1
+        elif ch == "[":
+            self.i += 1
+            self.skip()
+            index = 0
+            while self.text[self.i] != "]":
+                p = pointer_join(pointer, index)
+                line, col = self.lines.position(self.i)
+                self.doc.locations[p] = Loc(line, col, line, col)
+                self.value(p)
+                self.skip()
+                if self.text[self.i] == ",":
+                    self.i += 1
+                    self.skip()
+                index += 1
+            self.i += 1
+        elif ch == '"':
+            m = _STRING.match(self.text, self.i)
+            assert m is not None
+            self.i = m.end()
+        else:
+            m = _SCALAR.match(self.text, self.i)
+            assert m is not None
+            self.i = m.end()

@@ -1,0 +1,123 @@
+"""The one tree every format lowers to, with a JSON pointer → file:line:column index."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+from limitr_py.diagnostics import Diagnostic, pointer_tokens
+
+MAX_BYTES = 32 * 1024 * 1024
+"""Documents larger than this are refused before parsing (a policy of 1,000 plans is about 3 MB)."""
+
+MAX_DEPTH = 64
+"""Deepest nesting accepted; a Limitr policy is about 8 levels deep (Stof itself stops at 128)."""
+
+MAX_NODES = 2_000_000
+"""Most values one document may expand to (stops YAML alias bombs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    """Where a member's key starts and where its value starts (1-based; equal for array items)."""
+
+    line: int
+    col: int
+    value_line: int
+    value_col: int
+
+
+@dataclass(slots=True)
+class SourceDocument:
+    """A parsed document: the JSON-shaped tree (dict, list, str, int, Decimal, bool, None) and its locations."""
+
+    tree: Any
+    format: str
+    file: str
+    text: str
+    locations: dict[str, Loc] = field(default_factory=dict)
+    _lines: list[str] | None = None
+
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.text.splitlines()
+        return self._lines
+
+    def source_line(self, line: int) -> str | None:
+        lines = self.lines()
+        return lines[line - 1] if 0 < line <= len(lines) else None
+
+    def locate(self, pointer: str, *, value: bool = False) -> tuple[int, int]:
+        """The position of `pointer`, or of its nearest located ancestor."""
+        tokens = pointer_tokens(pointer)
+        while True:
+            p = "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
+            loc = self.locations.get(p)
+            if loc is not None:
+                return (loc.value_line, loc.value_col) if value else (loc.line, loc.col)
+            if not tokens:
+                return (1, 1)
+            tokens.pop()
+
+    def diagnostic(self, code: str, message: str, pointer: str, hint: str | None = None, *,
+                   value: bool = False) -> Diagnostic:
+        line, col = self.locate(pointer, value=value)
+        return Diagnostic(code, message, self.file, line, col, pointer, hint, self.source_line(line))
+
+
+class LineIndex:
+    """Offset → (line, column), both 1-based, for readers that work on offsets."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0]
+        for i, ch in enumerate(text):
+            if ch == "\n":
+                self.starts.append(i + 1)
+
+    def position(self, offset: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.starts, offset)
+        return line, offset - self.starts[line - 1] + 1
+
+    def line_text(self, line: int) -> str | None:
+        if not 0 < line <= len(self.starts):
+            return None
+        start = self.starts[line - 1]
+        end = self.starts[line] - 1 if line < len(self.starts) else len(self.text)
+        return self.text[start:end]
+
+
+def syntax_diagnostic(code: str, message: str, file: str, text: str, line: int, col: int,
+                      pointer: str = "", hint: str | None = None) -> Diagnostic:
+    lines = text.splitlines()
+    src = lines[line - 1] if 0 < line <= len(lines) else None
+    return Diagnostic(code, message, file, max(1, line), max(1, col), pointer, hint, src)
+
+
+def bracket_depth_exceeds(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """Offset where `{`/`[` nesting first passes `limit`, ignoring quoted text; None when it never does.
+
+    Run before the parsers so a hostile document is refused cheaply instead of recursing in them.
+    """
+    depth = 0
+    quote: str | None = None
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quote is not None:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in "\"'`":
+            quote = ch
+        elif ch in "{[":
+            depth += 1
+            if depth > limit:
+                return i
+        elif ch in "}]":
+            depth -= 1
+        i += 1
+    return None

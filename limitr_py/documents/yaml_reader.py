@@ -1,0 +1,120 @@
+"""YAML reader on PyYAML's safe composer: plain data only, every node located.
+
+Only the core schema's data tags are accepted (map, seq, str, int, float, bool, null; timestamps stay text).
+Anchors and aliases are expanded with a budget, so an alias bomb is refused instead of eating memory.
+Floats are read from their source text into Decimal, never through binary floating point.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import yaml
+
+from limitr_py.diagnostics import Diagnostic, pointer_join
+from limitr_py.documents.source import MAX_DEPTH, MAX_NODES, Loc, SourceDocument, syntax_diagnostic
+
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
+_TAG = "tag:yaml.org,2002:"
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str, node: yaml.Node, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.node, self.hint = code, message, node, hint
+
+
+def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
+    doc = SourceDocument(tree=None, format="yaml", file=file, text=text)
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        return doc, [syntax_diagnostic("L101", f"invalid YAML: {problem}", file, text, line, col)]
+    except yaml.YAMLError as exc:
+        return doc, [syntax_diagnostic("L101", f"invalid YAML: {str(exc).splitlines()[0]}", file, text, 1, 1)]
+    problems: list[Diagnostic] = []
+    if root is None:
+        doc.tree = {}
+        return doc, problems
+    builder = _Builder(doc, problems)
+    try:
+        doc.tree = builder.value(root, "", 0)
+    except _Refused as exc:
+        m = exc.node.start_mark
+        problems.append(syntax_diagnostic(exc.code, exc.message, file, text, m.line + 1, m.column + 1, "", exc.hint))
+    return doc, problems
+
+
+class _Builder:
+    def __init__(self, doc: SourceDocument, problems: list[Diagnostic]) -> None:
+        self.doc = doc
+        self.problems = problems
+        self.nodes = 0
+
+    def value(self, node: yaml.Node, pointer: str, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Refused("L110", "document expands to too many values (an alias bomb?)", node,
+                           "write the data out instead of repeating it through aliases")
+        if depth > MAX_DEPTH:
+            raise _Refused("L110", f"document is nested deeper than {MAX_DEPTH} levels", node)
+        if isinstance(node, yaml.MappingNode):
+            return self.mapping(node, pointer, depth)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _TAG + "seq":
+                raise _Refused("L109", f"YAML tag `{node.tag}` is not plain data", node, "remove the tag")
+            out = []
+            for i, item in enumerate(node.value):
+                p = pointer_join(pointer, i)
+                line, col = item.start_mark.line + 1, item.start_mark.column + 1
+                self.doc.locations[p] = Loc(line, col, line, col)
+                out.append(self.value(item, p, depth + 1))
+            return out
+        return self.scalar(node)
+
+    def mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[str, Any]:
+        if node.tag != _TAG + "map":
+            raise _Refused("L109", f"YAML tag `{node.tag}` is not plain data", node, "remove the tag")
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _TAG + "merge":
+                raise _Refused("L109", "YAML merge keys (`<<`) are not supported", key_node,
+                               "write the merged fields out")
+            key = self.scalar(key_node)
+            if not isinstance(key, str):
+                key = str(key).lower() if isinstance(key, bool) else ("null" if key is None else str(key))
+            p = pointer_join(pointer, key)
+            line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            if key in out:
+                self.problems.append(syntax_diagnostic(
+                    "L108", f"duplicate key `{key}`", self.doc.file, self.doc.text, line, col, p,
+                    "YAML keeps only the last value; remove the other one"))
+            self.doc.locations[p] = Loc(line, col, value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+            out[key] = self.value(value_node, p, depth + 1)
+        return out
+
+    def scalar(self, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise _Refused("L109", "keys must be plain text", node)
+        tag, text = node.tag, node.value
+        if tag == _TAG + "str" or tag == _TAG + "timestamp":
+            return text
+        if tag == _TAG + "null":
+            return None
+        if tag == _TAG + "bool":
+            return text.lower() in ("true", "yes", "on", "y")
+        if tag == _TAG + "int":
+            return _Loader.construct_yaml_int(_Loader(""), node)
+        if tag == _TAG + "float":
+            cleaned = text.replace("_", "")
+            if cleaned.lower().lstrip("+-") in (".inf", ".nan"):
+                raise _Refused("L109", f"`{text}` is not a finite number", node, "write a finite number")
+            try:
+                return Decimal(cleaned)
+            except InvalidOperation:
+                raise _Refused("L109", f"`{text}` is not a number", node) from None
+        raise _Refused("L109", f"YAML tag `{tag}` is not plain data", node, "remove the tag")

@@ -1,0 +1,130 @@
+"""Validates a document tree against schemas/policy.schema.json and turns every error into a diagnostic."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from limitr_py.diagnostics import Diagnostic, pointer_join
+from limitr_py.documents.source import SourceDocument
+from limitr_py.resources import resource_path
+
+_TYPE_NAMES = {"object": "an object", "array": "a list", "string": "text", "number": "a number",
+               "integer": "a whole number", "boolean": "`true` or `false`", "null": "null"}
+_STATE_FIELDS = {"customers", "alt_customer_ids", "estimates", "invoices"}
+
+
+@lru_cache(maxsize=1)
+def policy_schema() -> dict[str, Any]:
+    """The JSON Schema, parsed once."""
+    schema: dict[str, Any] = json.loads(resource_path("schemas", "policy.schema.json").read_text(encoding="utf-8"))
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(policy_schema())
+
+
+def _pointer(error: ValidationError) -> str:
+    p = ""
+    for token in error.absolute_path:
+        p = pointer_join(p, token)
+    return p
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"`{value}`" if len(value) <= 40 else f"`{value[:40]}…`"
+    return f"`{value}`"
+
+
+def _field_name(pointer: str) -> str:
+    name = pointer.rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~")
+    return name or "the document"
+
+
+def _wanted_types(types: Any) -> str:
+    if isinstance(types, str):
+        types = [types]
+    named = [_TYPE_NAMES.get(t, t) for t in types if t != "null"]
+    return " or ".join(named) if named else "null"
+
+
+def validate_tree(doc: SourceDocument) -> list[Diagnostic]:
+    """Every schema problem of `doc`, in document order."""
+    out: list[Diagnostic] = []
+    for error in _validator().iter_errors(doc.tree):
+        out.extend(_convert(doc, error))
+    out.sort(key=lambda d: (d.line, d.col, d.code))
+    return out
+
+
+def _convert(doc: SourceDocument, error: ValidationError) -> list[Diagnostic]:
+    pointer = _pointer(error)
+    name = _field_name(pointer)
+    validator = error.validator
+    if validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = list((error.schema.get("properties") or {}).keys())
+        extra = [k for k in error.instance if k not in known]
+        return [_unknown_field(doc, pointer, key, known) for key in extra]
+    if validator == "type":
+        return [doc.diagnostic("L202", f"`{name}` must be {_wanted_types(error.validator_value)}, "
+                                       f"not {_describe(error.instance)}", pointer, value=True)]
+    if validator == "enum":
+        choices = [str(c) for c in error.validator_value]
+        close = difflib.get_close_matches(str(error.instance), choices, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"use one of {', '.join(f'`{c}`' for c in choices)}"
+        return [doc.diagnostic("L203", f"`{name}` must be one of {', '.join(f'`{c}`' for c in choices)}, "
+                                       f"not {_describe(error.instance)}", pointer, hint, value=True)]
+    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+                 "exclusiveMaximum": "less than"}[str(validator)]
+        return [doc.diagnostic("L204", f"`{name}` must be {bound} {error.validator_value}, "
+                                       f"not {_describe(error.instance)}", pointer, value=True)]
+    if validator == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else "a field"
+        hint = "wrap the policy as `policy: { credits: {…}, plans: {…} }`" if not pointer else None
+        return [doc.diagnostic("L205", f"missing required field `{missing}`", pointer, hint)]
+    if validator == "pattern":
+        if name == "currency":
+            return [doc.diagnostic("L206", f"`currency` must be an ISO 4217 code such as `USD`, "
+                                           f"not {_describe(error.instance)}", pointer, value=True)]
+        if "propertyNames" in error.schema_path:
+            return [doc.diagnostic("L206", f"{_describe(error.instance)} is not a valid name", pointer,
+                                   "names use letters, digits, `_`, `-`, `.` and `@`")]
+        kind = "duration" if "days" in str(error.validator_value) else "number or quantity"
+        example = "`30days`, `10min` or milliseconds" if kind == "duration" else "`100`, `0.5` or `250MB`"
+        return [doc.diagnostic("L206", f"`{name}` is not a {kind}: {_describe(error.instance)}", pointer,
+                               f"write e.g. {example}", value=True)]
+    if validator == "maxProperties" and name == "rune":
+        return [doc.diagnostic("L207", "`rune` is built in and takes no fields", pointer,
+                               "remove the fields under `exchange.rune`")]
+    message = error.message.replace("'", "`")
+    return [doc.diagnostic("L207", f"`{name}`: {message[0].lower() + message[1:]}", pointer, value=True)]
+
+
+def _unknown_field(doc: SourceDocument, parent: str, key: str, known: list[str]) -> Diagnostic:
+    pointer = pointer_join(parent, key)
+    if parent == "/policy" and key in _STATE_FIELDS:
+        hint = "engine state is not part of a policy: it lives in the store (load it with `load_customers`)"
+    elif parent == "" and not known:
+        hint = None
+    else:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else (
+            f"known fields: {', '.join(f'`{k}`' for k in known[:12])}" if known else None)
+    return doc.diagnostic("L201", f"unknown field `{key}`", pointer, hint)
