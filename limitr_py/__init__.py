@@ -1,0 +1,39 @@
+"""limitr_py: plans, credits, limits, caps and billing controls from one policy document, enforced with one call."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from limitr_py.compile import check_document, load_policy
+from limitr_py.compile.graph import CompiledPolicy
+from limitr_py.diagnostics import Diagnostic
+from limitr_py.engine.limitr import Limitr
+from limitr_py.errors import (
+    ConcurrentUpdateError,
+    IdempotencyConflictError,
+    InvalidArgumentError,
+    LimitrError,
+    PolicyCompileError,
+    PolicyError,
+    PolicySchemaError,
+    PolicySyntaxError,
+    StoreError,
+)
+
+__all__ = [
+    "CompiledPolicy",
+    "ConcurrentUpdateError",
+    "Diagnostic",
+    "IdempotencyConflictError",
+    "InvalidArgumentError",
+    "Limitr",
+    "LimitrError",
+    "PolicyCompileError",
+    "PolicyError",
+    "PolicySchemaError",
+    "PolicySyntaxError",
+    "StoreError",
+    "__version__",
+    "check_document",
+    "load_policy",
+]

@@ -1,0 +1,53 @@
+"""Compilation: a located document → schema check → semantic checks → an immutable CompiledPolicy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from limitr_py.compile.build import Builder, canonical, fingerprint
+from limitr_py.compile.graph import CompiledPolicy
+from limitr_py.diagnostics import Diagnostic
+from limitr_py.documents import SourceDocument, load_document
+from limitr_py.errors import PolicyCompileError, PolicyError, PolicySchemaError
+from limitr_py.schema import validate_tree
+
+__all__ = ["CompiledPolicy", "canonical", "check_document", "compile_document", "fingerprint", "load_policy"]
+
+
+def _problems(doc: SourceDocument) -> tuple[list[Diagnostic], list[Diagnostic], CompiledPolicy | None]:
+    schema_problems = validate_tree(doc)
+    builder = Builder(doc)
+    policy = builder.build()
+    semantic = [d for d in builder.problems
+                if (d.line, d.col, d.pointer) not in {(s.line, s.col, s.pointer) for s in schema_problems}]
+    return schema_problems, semantic, policy
+
+
+def compile_document(doc: SourceDocument) -> CompiledPolicy:
+    """Check and compile a parsed document. Raises PolicySchemaError or PolicyCompileError with every problem."""
+    schema_problems, semantic, policy = _problems(doc)
+    every = sorted(schema_problems + semantic, key=lambda d: (d.line, d.col, d.code))
+    if schema_problems:
+        raise PolicySchemaError(every)
+    if semantic:
+        raise PolicyCompileError(every)
+    assert policy is not None
+    return policy
+
+
+def load_policy(source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None,
+                file: str | None = None) -> CompiledPolicy:
+    """Read and compile a policy document in any of the four formats (or an in-memory mapping)."""
+    return compile_document(load_document(source, format=format, file=file))
+
+
+def check_document(source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None,
+                   file: str | None = None) -> list[Diagnostic]:
+    """Every problem of a document (empty when it is valid), for `limitr validate`."""
+    try:
+        load_policy(source, format=format, file=file)
+    except PolicyError as exc:
+        return list(exc.diagnostics)
+    return []

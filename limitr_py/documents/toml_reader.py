@@ -65,66 +65,80 @@ def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
 
 
 def _index(doc: SourceDocument) -> None:
-    table: list[str | int] = []
+    scan = _Scanner(doc)
     array_counts: dict[tuple[str | int, ...], int] = {}
     for number, line in enumerate(doc.text.splitlines(), start=1):
-        stripped = line.split("#", 1)[0] if '"' not in line and "'" not in line else line
-        header = _HEADER.match(stripped)
+        header = _HEADER.match(line) if scan.at_top() else None
         if header:
             parts: list[str | int] = list(_parts(header.group(2)))
             if header.group(1) == "[[":
                 index = array_counts.get(tuple(parts), 0)
                 array_counts[tuple(parts)] = index + 1
                 parts.append(index)
-            table = parts
-            pointer = "".join(pointer_join("", p) for p in table)
+            pointer = "".join(pointer_join("", p) for p in parts)
             col = header.start(2) + 1
             doc.locations.setdefault(pointer, Loc(number, col, number, col))
+            scan.reset(parts)
             continue
-        _index_line(doc, stripped, number, list(table))
+        scan.line(line, number)
 
 
 _KEY_EQ = re.compile(rf"\s*({_KEY})\s*=\s*")
 
 
-def _index_line(doc: SourceDocument, line: str, number: int, table: list[str | int]) -> None:
-    """Locate `key = value` pairs on one line, through nested inline tables and arrays of them."""
-    stack: list[list[str | int]] = [table]  # the pointer parts of each open `{` or `[` (arrays end in an index)
-    kinds = ["table"]
-    i, n = 0, len(line)
-    expect_key = True
-    while i < n:
-        if expect_key and kinds[-1] == "table":
-            m = _KEY_EQ.match(line, i)
-            if m:
-                parts = stack[-1] + _parts(m.group(1))
-                pointer = "".join(pointer_join("", p) for p in parts)
-                doc.locations.setdefault(pointer, Loc(number, m.start(1) + 1, number, m.end() + 1))
-                i = m.end()
-                expect_key = False
-                if i < n and line[i] in "{[":
-                    stack.append(parts + ([0] if line[i] == "[" else []))
-                    kinds.append("table" if line[i] == "{" else "array")
-                    expect_key = line[i] == "{"
-                    i += 1
+class _Scanner:
+    """Locates `key = value` pairs line by line, through inline tables and (multi-line) arrays of them."""
+
+    def __init__(self, doc: SourceDocument) -> None:
+        self.doc = doc
+        self.reset([])
+
+    def reset(self, table: list[str | int]) -> None:
+        self.stack: list[list[str | int]] = [table]  # pointer parts of each open `{`/`[` (arrays end in an index)
+        self.kinds = ["table"]
+        self.expect_key = True
+
+    def at_top(self) -> bool:
+        return len(self.stack) == 1
+
+    def line(self, line: str, number: int) -> None:
+        i, n = 0, len(line)
+        while i < n:
+            if self.expect_key and self.kinds[-1] == "table":
+                m = _KEY_EQ.match(line, i)
+                if m:
+                    parts = self.stack[-1] + _parts(m.group(1))
+                    pointer = "".join(pointer_join("", p) for p in parts)
+                    self.doc.locations.setdefault(pointer, Loc(number, m.start(1) + 1, number, m.end() + 1))
+                    i = m.end()
+                    self.expect_key = False
+                    if i < n and line[i] in "{[":
+                        self.stack.append(parts + ([0] if line[i] == "[" else []))
+                        self.kinds.append("table" if line[i] == "{" else "array")
+                        self.expect_key = line[i] == "{"
+                        i += 1
+                    continue
+            ch = line[i]
+            if ch == "#":
+                return
+            if ch in "\"'":
+                end = line.find(ch, i + 1)
+                while ch == '"' and end > 0 and line[end - 1] == "\\":
+                    end = line.find(ch, end + 1)
+                i = n if end < 0 else end + 1
                 continue
-        ch = line[i]
-        if ch in "\"'":
-            end = line.find(ch, i + 1)
-            while ch == '"' and end > 0 and line[end - 1] == "\\":
-                end = line.find(ch, end + 1)
-            i = n if end < 0 else end + 1
-            continue
-        if ch == "{" and kinds[-1] == "array":
-            stack.append(list(stack[-1]))
-            kinds.append("table")
-            expect_key = True
-        elif ch in "}]" and len(stack) > 1:
-            stack.pop()
-            kinds.pop()
-        elif ch == ",":
-            if kinds[-1] == "array":
-                last = stack[-1][-1]
-                stack[-1][-1] = (last if isinstance(last, int) else 0) + 1
-            expect_key = kinds[-1] == "table"
-        i += 1
+            if ch == "{" and self.kinds[-1] == "array":
+                self.stack.append(list(self.stack[-1]))
+                self.kinds.append("table")
+                self.expect_key = True
+            elif ch in "}]" and len(self.stack) > 1:
+                self.stack.pop()
+                self.kinds.pop()
+            elif ch == ",":
+                if self.kinds[-1] == "array":
+                    last = self.stack[-1][-1]
+                    self.stack[-1][-1] = (last if isinstance(last, int) else 0) + 1
+                self.expect_key = self.kinds[-1] == "table"
+            i += 1
+        if self.at_top():
+            self.expect_key = True

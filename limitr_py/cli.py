@@ -1,0 +1,175 @@
+"""The `limitr` command. `run(argv, stdout, stderr)` is the whole CLI (tests call it in-process); `main()` wraps it.
+
+Exit codes: 0 success / valid, 1 invalid policy, 2 usage or I/O error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from limitr_py import __version__
+from limitr_py.compile import compile_document
+from limitr_py.diagnostics import Diagnostic
+from limitr_py.documents import FORMATS, SUFFIXES, load_document
+from limitr_py.documents.writers import dump
+from limitr_py.errors import PolicyError
+from limitr_py.resources import resource_path
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class _Usage(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _Usage(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="limitr", description="Validate, convert and run limitr policy documents.")
+    parser.add_argument("--version", action="version", version=f"limitr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    validate = sub.add_parser("validate", help="check policy files (directories recurse)")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("--format", choices=["human", "json", "github"], default="human")
+    validate.add_argument("--all", action="store_true", help="show every diagnostic, not only the first per file")
+    validate.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                          help="skip files or directories whose name matches (repeatable)")
+
+    convert = sub.add_parser("convert", help="rewrite a policy in another format (lossless)")
+    convert.add_argument("path", metavar="PATH")
+    convert.add_argument("--to", required=True, choices=list(FORMATS))
+    convert.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+
+    sub.add_parser("schema", help="print the policy JSON Schema")
+    return parser
+
+
+def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
+    """Run the CLI with `argv` (without the program name); returns the exit code."""
+    try:
+        args = _parser().parse_args(list(argv))
+    except _Usage as exc:
+        stderr.write(f"limitr: {exc}\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help / --version print and exit 0
+        return int(exc.code or 0)
+    try:
+        if args.command == "validate":
+            return _validate(args, stdout, stderr)
+        if args.command == "convert":
+            return _convert(args, stdout, stderr)
+        stdout.write(resource_path("schemas", "policy.schema.json").read_text(encoding="utf-8"))
+        return EXIT_OK
+    except _Usage as exc:
+        stderr.write(f"limitr: {exc}\n")
+        return EXIT_USAGE
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))
+
+
+# -- validate ------------------------------------------------------------------------------------------------
+
+def _excluded(path: Path, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(part, pattern) for part in path.parts for pattern in patterns)
+
+
+def _policy_files(paths: list[str], exclude: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                           and not _excluded(p.relative_to(path), exclude)
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise _Usage(f"no policy files (.json, .yaml, .yml, .toml, .stof) under `{raw}`")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise _Usage(f"`{raw}` does not exist")
+    return files
+
+
+def _check(path: Path) -> tuple[list[Diagnostic], str | None, str | None]:
+    try:
+        doc = load_document(path)
+        policy = compile_document(doc)
+    except PolicyError as exc:
+        return list(exc.diagnostics), None, None
+    return [], doc.format, policy.fingerprint
+
+
+def _github_escape(text: str, *, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def _validate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    files = _policy_files(args.paths, args.exclude)
+    results = [(path, *_check(path)) for path in files]
+    invalid = [r for r in results if r[1]]
+    if args.format == "json":
+        report = {
+            "valid": not invalid,
+            "files": [{"path": str(path), "valid": not diags, "format": fmt, "fingerprint": fp,
+                       "diagnostics": [d.to_json() for d in diags]} for path, diags, fmt, fp in results],
+        }
+        stdout.write(json.dumps(report, indent=2) + "\n")
+    elif args.format == "github":
+        for _path, diags, _fmt, _fp in results:
+            for d in diags:
+                props = f"file={_github_escape(d.file, prop=True)},line={d.line},col={d.col},title={d.code}"
+                message = d.message + (f" (hint: {d.hint})" if d.hint else "")
+                stdout.write(f"::error {props}::{_github_escape(message)}\n")
+    else:
+        for _path, diags, _fmt, _fp in results:
+            shown = diags if args.all else diags[:1]
+            for d in shown:
+                stdout.write(d.render() + "\n\n")
+            if len(diags) > len(shown):
+                stdout.write(f"({len(diags) - len(shown)} more in {diags[0].file}; use --all to see them)\n\n")
+        count = sum(len(r[1]) for r in results)
+        summary = f"{len(results)} file(s) checked: {len(results) - len(invalid)} valid, {len(invalid)} invalid"
+        stdout.write(summary + (f" ({count} problem(s))" if count else "") + "\n")
+    return EXIT_INVALID if invalid else EXIT_OK
+
+
+# -- convert -------------------------------------------------------------------------------------------------
+
+def _convert(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    path = Path(args.path)
+    if not path.is_file():
+        raise _Usage(f"`{args.path}` does not exist")
+    try:
+        doc = load_document(path)
+        policy = compile_document(doc)
+    except PolicyError as exc:
+        stderr.write(exc.render() + "\n")
+        return EXIT_INVALID
+    text = dump(doc.tree, args.to)
+    # Lossless or nothing: the converted text must compile to the very same policy.
+    again = compile_document(load_document(text, format=args.to, file=f"<converted {args.to}>"))
+    if again.fingerprint != policy.fingerprint:
+        stderr.write(f"limitr: converting `{path}` to {args.to} would change the policy; nothing was written\n")
+        return EXIT_INVALID
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _Usage(f"cannot write `{args.output}`: {exc.strerror}") from None
+    else:
+        stdout.write(text)
+    return EXIT_OK
