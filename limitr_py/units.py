@@ -109,7 +109,10 @@ def parse_number_literal(text: str) -> int | Decimal:
     lowered = unsigned[:2].lower()
     if lowered in ("0x", "0o", "0b"):
         base = {"0x": 16, "0o": 8, "0b": 2}[lowered]
-        return sign * int(unsigned[2:], base)
+        try:
+            return sign * int(unsigned[2:], base)
+        except ValueError:
+            raise UnitError(f"`{text}` is not a number") from None
     try:
         value = Decimal(body)
     except InvalidOperation as exc:

@@ -45,6 +45,11 @@ class _Skip(Exception):
     """This part of the tree is malformed (already reported by the schema); leave it out."""
 
 
+def _members(value: Any) -> dict[str, Any]:
+    """A name → object map, or nothing when the schema already rejected its type."""
+    return value if isinstance(value, dict) else {}
+
+
 def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(mapping)
 
@@ -289,14 +294,14 @@ class Builder:
 
     def plan(self, name: str, raw: dict[str, Any], pointer: str) -> Plan:
         entitlements: dict[str, Entitlement] = {}
-        for ent_name, ent_raw in self.obj(raw.get("entitlements")).items():
+        for ent_name, ent_raw in _members(raw.get("entitlements")).items():
             try:
                 entitlements[ent_name] = self.entitlement(
                     ent_name, self.obj(ent_raw), pointer_join(pointer_join(pointer, "entitlements"), ent_name))
             except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):
                 continue
         topups: dict[str, Topup] = {}
-        for top_name, top_raw in self.obj(raw.get("topups")).items():
+        for top_name, top_raw in _members(raw.get("topups")).items():
             try:
                 topups[top_name] = self.topup(top_name, self.obj(top_raw),
                                               pointer_join(pointer_join(pointer, "topups"), top_name))
@@ -373,24 +378,24 @@ class Builder:
 
     def build(self) -> CompiledPolicy:
         raw = self.raw
-        for name, credit_raw in self.obj(raw.get("credits")).items():
+        for name, credit_raw in _members(raw.get("credits")).items():
             try:
                 self.credits[name] = self.credit(name, self.obj(credit_raw), f"/policy/credits/{_tok(name)}")
             except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):
                 continue
         exchange = Exchange("expires_first", _frozen(dict(BUILTIN_PAIRS)))
         try:
-            exchange = self.exchange(self.obj(raw.get("exchange")), "/policy/exchange")
+            exchange = self.exchange(_members(raw.get("exchange")), "/policy/exchange")
         except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):
             pass
         plans: dict[str, Plan] = {}
-        for name, plan_raw in self.obj(raw.get("plans")).items():
+        for name, plan_raw in _members(raw.get("plans")).items():
             try:
                 plans[name] = self.plan(name, self.obj(plan_raw), f"/policy/plans/{_tok(name)}")
             except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):
                 continue
         notifications: dict[str, Notification] = {}
-        for name, note_raw in self.obj(raw.get("notifications")).items():
+        for name, note_raw in _members(raw.get("notifications")).items():
             try:
                 notifications[name] = self.notification(name, self.obj(note_raw), f"/policy/notifications/{_tok(name)}")
             except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):

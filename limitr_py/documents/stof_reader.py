@@ -94,7 +94,10 @@ def _number_value(tok: Token) -> Any:
     m = _NUMBER_SPLIT.match(str(tok))
     assert m is not None  # the NUMBER terminal guarantees the shape
     number, unit = m.group(1), m.group(2)
-    value = parse_number_literal(number)
+    try:
+        value = parse_number_literal(number)
+    except UnitError:
+        return _Problem("L101", f"`{tok}` is not a number", "write digits after `0x`, `0o`, `0b` and `e`")
     if not unit:
         return value
     if unit not in UNITS:
@@ -414,6 +417,8 @@ def _classify(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         if word == "new":
             return at(before[-1].offset, "L104", "constructors are not supported: `new …`",
                       "write the object as `{ … }`")
+    if len(before) >= 3 and before[-3].text == ":" and before[-2].text == "new":
+        return at(before[-2].offset, "L104", "constructors are not supported: `new …`", "write the object as `{ … }`")
     if before and before[-1].text == "new":
         return at(before[-1].offset, "L104", "constructors are not supported: `new …`", "write the object as `{ … }`")
     if len(before) >= 2 and before[-2].text == "as" and before[-3:-2] and before[-3].text in ("}", "]", ")") \

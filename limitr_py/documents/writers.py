@@ -61,7 +61,18 @@ def _represent_decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNo
     return dumper.represent_scalar(tag, text)
 
 
+_YAML_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # PyYAML writes NEL/LS/PS unescaped in plain or single-quoted scalars, where YAML reads them as line
+    # breaks; double quotes escape them.
+    style = '"' if any(ch in value for ch in _YAML_BREAKS) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
 _YamlDumper.add_representer(Decimal, _represent_decimal)
+_YamlDumper.add_representer(str, _represent_str)
 
 
 def _drop_nulls(value: Any) -> Any:

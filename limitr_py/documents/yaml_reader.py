@@ -23,6 +23,7 @@ class _Refused(Exception):
     def __init__(self, code: str, message: str, node: yaml.Node, hint: str | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.node, self.hint = code, message, node, hint
+        self.pointer: str | None = None
 
 
 def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
@@ -45,7 +46,8 @@ def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
         doc.tree = builder.value(root, "", 0)
     except _Refused as exc:
         m = exc.node.start_mark
-        problems.append(syntax_diagnostic(exc.code, exc.message, file, text, m.line + 1, m.column + 1, "", exc.hint))
+        problems.append(syntax_diagnostic(exc.code, exc.message, file, text, m.line + 1, m.column + 1,
+                                          exc.pointer or "", exc.hint))
     return doc, problems
 
 
@@ -56,6 +58,14 @@ class _Builder:
         self.nodes = 0
 
     def value(self, node: yaml.Node, pointer: str, depth: int) -> Any:
+        try:
+            return self._value(node, pointer, depth)
+        except _Refused as exc:
+            if exc.pointer is None:
+                exc.pointer = pointer
+            raise
+
+    def _value(self, node: yaml.Node, pointer: str, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _Refused("L110", "document expands to too many values (an alias bomb?)", node,
@@ -66,7 +76,7 @@ class _Builder:
             return self.mapping(node, pointer, depth)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _TAG + "seq":
-                raise _Refused("L109", f"YAML tag `{node.tag}` is not plain data", node, "remove the tag")
+                raise _Refused("L109", f"tag `{node.tag}` is not plain data", node, "remove the tag")
             out = []
             for i, item in enumerate(node.value):
                 p = pointer_join(pointer, i)
@@ -78,11 +88,11 @@ class _Builder:
 
     def mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[str, Any]:
         if node.tag != _TAG + "map":
-            raise _Refused("L109", f"YAML tag `{node.tag}` is not plain data", node, "remove the tag")
+            raise _Refused("L109", f"tag `{node.tag}` is not plain data", node, "remove the tag")
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _TAG + "merge":
-                raise _Refused("L109", "YAML merge keys (`<<`) are not supported", key_node,
+                raise _Refused("L109", "merge keys (`<<`) are not supported", key_node,
                                "write the merged fields out")
             key = self.scalar(key_node)
             if not isinstance(key, str):
@@ -117,4 +127,4 @@ class _Builder:
                 return Decimal(cleaned)
             except InvalidOperation:
                 raise _Refused("L109", f"`{text}` is not a number", node) from None
-        raise _Refused("L109", f"YAML tag `{tag}` is not plain data", node, "remove the tag")
+        raise _Refused("L109", f"tag `{tag}` is not plain data", node, "remove the tag")

@@ -1,0 +1,119 @@
+"""The CLI, in-process through run(argv, stdout, stderr), and once as a real subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from limitr_py.cli import run
+from limitr_py.compile import load_policy
+from limitr_py.documents import FORMATS
+from tests.conftest import INVALID, SAMPLES
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_validate_valid_samples_exits_0() -> None:
+    code, out, _ = cli("validate", str(SAMPLES), "--exclude", "invalid")
+    assert code == 0
+    assert out.strip().endswith("16 file(s) checked: 16 valid, 0 invalid")
+
+
+def test_validate_invalid_file_shows_the_first_problem_and_exits_1() -> None:
+    code, out, _ = cli("validate", str(INVALID / "L302_pricing_model.yaml"))
+    assert code == 1
+    assert f"{INVALID / 'L302_pricing_model.yaml'}:3:5: error[L302]:" in out
+    assert "(1 more in" in out and "use --all" in out
+    assert "1 file(s) checked: 0 valid, 1 invalid (2 problem(s))" in out
+
+
+def test_validate_all_shows_every_problem() -> None:
+    _, out, _ = cli("validate", "--all", str(INVALID / "L302_pricing_model.yaml"))
+    assert out.count("error[L302]") == 2
+
+
+def test_validate_directory_recurses_and_fails_on_any_invalid_file() -> None:
+    code, out, _ = cli("validate", str(SAMPLES))
+    cases = [p for p in INVALID.iterdir() if p.suffix in (".json", ".yaml", ".toml", ".stof")
+             and not p.name.endswith(".expected")]
+    assert code == 1
+    assert f"{16 + len(cases)} file(s) checked: 16 valid, {len(cases)} invalid" in out
+
+
+def test_validate_json_report() -> None:
+    code, out, _ = cli("validate", "--format", "json", str(INVALID / "L301_unknown_credit.stof"),
+                       str(SAMPLES / "lumen_api_quota" / "policy.toml"))
+    report = json.loads(out)
+    assert code == 1 and report["valid"] is False
+    bad, good = report["files"]
+    assert bad["diagnostics"][0]["code"] == "L301"
+    assert bad["diagnostics"][0]["pointer"] == "/policy/plans/free/entitlements/api/limit/credit"
+    assert good == {"path": str(SAMPLES / "lumen_api_quota" / "policy.toml"), "valid": True, "format": "toml",
+                    "fingerprint": load_policy(SAMPLES / "lumen_api_quota" / "policy.toml").fingerprint,
+                    "diagnostics": []}
+
+
+def test_validate_github_annotations() -> None:
+    code, out, _ = cli("validate", "--format", "github", str(INVALID / "L201_unknown_field.toml"))
+    assert code == 1
+    path = str(INVALID / "L201_unknown_field.toml").replace(":", "%3A").replace(",", "%2C")
+    assert out == (f"::error file={path},line=3,col=1,title=L201::unknown field `pricing_modle` "
+                   f"(hint: did you mean `pricing_model`?)\n")
+
+
+@pytest.mark.parametrize("argv", [["validate", "/no/such/path"], ["validate"], ["frobnicate"],
+                                  ["convert", "x.json"], ["validate", "--format", "xml", "."]])
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    code, _, err = cli(*argv)
+    assert code == 2
+    assert err.startswith("limitr: ")
+
+
+def test_empty_directory_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = cli("validate", str(tmp_path))
+    assert code == 2 and "no policy files" in err
+
+
+@pytest.mark.parametrize("target", FORMATS)
+def test_convert_writes_an_equivalent_policy(target: str, tmp_path: Path) -> None:
+    source = SAMPLES / "owostack_seats_emails" / "policy.yaml"
+    code, out, _ = cli("convert", str(source), "--to", target)
+    assert code == 0
+    assert load_policy(out, format=target).fingerprint == load_policy(source).fingerprint
+    dest = tmp_path / f"out.{target}"
+    assert cli("convert", str(source), "--to", target, "-o", str(dest))[0] == 0
+    assert load_policy(dest).fingerprint == load_policy(source).fingerprint
+
+
+def test_convert_refuses_an_invalid_policy() -> None:
+    code, out, err = cli("convert", str(INVALID / "L303_tiers.stof"), "--to", "json")
+    assert code == 1 and out == ""
+    assert "error[L303]" in err
+
+
+def test_schema_prints_the_json_schema() -> None:
+    code, out, _ = cli("schema")
+    schema = json.loads(out)
+    assert code == 0
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert "limit" in schema["$defs"]
+
+
+def test_real_subprocess() -> None:
+    proc = subprocess.run([sys.executable, "-m", "limitr_py", "validate", "--format", "github",
+                           str(INVALID / "L102_function.stof")], capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("::error file=")
+    assert "title=L102::functions are not supported: `fn overhead`" in proc.stdout
+    ok = subprocess.run([sys.executable, "-m", "limitr_py", "validate", str(SAMPLES / "ai_chat_caps")],
+                        capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
