@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -131,8 +132,9 @@ def _int_in(text: str, low: int, high: int, what: str, schedule: str) -> int:
     return value
 
 
+@lru_cache(maxsize=1024)
 def parse_schedule(text: str) -> Schedule:
-    """Parse a schedule string; raises ScheduleError with a one-line message."""
+    """Parse a schedule string; raises ScheduleError with a one-line message. Schedules are immutable: cached."""
     if not isinstance(text, str) or not text.strip():
         raise ScheduleError("a schedule must be text such as `monthly:1` or `weekly:mon`")
     raw = text.strip()

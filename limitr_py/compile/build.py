@@ -415,23 +415,30 @@ def _tok(name: str) -> str:
     return name.replace("~", "~0").replace("/", "~1")
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def canonical(value: Any) -> Any:
     """A JSON-able form of the compiled graph: equal policies give equal forms, whatever their source format."""
-    if isinstance(value, Schedule | Expression):
+    kind = type(value)
+    if value is None or kind is str or kind is bool:
+        return value
+    if kind is Decimal or kind is int:
+        return "#" + format_decimal(value)
+    if kind is Schedule or kind is Expression:
         return value.text
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: canonical(getattr(value, f.name)) for f in fields(value) if f.name != "fingerprint"}
+    if kind is tuple or kind is list:
+        return [canonical(v) for v in value]
     if isinstance(value, Mapping):
         return [[k, canonical(v)] for k, v in value.items()]  # order matters (e.g. the first default plan)
-    if isinstance(value, tuple | list):
-        return [canonical(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int | Decimal):
-        return "#" + format_decimal(value)
-    if isinstance(value, timedelta):
+    if kind is timedelta:
         return f"td:{value // timedelta(microseconds=1)}"
-    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        if not is_dataclass(value):
+            raise TypeError(f"cannot fingerprint {kind.__name__}")
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(value) if f.name != "fingerprint")
+    return {name: canonical(getattr(value, name)) for name in names}
 
 
 def fingerprint(policy: CompiledPolicy) -> str:

@@ -21,6 +21,7 @@ from limitr_py.documents.source import (
     SourceDocument,
     bracket_depth_exceeds,
     syntax_diagnostic,
+    tree_depth_exceeds,
 )
 from limitr_py.documents.stof_reader import read_stof
 from limitr_py.documents.toml_reader import read_toml
@@ -50,7 +51,11 @@ def load_document(source: str | bytes | Path | Mapping[str, Any], *, format: str
     Format: explicit `format=` > the file's suffix > sniffing. Raises PolicySyntaxError with every problem.
     """
     if isinstance(source, Mapping):
-        return SourceDocument(tree=_from_python(source), format="mapping", file=file or "<mapping>", text="")
+        tree = _from_python(source)
+        if tree_depth_exceeds(tree):
+            raise PolicySyntaxError([Diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels",
+                                                file or "<mapping>")])
+        return SourceDocument(tree=tree, format="mapping", file=file or "<mapping>", text="")
     if isinstance(source, Path):
         file = file or str(source)
         format = format or format_for_path(source)
@@ -65,7 +70,7 @@ def load_document(source: str | bytes | Path | Mapping[str, Any], *, format: str
         raise PolicySyntaxError([Diagnostic("L111", f"unknown format `{format}`", file,
                                             hint=f"use one of {', '.join(FORMATS)}")])
     text = _decode(source, file)
-    _check_size(text, file)
+    _check_size(text, file, format)
     if format is not None:
         doc, problems = READERS[format](text, file)
         if problems:
@@ -86,11 +91,13 @@ def _decode(source: str | bytes, file: str) -> str:
                                                    file, prefix, line, col, "", "save the file as UTF-8")]) from None
 
 
-def _check_size(text: str, file: str) -> None:
+def _check_size(text: str, file: str, format: str | None) -> None:
     if len(text) > MAX_BYTES:
         raise PolicySyntaxError([Diagnostic("L110", f"document is larger than {MAX_BYTES // (1024 * 1024)} MiB",
                                             file, hint="split the policy or remove unused plans")])
-    offset = bracket_depth_exceeds(text)
+    # JSON and Stof nest with brackets: refuse deep nesting before their parsers recurse. YAML and TOML check
+    # the depth of what they build (their nesting is also indentation or dotted keys).
+    offset = bracket_depth_exceeds(text) if format in (None, "json", "stof") else None
     if offset is not None:
         line, col = LineIndex(text).position(offset)
         raise PolicySyntaxError([syntax_diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels",

@@ -24,27 +24,47 @@ def _number(text: str) -> int | Decimal:
 
 
 def read_json(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
-    doc = SourceDocument(tree=None, format="json", file=file, text=text)
+    doc = SourceDocument(tree=None, format="json", file=file, text=text, indexer=_index)
+    duplicates = False
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicates
+        obj = dict(pairs)
+        duplicates = duplicates or len(obj) != len(pairs)
+        return obj
+
     try:
-        doc.tree = json.loads(text, parse_float=_number, parse_constant=_reject_constant)
+        doc.tree = json.loads(text, parse_float=_number, parse_constant=_reject_constant, object_pairs_hook=pairs_hook)
     except json.JSONDecodeError as exc:
         message = exc.msg[0].lower() + exc.msg[1:]
         return doc, [syntax_diagnostic("L101", f"invalid JSON: {message}", file, text, exc.lineno, exc.colno)]
     except ValueError as exc:
         return doc, [syntax_diagnostic("L101", f"invalid JSON: {exc}", file, text, 1, 1)]
-    problems: list[Diagnostic] = []
-    _Indexer(doc, problems).run()
-    return doc, problems
+    except RecursionError:
+        return doc, [syntax_diagnostic("L110", "document is nested too deeply", file, text, 1, 1)]
+    if not duplicates:
+        return doc, []
+    indexer = _Indexer(doc)
+    indexer.run()
+    doc._locations = indexer.locations
+    return doc, indexer.problems
+
+
+def _index(doc: SourceDocument) -> dict[str, Loc]:
+    indexer = _Indexer(doc)
+    indexer.run()
+    return indexer.locations
 
 
 class _Indexer:
     """Walks the (already valid) JSON text once, recording where each pointer's key and value start."""
 
-    def __init__(self, doc: SourceDocument, problems: list[Diagnostic]) -> None:
+    def __init__(self, doc: SourceDocument) -> None:
         self.doc = doc
         self.text = doc.text
         self.lines = LineIndex(doc.text)
-        self.problems = problems
+        self.problems: list[Diagnostic] = []
+        self.locations: dict[str, Loc] = {}
         self.i = 0
 
     def run(self) -> None:
@@ -78,7 +98,7 @@ class _Indexer:
                         "L108", f"duplicate key `{key}`", self.doc.file, self.text, line, col, p,
                         "JSON keeps only the last value; remove the other one"))
                 seen.add(key)
-                self.doc.locations[p] = Loc(line, col, vline, vcol)
+                self.locations[p] = Loc(line, col, vline, vcol)
                 self.value(p)
                 self.skip()
                 if self.text[self.i] == ",":
@@ -92,7 +112,7 @@ class _Indexer:
             while self.text[self.i] != "]":
                 p = pointer_join(pointer, index)
                 line, col = self.lines.position(self.i)
-                self.doc.locations[p] = Loc(line, col, line, col)
+                self.locations[p] = Loc(line, col, line, col)
                 self.value(p)
                 self.skip()
                 if self.text[self.i] == ",":

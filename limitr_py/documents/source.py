@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import bisect
+import itertools
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,14 +33,25 @@ class Loc:
 
 @dataclass(slots=True)
 class SourceDocument:
-    """A parsed document: the JSON-shaped tree (dict, list, str, int, Decimal, bool, None) and its locations."""
+    """A parsed document: the JSON-shaped tree (dict, list, str, int, Decimal, bool, None) and its locations.
+
+    Readers whose parser gives no positions (JSON, TOML) pass an `indexer` instead of filling `locations`: it
+    runs the first time a position is asked for, so a valid document never pays for its index.
+    """
 
     tree: Any
     format: str
     file: str
     text: str
-    locations: dict[str, Loc] = field(default_factory=dict)
+    _locations: dict[str, Loc] | None = None
+    indexer: Callable[[SourceDocument], dict[str, Loc]] | None = None
     _lines: list[str] | None = None
+
+    @property
+    def locations(self) -> dict[str, Loc]:
+        if self._locations is None:
+            self._locations = self.indexer(self) if self.indexer is not None else {}
+        return self._locations
 
     def lines(self) -> list[str]:
         if self._lines is None:
@@ -71,10 +85,7 @@ class LineIndex:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.starts = [0]
-        for i, ch in enumerate(text):
-            if ch == "\n":
-                self.starts.append(i + 1)
+        self.starts = [0, *(m.end() for m in re.finditer("\n", text))]
 
     def position(self, offset: int) -> tuple[int, int]:
         line = bisect.bisect_right(self.starts, offset)
@@ -95,29 +106,34 @@ def syntax_diagnostic(code: str, message: str, file: str, text: str, line: int, 
     return Diagnostic(code, message, file, max(1, line), max(1, col), pointer, hint, src)
 
 
-def bracket_depth_exceeds(text: str, limit: int = MAX_DEPTH) -> int | None:
-    """Offset where `{`/`[` nesting first passes `limit`, ignoring quoted text; None when it never does.
+_QUOTED_OR_COMMENT = re.compile(r"""r\#"[\s\S]*?"\#|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`"""
+                                r"|//[^\n]*|/\*[\s\S]*?\*/")
+_BRACKETS = re.compile(r"[\[\]{}]")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
-    Run before the parsers so a hostile document is refused cheaply instead of recursing in them.
+
+def bracket_depth_exceeds(text: str, limit: int = MAX_DEPTH) -> int | None:
+    """Offset of the bracket where `{`/`[` nesting first passes `limit` (outside strings and comments), or None.
+
+    Run before the JSON and Stof parsers so a hostile document is refused cheaply instead of recursing in them.
+    The work happens in the regex engine: strings and comments are blanked, then brackets are summed.
     """
-    depth = 0
-    quote: str | None = None
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if quote is not None:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = None
-        elif ch in "\"'`":
-            quote = ch
-        elif ch in "{[":
-            depth += 1
-            if depth > limit:
-                return i
-        elif ch in "}]":
-            depth -= 1
-        i += 1
+    blanked = _QUOTED_OR_COMMENT.sub(lambda m: " " * len(m.group()), text)
+    brackets = list(_BRACKETS.finditer(blanked))
+    for depth, m in zip(itertools.accumulate(_STEP[m.group()] for m in brackets), brackets, strict=True):
+        if depth > limit:
+            return m.start()
     return None
+
+
+def tree_depth_exceeds(tree: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed tree nests containers deeper than `limit` (iterative: safe on any depth)."""
+    stack = [(tree, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False

@@ -116,28 +116,28 @@ class _Build(Transformer[Token, Any]):
     def members(self, children: list[Any]) -> list[_Field]:
         return children
 
-    def member(self, children: list[Any]) -> _Field:
-        return children[0]
-
     def field(self, children: list[Any]) -> _Field:
+        *prefix, key_tok, value = children  # prefix: attributes, `const`, a type annotation
         problems: list[tuple[_Problem, int, int]] = []
+        if key_tok.type == "IDENT":
+            key = str(key_tok)
+        else:
+            unescaped = _string_value(key_tok)
+            if isinstance(unescaped, _Problem):
+                problems.append((unescaped, key_tok.line, key_tok.column))
+                key = str(key_tok)[1:-1]
+            else:
+                key = unescaped
+        if not prefix:
+            return _Field(key, key_tok.line, key_tok.column, value)
         type_text, type_pos = None, (0, 0)
-        key = line = col = None
-        value: _Node | None = None
-        for child in children:
+        for child in prefix:
             if isinstance(child, tuple) and child[0] == "attr":
                 if child[1] is not None:
                     problems.append(child[1])
             elif isinstance(child, tuple) and child[0] == "type":
                 type_text, type_pos = child[1], child[2]
-            elif isinstance(child, tuple) and child[0] == "key":
-                key, line, col = child[1], child[2], child[3]
-                if child[4] is not None:
-                    problems.append((child[4], line, col))
-            elif isinstance(child, _Node):
-                value = child
-        assert key is not None and value is not None and line is not None and col is not None
-        return _Field(key, line, col, value, type_text, type_pos[0], type_pos[1], problems)
+        return _Field(key, key_tok.line, key_tok.column, value, type_text, type_pos[0], type_pos[1], problems)
 
     def attribute(self, children: list[Any]) -> tuple[str, tuple[_Problem, int, int] | None]:
         if len(children) == 2 and isinstance(children[1], _Node) and children[1].kind != "val":
@@ -148,15 +148,6 @@ class _Build(Transformer[Token, Any]):
             return ("attr", (_Problem("L104", "attribute arguments must be literals",
                                       "attributes are ignored by limitr; remove it"), arg.line, arg.col))
         return ("attr", None)
-
-    def key(self, children: list[Token]) -> tuple[Any, ...]:
-        tok = children[0]
-        if tok.type == "IDENT":
-            return ("key", str(tok), tok.line, tok.column, None)
-        value = _string_value(tok)
-        if isinstance(value, _Problem):
-            return ("key", str(tok)[1:-1], tok.line, tok.column, value)
-        return ("key", value, tok.line, tok.column, None)
 
     def object(self, children: list[Any]) -> _Node:
         open_, fields, close = children

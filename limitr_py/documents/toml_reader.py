@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from limitr_py.diagnostics import Diagnostic, pointer_join
-from limitr_py.documents.source import Loc, SourceDocument, syntax_diagnostic
+from limitr_py.documents.source import MAX_DEPTH, Loc, SourceDocument, syntax_diagnostic, tree_depth_exceeds
 
 _AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 _BARE = r"[A-Za-z0-9_\-]+"
@@ -50,7 +50,7 @@ def _plain(value: Any) -> Any:
 
 
 def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
-    doc = SourceDocument(tree=None, format="toml", file=file, text=text)
+    doc = SourceDocument(tree=None, format="toml", file=file, text=text, indexer=_index)
     try:
         doc.tree = _plain(tomllib.loads(text, parse_float=Decimal))
     except tomllib.TOMLDecodeError as exc:
@@ -60,11 +60,14 @@ def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
         message = _AT.sub("", message).strip()
         return doc, [syntax_diagnostic("L101", f"invalid TOML: {message[0].lower() + message[1:]}",
                                        file, text, line, col)]
-    _index(doc)
+    except RecursionError:
+        return doc, [syntax_diagnostic("L110", "document is nested too deeply", file, text, 1, 1)]
+    if tree_depth_exceeds(doc.tree):
+        return doc, [syntax_diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels", file, text, 1, 1)]
     return doc, []
 
 
-def _index(doc: SourceDocument) -> None:
+def _index(doc: SourceDocument) -> dict[str, Loc]:
     scan = _Scanner(doc)
     array_counts: dict[tuple[str | int, ...], int] = {}
     for number, line in enumerate(doc.text.splitlines(), start=1):
@@ -77,10 +80,11 @@ def _index(doc: SourceDocument) -> None:
                 parts.append(index)
             pointer = "".join(pointer_join("", p) for p in parts)
             col = header.start(2) + 1
-            doc.locations.setdefault(pointer, Loc(number, col, number, col))
+            scan.locations.setdefault(pointer, Loc(number, col, number, col))
             scan.reset(parts)
             continue
         scan.line(line, number)
+    return scan.locations
 
 
 _KEY_EQ = re.compile(rf"\s*({_KEY})\s*=\s*")
@@ -91,6 +95,7 @@ class _Scanner:
 
     def __init__(self, doc: SourceDocument) -> None:
         self.doc = doc
+        self.locations: dict[str, Loc] = {}
         self.reset([])
 
     def reset(self, table: list[str | int]) -> None:
@@ -109,7 +114,7 @@ class _Scanner:
                 if m:
                     parts = self.stack[-1] + _parts(m.group(1))
                     pointer = "".join(pointer_join("", p) for p in parts)
-                    self.doc.locations.setdefault(pointer, Loc(number, m.start(1) + 1, number, m.end() + 1))
+                    self.locations.setdefault(pointer, Loc(number, m.start(1) + 1, number, m.end() + 1))
                     i = m.end()
                     self.expect_key = False
                     if i < n and line[i] in "{[":

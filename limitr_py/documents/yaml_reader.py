@@ -37,6 +37,8 @@ def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
         return doc, [syntax_diagnostic("L101", f"invalid YAML: {problem}", file, text, line, col)]
     except yaml.YAMLError as exc:
         return doc, [syntax_diagnostic("L101", f"invalid YAML: {str(exc).splitlines()[0]}", file, text, 1, 1)]
+    except RecursionError:
+        return doc, [syntax_diagnostic("L110", "document is nested too deeply", file, text, 1, 1)]
     problems: list[Diagnostic] = []
     if root is None:
         doc.tree = {}
