@@ -1,0 +1,86 @@
+"""Who, which plan, which entitlement, which limit (reference/limitr.md §3.1). Pure lookups over a snapshot."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+
+from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
+from limitr_py.engine.state import CustomerState
+
+Customers = Mapping[str, CustomerState]
+
+
+def plan_for(policy: CompiledPolicy, customers: Customers, customer: CustomerState) -> Plan | None:
+    """The customer's plan; else the first ref (depth-first, in refs order) that has one; else the default."""
+    seen: set[str] = set()
+
+    def walk(c: CustomerState) -> Plan | None:
+        if c.id in seen:
+            return None
+        seen.add(c.id)
+        plan = policy.plans.get(c.plan)
+        if plan is not None:
+            return plan
+        for ref in c.refs:
+            found = customers.get(ref)
+            if found is not None and (plan := walk(found)) is not None:
+                return plan
+        return None
+
+    return walk(customer) or policy.default_plan
+
+
+def scope_owner(customers: Customers, caller: CustomerState, scope: str | None) -> CustomerState | None:
+    """The customer whose meter a scoped entitlement uses: the caller if its type matches, else the nearest
+    customer of that type through refs (breadth-first, each once, cycles skipped); None when there is none."""
+    if scope is None or scope == caller.type:
+        return caller
+    seen = {caller.id}
+    queue = deque(caller.refs)
+    while queue:
+        ref = queue.popleft()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        found = customers.get(ref)
+        if found is None:
+            continue
+        if found.type == scope:
+            return found
+        queue.extend(found.refs)
+    return None
+
+
+def reachable(customers: Customers, caller: CustomerState) -> list[CustomerState]:
+    """Every customer reachable through the caller's refs, breadth-first, the caller excluded."""
+    seen, out = {caller.id}, []
+    queue = deque(caller.refs)
+    while queue:
+        ref = queue.popleft()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        found = customers.get(ref)
+        if found is not None:
+            out.append(found)
+            queue.extend(found.refs)
+    return out
+
+
+def limit_for(owner: CustomerState, entitlement: Entitlement, now: datetime) -> tuple[Limit | None, bool]:
+    """(the limit in force, whether an expired override must be removed). Overrides expire strictly after."""
+    override = owner.overrides.get(entitlement.name)
+    if override is None:
+        return entitlement.limit, False
+    if override.expires is not None and override.expires < now:
+        return entitlement.limit, True
+    return override.limit, False
+
+
+def resolve_customer(customers: Customers, aliases: Mapping[str, str], ident: str) -> CustomerState | None:
+    found = customers.get(ident)
+    if found is None and ident in aliases:
+        found = customers.get(aliases[ident])
+    return found

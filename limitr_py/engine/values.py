@@ -1,0 +1,64 @@
+"""The plain, immutable value objects the API returns (SPEC §4.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened, published after it was committed. `payload` uses Limitr's field names."""
+
+    name: str
+    payload: dict[str, Any]
+    at: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BillingConfig:
+    """A customer's billing controls: Owostack's overage limit and feature configs, Autumn's control lists."""
+
+    overage_limit: dict[str, Any] | None = None
+    feature_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    controls: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str
+    plan: str
+    type: str
+    label: str
+    refs: tuple[str, ...]
+    alt_ids: tuple[str, ...]
+    metadata: dict[str, Any]
+    billing: BillingConfig = field(default_factory=BillingConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """One gate of a decision: its name, whether it let the call through, and the numbers it looked at."""
+
+    name: str
+    passed: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Why a call was (or would be) allowed or denied: what `explain()` returns.
+
+    `gate` is the gate that decided (the first that failed, or the last evaluated when allowed); `limit_type`
+    names the kind of limit that bound (`included`, `governor`, `cap`, …; None for feature flags and unknowns);
+    `headroom` is how many more units the deciding limit would accept right now (None when unbounded).
+    """
+
+    allowed: bool
+    gate: str
+    limit_type: str | None
+    headroom: Decimal | None
+    gates: tuple[Gate, ...]
