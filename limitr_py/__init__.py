@@ -4,10 +4,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from limitr_py.clock import Clock, ManualClock, SystemClock
 from limitr_py.compile import check_document, load_policy
 from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
 from limitr_py.engine.limitr import Limitr
+from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Gate
 from limitr_py.errors import (
     ConcurrentUpdateError,
     IdempotencyConflictError,
@@ -21,7 +23,15 @@ from limitr_py.errors import (
 )
 
 __all__ = [
+    "BillingConfig",
+    "Clock",
     "CompiledPolicy",
+    "Customer",
+    "Decision",
+    "Event",
+    "Gate",
+    "ManualClock",
+    "SystemClock",
     "ConcurrentUpdateError",
     "Diagnostic",
     "IdempotencyConflictError",

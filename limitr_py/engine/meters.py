@@ -79,14 +79,18 @@ def rate(history: tuple[tuple[datetime, Decimal], ...]) -> Decimal:
 
 
 def acceleration(history: tuple[tuple[datetime, Decimal], ...]) -> Decimal:
-    """Units per ms² from three entries a, b, c: b.delta/(b−a) − ... as Limitr: (b.delta/dt2) − (a.delta/dt1)."""
+    """How the rate changed over the last three entries a, b, c: `rate(b→c) − rate(a→b)` (units per ms).
+
+    Limitr's code computes `b.delta/dt2 − a.delta/dt1`, pairing each delta with the wrong interval; we take the
+    difference of the two rates `rate()` itself reports, so a steady rate has zero acceleration.
+    """
     if len(history) < HISTORY_SIZE:
         return ZERO
-    (ta, da), (tb, db), (tc, _) = history[-3:]
+    (ta, _), (tb, db), (tc, dc) = history[-3:]
     dt1, dt2 = ms_between(ta, tb), ms_between(tb, tc)
     if dt1 <= 0 or dt2 <= 0:
         return ZERO
-    return db / dt2 - da / dt1
+    return dc / dt2 - db / dt1
 
 
 def push_history(meter: MeterState, delta: Decimal, alpha: Decimal, now: datetime) -> None:
