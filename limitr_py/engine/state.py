@@ -7,7 +7,7 @@ an attempt that loses its version check leaves nothing behind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -42,7 +42,9 @@ class MeterState:
     holds: dict[str, Hold] = field(default_factory=dict)
 
     def copy(self) -> MeterState:
-        return replace(self, holds=dict(self.holds))
+        # explicit rather than dataclasses.replace: this runs on every metered call
+        return MeterState(self.credit, self.started, self.value, self.overhead, self.history, self.ewma_rate,
+                          self.governor_tokens, self.governor_last_refill, dict(self.holds))
 
 
 @dataclass(slots=True)
@@ -68,4 +70,5 @@ class CustomerState:
 
     def copy(self) -> CustomerState:
         """A copy whose containers can change without touching this one (meters are copied when changed)."""
-        return replace(self, metadata=dict(self.metadata), meters=dict(self.meters), overrides=dict(self.overrides))
+        return CustomerState(self.id, self.plan, self.type, self.label, self.refs, self.alt_ids, dict(self.metadata),
+                             self.created, dict(self.meters), dict(self.overrides))
