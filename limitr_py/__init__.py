@@ -9,6 +9,8 @@ from limitr_py.compile import check_document, load_policy
 from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
 from limitr_py.engine.limitr import Limitr
+from limitr_py.engine.estimates import Estimate
+from limitr_py.engine.state import Cap, Grant
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Gate
 from limitr_py.errors import (
     ConcurrentUpdateError,
@@ -24,12 +26,15 @@ from limitr_py.errors import (
 
 __all__ = [
     "BillingConfig",
+    "Cap",
     "Clock",
     "CompiledPolicy",
     "Customer",
     "Decision",
+    "Estimate",
     "Event",
     "Gate",
+    "Grant",
     "ManualClock",
     "SystemClock",
     "ConcurrentUpdateError",

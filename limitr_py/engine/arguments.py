@@ -97,3 +97,17 @@ def names(value: Any, what: str) -> tuple[str, ...]:
     if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
         raise InvalidArgumentError(f"{what} must be a list of non-empty strings, got `{value!r}`")
     return tuple(value)
+
+
+def call_caps(cap: Any) -> tuple[Any, ...]:
+    """The `cap=` argument: None, a Cap, or a mapping credit → ceiling (each ceiling a plain number)."""
+    from limitr_py.engine.caps import call_caps as build
+    from limitr_py.engine.state import Cap
+
+    if cap is None:
+        return ()
+    if isinstance(cap, Cap):
+        return build(cap)
+    if not isinstance(cap, Mapping) or not cap:
+        raise InvalidArgumentError("cap must be a Cap or a non-empty mapping of credit to ceiling")
+    return build({ident(k, "cap credit"): amount(v, f"cap ceiling for `{k}`") for k, v in cap.items()})

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from limitr_py.compile.graph import CompiledPolicy, Plan
+from limitr_py.engine import grants
 from limitr_py.engine.resolve import plan_for
 from limitr_py.engine.state import CustomerState, MeterState
 from limitr_py.engine.values import Customer
@@ -68,6 +69,7 @@ def create(policy: CompiledPolicy, customers: Mapping[str, CustomerState], *, id
         return None, Change()
     if existing is None:
         start_meters(resolved, state, now)
+        state.grants, _ = grants.reconcile_topups(resolved, state.type, state.grants, now)
     for alt in alt_ids:
         if alt not in state.alt_ids and alt != id:
             state.alt_ids = (*state.alt_ids, alt)

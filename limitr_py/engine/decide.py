@@ -8,16 +8,18 @@ what comes back. Records in the snapshot are never changed; changed customers ar
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from limitr_py.compile.graph import CompiledPolicy, Credit, Limit, Plan
-from limitr_py.engine import meters
+from limitr_py.compile.graph import CompiledPolicy, Credit, Limit, Plan, Pricing
+from limitr_py.engine import caps, grants, meters
+from limitr_py.engine.customers import customer_payload
 from limitr_py.engine.exchange import to_runes
 from limitr_py.engine.resolve import limit_for, plan_for, resolve_customer, scope_owner
-from limitr_py.engine.state import ZERO, CustomerState, MeterState
+from limitr_py.engine.records import encode
+from limitr_py.engine.state import ZERO, Cap, CustomerState, Grant, MeterState
 from limitr_py.engine.values import Decision, Gate
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.units import Quantity, UnitError, convert
@@ -36,6 +38,7 @@ class Request:
     event_data: Mapping[str, Any] | None = None
     overhead: Decimal | None = None
     force: bool = False
+    caps: tuple[Cap, ...] = ()  # call-scoped caps
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,14 @@ class _Call:
     meter: MeterState | None
     value: Decimal
     overhead: Decimal
+    group: Mapping[str, CustomerState]
     meter_owned: bool = False
+
+    @property
+    def pricing(self) -> Pricing | None:
+        """The limit's own overage pricing when it has one (it replaces the credit's curve)."""
+        p = self.limit.pricing
+        return p if p is not None and p.priced else None
 
 
 def quantity_in(credit: Credit, quantity: Quantity) -> Decimal:
@@ -108,14 +118,17 @@ def credit_overhead(credit: Credit, units: Decimal, context: Mapping[str, Any] |
     return total
 
 
+def list_price(policy: CompiledPolicy, credit: Credit, pricing: Pricing | None, units: Decimal,
+               position: Decimal) -> Decimal | None:
+    """List price in runes of `units` billable units from `position` on `pricing` (a limit's own) or the
+    credit's curve; None for an unpriced credit."""
+    if pricing is None and not credit.pricing.priced and credit.name not in policy.exchange.pairs:
+        return None
+    return to_runes(policy, units, credit.name, position, pricing)
+
+
 def price_units(policy: CompiledPolicy, call: _Call, units: Decimal, position: Decimal) -> Decimal | None:
-    """List price in runes of `units` billable units from `position`, or None for an unpriced credit."""
-    pricing = call.limit.pricing
-    if pricing is None or not pricing.priced:
-        pricing = None
-        if not call.credit.pricing.priced and call.credit.name not in policy.exchange.pairs:
-            return None
-    return to_runes(policy, units, call.credit.name, position, pricing)
+    return list_price(policy, call.credit, call.pricing, units, position)
 
 
 class Decider:
@@ -159,11 +172,14 @@ class Decider:
             overhead = ZERO
         else:
             overhead = credit_overhead(credit, value, req.event_data, self.overhead_fns)
-        return _Call(caller, owner, plan, ent.name, limit, credit, owner.meters.get(ent.name), value, overhead)
+        return _Call(caller, owner, plan, ent.name, limit, credit, owner.meters.get(ent.name), value, overhead,
+                     snap.customers)
 
-    def locate(self, snap: Snapshot, customer: str, entitlement: str, now: datetime) -> _Call | None:
-        """The resolved meter of a read: None for unknown customers or entitlements and for feature flags."""
-        call = self._resolve(snap, Request(customer, entitlement), now, [], {}, False)
+    def locate(self, snap: Snapshot, customer: str, entitlement: str, now: datetime,
+               req: Request | None = None) -> _Call | None:
+        """The resolved meter of a read (or of `req`, with its value and overhead worked out): None for unknown
+        customers or entitlements and for feature flags."""
+        call = self._resolve(snap, req or Request(customer, entitlement), now, [], {}, False)
         return None if isinstance(call, str) else call
 
     # -- allow / check --------------------------------------------------------------------------------------
@@ -176,6 +192,48 @@ class Decider:
         """Limitr's `check()`: the same decision with nothing changed (a pending reset is seen as done)."""
         return self._decide(snap, req, now, write=False)
 
+    def owner_grants(self, call: _Call, now: datetime, changed: dict[str, CustomerState] | None) -> dict[str, Grant]:
+        """The meter owner's grants as of `now`; with `changed`, expiry and resets are written to its copy."""
+        if not call.owner.grants:
+            return {}
+        current, moved = grants.make_current(call.owner.grants, now)
+        if moved and changed is not None:
+            call.owner = _editable(changed, call.owner)
+            call.owner.grants = dict(current)
+        return current
+
+    def grant_balance(self, call: _Call, now: datetime, position: Decimal) -> Decimal:
+        """Grants worth in the call's credit at billable `position` (0 when the limit takes no grants)."""
+        if not call.limit.grants_apply or not call.owner.grants:
+            return ZERO
+        return grants.balance(self.policy, self.owner_grants(call, now, None), call.credit.name, position)
+
+    def applicable_caps(self, snap: Snapshot, call: _Call, req: Request, now: datetime,
+                        changed: dict[str, CustomerState] | None) -> list[caps.Applicable]:
+        """The caps a call must respect: the caller's own, shared ones up its refs chain, call-scoped ones.
+        With `changed`, caps that expired or whose period ended are written to their holder's copy."""
+        found: list[caps.Applicable] = []
+        pricing = call.pricing
+        for holder, own in caps.holders(snap.customers, call.caller):
+            if not holder.caps:
+                continue
+            current, moved = caps.make_current(holder.caps, now)
+            if moved and changed is not None:
+                copy = _editable(changed, holder)
+                copy.caps = dict(current)
+                if holder.id == call.owner.id:
+                    call.owner = copy
+                if holder.id == call.caller.id:
+                    call.caller = copy
+            for cap in current.values():
+                if caps.visible(cap, own, call.caller.type) and caps.applies(
+                        self.policy, cap, call.entitlement, call.credit.name, pricing):
+                    found.append(caps.Applicable(holder.id, cap))
+        for cap in req.caps:
+            if caps.applies(self.policy, cap, call.entitlement, call.credit.name, pricing):
+                found.append(caps.Applicable(None, cap))
+        return found
+
     def _decide(self, snap: Snapshot, req: Request, now: datetime, write: bool) -> Outcome:
         gates: list[Gate] = []
         changed: dict[str, CustomerState] = {}
@@ -183,12 +241,13 @@ class Decider:
         if isinstance(call, str):
             allowed = call == "feature"
             return Outcome(allowed, Decision(allowed, call, None, None, tuple(gates)), changed)
-        limit, value, meter = call.limit, call.value, call.meter
+        policy, limit, value, meter = self.policy, call.limit, call.value, call.meter
         events: list[RawEvent] = []
         send = req.send_events and write
         prior = meter.value if meter is not None else ZERO
         new = prior + value
         limit_value = limit.value
+        mark = changed if write else None
 
         # B. period reset: a call (even a denied one) starts the new period
         reset_to = meters.reset_pending(limit, meter, now)
@@ -204,19 +263,58 @@ class Decider:
         if limit.minimum is not None and new < limit.minimum:
             new = limit.minimum
 
-        # D. derived quantities
+        # D. derived quantities; holds count for the gates only (they never turn this call into overage)
         meter_value = ZERO if reset else prior
         overhead_base = ZERO if reset or meter is None else meter.overhead
         overhead_total = overhead_base + call.overhead
+        held_value = held_overhead = ZERO
+        if value > 0 and meter is not None and meter.holds:
+            live = {k: h for k, h in meter.holds.items() if h.expires >= now}
+            if write and len(live) != len(meter.holds):
+                meter = self._meter(changed, call, now)
+                meter.holds = live
+            for h in live.values():
+                if h.value > 0:
+                    held_value += h.value
+                    held_overhead += h.overhead
+        gate_value, gate_new = value + held_value, new + held_value
+        gate_overage = gate_new - max(meter_value, limit_value) if gate_new > meter_value else gate_new - limit_value
+        rate = call.overhead / value if value != 0 else call.credit.overhead_cost
+        gate_rate = (call.overhead + held_overhead) / gate_value if held_value and gate_value else rate
         overage = new - max(meter_value, limit_value) if new > meter_value else new - limit_value
-        billable = max(ZERO, meter_value - limit_value)
+        position = meter_value - limit_value
+        billable = max(ZERO, position)
         billable_diff = max(ZERO, new - limit_value) - billable
-        price_diff = price_units(self.policy, call, billable_diff, billable) if send else None
+        gate_billable_diff = max(ZERO, gate_new - limit_value) - billable
+        price_diff = price_units(policy, call, billable_diff, billable) if send else None
+
+        owner_grants = self.owner_grants(call, now, mark) if limit.grants_apply else {}
+        balance = (grants.balance(policy, owner_grants, call.credit.name, billable)
+                   if limit.grants_apply and owner_grants else ZERO)
+        found = self.applicable_caps(snap, call, req, now, mark)
+
+        # E, F. caps: first those grants cannot relieve, then `ignore_grants` ones net of what grants will cover
+        if found and not req.force and value > 0:
+            spend = caps.Spend(gate_value, gate_rate, call.overhead + held_overhead, position, billable,
+                               gate_billable_diff, ZERO)
+            gate_covered = min(balance, max(ZERO, gate_billable_diff))
+            for name, relieved in (("cap", False), ("cap-after-grants", True)):
+                for a in found:
+                    if a.cap.observe_only or a.cap.ignore_grants != relieved:
+                        continue
+                    s = replace(spend, covered=gate_covered) if relieved else spend
+                    amount = caps.consumption(policy, a.cap, call.credit.name, call.pricing, s)
+                    if not caps.has_room(a.cap, amount):
+                        gates.append(Gate(name, False, {"cap": a.cap.id, "holder": a.holder, "ceiling": a.cap.value,
+                                                        "meter_value": a.cap.meter_value, "amount": amount}))
+                        return self._cap_denied(call, req, a, amount, gates, changed, events, send, {
+                            "value": meter_value, "limit": limit_value, "diff": value, "overhead": overhead_base,
+                            "overhead_diff": call.overhead, "price_diff": price_diff})
+                gates.append(Gate(name, True, {"caps": len(found)}))
 
         # G. governor: a token bucket below a hard limit
         if not req.force and meters.governed(limit):
-            current = None if reset else meter
-            tokens = meters.governor_available(limit, current, now)
+            tokens = meters.governor_available(limit, None if reset else meter, now)
             ok = value <= 0 or value <= tokens
             gates.append(Gate("governor", ok, {"tokens": tokens, "capacity": limit.governor_capacity,
                                                "requested": value}))
@@ -235,45 +333,115 @@ class Decider:
                 decision = Decision(False, "governor", "governor", tokens, tuple(gates))
                 return Outcome(False, decision, changed, events)
 
-        # H. the limit
+        # H. the limit; grants may carry a hard limit, but only when they cover all of it
         own_valid = _limit_check(limit, new, meter_value)
-        headroom = None if limit.mode == "observe" else limit_value - meter_value
-        gates.append(Gate("limit", own_valid, {"mode": limit.mode, "limit": limit_value, "current": meter_value,
-                                               "requested": value, "new": new, "overage": max(ZERO, overage)}))
-        allowed = own_valid or limit.mode == "soft" or req.force
+        gate_valid = _limit_check(limit, gate_new, meter_value + held_value) if held_value else own_valid
+        hard = limit.mode == "hard" and not req.force
+        grants_cover = limit.grants_apply and gate_overage > 0 and balance >= gate_overage
+        if hard:
+            allowed = (own_valid and gate_valid) or (grants_cover and (not own_valid or not gate_valid))
+        else:
+            allowed = True
+        headroom = None if limit.mode == "observe" else limit_value + balance - meter_value - held_value
+        gates.append(Gate("limit", allowed, {"mode": limit.mode, "limit": limit_value, "current": meter_value,
+                                             "held": held_value, "requested": value, "new": new,
+                                             "overage": max(ZERO, overage), "grants": balance}))
         if not write:
             decision = Decision(allowed, "limit", "included", headroom, tuple(gates))
             return Outcome(allowed, decision, changed, events)
 
+        # the grants this call draws (the part of its own value past the limit)
+        covered, uncovered, drawn = ZERO, max(ZERO, overage), None
+        if allowed and not own_valid and limit.grants_apply and owner_grants and overage > 0:
+            plan_grants, _ = grants.reconcile_topups(call.plan, call.owner.type, owner_grants, now)
+            drawn, covered, uncovered = grants.draw(policy, plan_grants, call.credit.name, overage, billable)
+            if hard and uncovered > 0:  # conversions fell short of the balance: all-or-nothing
+                allowed = False
+
+        # K (checked first). caps move with the meter or not at all
+        moves: list[tuple[caps.Applicable, Decimal]] = []
+        if allowed and found:
+            spend = caps.Spend(value, rate, call.overhead, position, billable, billable_diff, covered)
+            for a in found:
+                amount = caps.consumption(policy, a.cap, call.credit.name, call.pricing, spend)
+                if amount == 0 or (amount < 0 and not a.cap.follow_decrements):
+                    continue
+                if not req.force and amount > 0 and not caps.has_room(a.cap, amount):
+                    gates.append(Gate("cap", False, {"cap": a.cap.id, "holder": a.holder, "ceiling": a.cap.value,
+                                                     "meter_value": a.cap.meter_value, "amount": amount}))
+                    return self._cap_denied(call, req, a, amount, gates, changed, events, send, {
+                        "value": meter_value, "limit": limit_value, "diff": value, "overhead": overhead_base,
+                        "overhead_diff": call.overhead, "price_diff": price_diff})
+                moves.append((a, amount))
+
         who = self._who(call) if send else {}
-        if allowed:  # I. commit path A
+        if allowed:  # I. commit
             meter = self._meter(changed, call, now)
             meter.value = new
             meter.overhead = overhead_total
             meters.push_history(meter, value, limit.ewma_alpha, now)
+            if drawn is not None:
+                call.owner = _editable(changed, call.owner)
+                call.owner.grants = drawn
             if send and (new != prior or call.overhead != 0):
                 payload: dict[str, Any] = {
                     "meter": {"old": prior, "value": new, "limit": limit_value, "diff": value,
                               "overhead": overhead_total, "overhead_diff": call.overhead, "price_diff": price_diff},
                     **who, "remaining": limit_value - new, "event_data": req.event_data}
+                if covered > 0:
+                    payload["grant_value_applied"] = covered
+                overage_event = not own_valid and uncovered > 0
                 if not own_valid:
-                    payload["overage"] = overage
-                    payload["overage_price"] = price_diff
+                    payload["overage"] = uncovered
+                if overage_event:
+                    payload["overage_price"] = (price_diff if covered == 0 or price_diff is None
+                                                else price_units(policy, call, uncovered, billable + covered))
                     events.append(("meter-overage", payload))
                 if reset:
                     events.append(("meter-reset", payload))
-                if own_valid:
+                if not overage_event:
                     events.append(("meter-changed", payload))
-        elif send:  # J. path B: denied by a hard limit
-            payload = {"meter": {"value": prior if not reset else ZERO, "limit": limit_value, "invalid": new,
-                                 "diff": value, "overhead": overhead_base, "overhead_diff": call.overhead,
-                                 "price_diff": price_diff},
+            self._move_caps(call, moves, changed, events, send)
+        elif send:  # J. denied by a hard limit
+            payload = {"meter": {"value": meter_value, "limit": limit_value, "invalid": new, "diff": value,
+                                 "overhead": overhead_base, "overhead_diff": call.overhead, "price_diff": price_diff},
                        **who, "invalid_value": new, "overage": overage, "event_data": req.event_data}
             if reset:
                 events.append(("meter-reset", payload))
             events.append(("meter-limit", payload))
         decision = Decision(allowed, "limit", "included", headroom, tuple(gates))
         return Outcome(allowed, decision, changed, events)
+
+    def _cap_denied(self, call: _Call, req: Request, a: caps.Applicable, amount: Decimal, gates: list[Gate],
+                    changed: dict[str, CustomerState], events: list[RawEvent], send: bool,
+                    meter: dict[str, Any]) -> Outcome:
+        if send:
+            events.append(("cap-limit", {"customer": a.holder or call.caller.id, "caller": call.caller.id,
+                                         "entitlement": call.entitlement, "plan": call.plan.name,
+                                         "credit": call.credit.name, "cap": encode(a.cap), "meter": meter,
+                                         "event_data": req.event_data}))
+        headroom = a.cap.value - a.cap.meter_value
+        return Outcome(False, Decision(False, gates[-1].name, "cap", headroom, tuple(gates)), changed, events)
+
+    def _move_caps(self, call: _Call, moves: list[tuple[caps.Applicable, Decimal]],
+                   changed: dict[str, CustomerState], events: list[RawEvent], send: bool) -> None:
+        """Add each cap's consumption; report threshold crossings and, once each, other holders that changed."""
+        touched: list[str] = []
+        for a, amount in moves:
+            cap = a.cap
+            after = cap.meter_value + amount
+            if a.holder is not None:
+                holder = _editable(changed, _state_of(call, a.holder, changed))
+                holder.caps[cap.id] = replace(cap, meter_value=after)
+                if a.holder not in touched and a.holder != call.owner.id:
+                    touched.append(a.holder)
+            if send and cap.meter_value < cap.value <= after:
+                events.append(("cap-threshold-crossed", {"customer": a.holder or call.caller.id,
+                                                         "caller": call.caller.id, "entitlement": call.entitlement,
+                                                         "cap": encode(replace(cap, meter_value=after))}))
+        if send:
+            for holder_id in touched:
+                events.append(("customer-set", customer_payload(changed[holder_id])))
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
@@ -292,6 +460,19 @@ class Decider:
             call.owner, call.meter, call.meter_owned = owner, meter, True
         assert call.meter is not None
         return call.meter
+
+
+def _state_of(call: _Call, ident: str, changed: dict[str, CustomerState]) -> CustomerState:
+    """The latest state of a customer the call touched (its copy if one was made)."""
+    if ident in changed:
+        return changed[ident]
+    if ident == call.owner.id:
+        return call.owner
+    if ident == call.caller.id:
+        return call.caller
+    found = call.group.get(ident)
+    assert found is not None
+    return found
 
 
 def _editable(changed: dict[str, CustomerState], customer: CustomerState) -> CustomerState:

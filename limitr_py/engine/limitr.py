@@ -8,6 +8,7 @@ and decide again. Events are published only after a successful commit, never fro
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -19,21 +20,26 @@ from typing import Any, TypeVar
 from limitr_py.clock import Clock, SystemClock
 from limitr_py.compile import compile_document
 from limitr_py.compile.build import Builder
-from limitr_py.compile.graph import CompiledPolicy, Limit, Plan
+from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
 from limitr_py.documents import load_document
 from limitr_py.engine import arguments as args
+from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
-from limitr_py.engine import meters
+from limitr_py.engine import estimates, holds, margins, meters
+from limitr_py.engine import grants as grants_mod
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
 from limitr_py.engine.events import EventBus, Handler
-from limitr_py.engine.exchange import exchange
-from limitr_py.engine.records import customer_from, customer_record
+from limitr_py.engine.estimates import Estimate
+from limitr_py.engine.exchange import RUNE, exchange
+from limitr_py.engine.exchange import resolve as resolve_path
+from limitr_py.engine.records import customer_from, customer_record, encode
 from limitr_py.engine.resolve import plan_for, reachable, resolve_customer
-from limitr_py.engine.state import ZERO, CustomerState, Override
+from limitr_py.engine.state import ZERO, Cap, CustomerState, Grant, Override
 from limitr_py.engine.values import Customer, Decision, Event
 from limitr_py.errors import ConcurrentUpdateError, IdempotencyConflictError, InvalidArgumentError, PolicyCompileError
 from limitr_py.schedules import ScheduleError, parse_schedule
 from limitr_py.stores import Commit, Store, open_store
+from limitr_py.units import Quantity
 
 T = TypeVar("T")
 RawEvent = tuple[str, dict[str, Any]]
@@ -52,6 +58,20 @@ def _alias_key(alt: str) -> str:
 
 def _idempotency_key(key: str) -> str:
     return f"idempotency:{key}"
+
+
+def _estimates_key(entitlement: str) -> str:
+    return f"estimates:{entitlement}"
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + secrets.token_hex(8)
+
+
+def _context_str(context: Mapping[str, Any] | None, name: str | None) -> str | None:
+    if context is None or name is None or context.get(name) is None:
+        return None
+    return str(context[name])
 
 
 class _Attempt:
@@ -472,11 +492,9 @@ class Limitr:
         provider cost of this call in runes. `force`: record usage that already happened (passes any limit).
         `idempotency_key`: a retry with the same key returns the first answer and meters nothing.
         """
-        if cap is not None:
-            raise InvalidArgumentError("call-scoped caps are not supported yet")
         send, data = args.events(event)
         request = Request(id if isinstance(id, str) else "", entitlement, args.quantity(value), 0, send, data,
-                          args.optional_amount(overhead, "overhead"), bool(force))
+                          args.optional_amount(overhead, "overhead"), bool(force), args.call_caps(cap))
         return self._meter_call(id, entitlement, request, write=True, idempotency_key=idempotency_key)
 
     def track(self, id: str, entitlement: str, value: Any, *, event: Any = True, overhead: Any = None,
@@ -493,33 +511,32 @@ class Limitr:
     def explain(self, id: str, entitlement: str, value: Any = 0, *, cap: Any = None,
                 context: Mapping[str, Any] | None = None, overhead: Any = None) -> Decision:
         """`check()` and why: every gate evaluated, the one that decided, the limit type and the headroom."""
-        if cap is not None:
-            raise InvalidArgumentError("call-scoped caps are not supported yet")
         ident = args.ident(id)
         args.ident(entitlement, "entitlement")
         request = Request(ident, entitlement, args.quantity(value), 0, False, args.context(context),
-                          args.optional_amount(overhead, "overhead"))
+                          args.optional_amount(overhead, "overhead"), caps=args.call_caps(cap))
         snap, _, _ = self._snapshot(ident)
         return self._decider.check(snap, request, self._clock.now()).decision
 
-    def _step(self, id: str, entitlement: str, step: int, event: Any, write: bool) -> bool:
+    def _step(self, id: str, entitlement: str, step: int, event: Any, write: bool, cap: Any) -> bool:
         send, data = args.events(event)
-        request = Request(id if isinstance(id, str) else "", entitlement, None, step, send, data)
+        request = Request(id if isinstance(id, str) else "", entitlement, None, step, send, data,
+                          caps=args.call_caps(cap))
         return self._meter_call(id, entitlement, request, write=write)
 
     def increment(self, id: str, entitlement: str, *, event: Any = True, cap: Any = None) -> bool:
         """`allow` the limit's standard `increment` (default 1)."""
-        return self._step(id, entitlement, 1, event, True)
+        return self._step(id, entitlement, 1, event, True, cap)
 
     def decrement(self, id: str, entitlement: str, *, event: Any = True, cap: Any = None) -> bool:
         """`allow` minus the limit's standard `increment`."""
-        return self._step(id, entitlement, -1, event, True)
+        return self._step(id, entitlement, -1, event, True, cap)
 
     def check_increment(self, id: str, entitlement: str, *, cap: Any = None) -> bool:
-        return self._step(id, entitlement, 1, False, False)
+        return self._step(id, entitlement, 1, False, False, cap)
 
     def check_decrement(self, id: str, entitlement: str, *, cap: Any = None) -> bool:
-        return self._step(id, entitlement, -1, False, False)
+        return self._step(id, entitlement, -1, False, False, cap)
 
     # -- reads ------------------------------------------------------------------------------------------------
 
@@ -552,26 +569,37 @@ class Limitr:
         return self._current(call, now)
 
     def remaining(self, id: str, entitlement: str, percent: bool = False, grants: bool = True) -> Decimal | None:
-        """Units left this period (negative after a trailing overshoot); None for observe limits and flags."""
+        """Units left this period, grants included unless `grants=False` (negative after a trailing overshoot);
+        None for observe limits and flags."""
         call, now = self._locate(id, entitlement)
         if call is None or call.limit.mode == "observe":
             return None
         used, limit_value = self._current(call, now), call.limit.value
+        if grants:
+            balance = self._decider.grant_balance(call, now, max(ZERO, used - limit_value))
+            if balance > 0:
+                limit_value = max(used, limit_value) + balance
         left = limit_value - used
         if not percent:
             return left
         return ZERO if limit_value == 0 else max(ZERO, left) / limit_value * 100
 
     def limit(self, id: str, entitlement: str, grants: bool = True) -> Decimal | None:
-        """The limit in credit units; `id` may be a customer or a plan. None for observe limits and flags."""
+        """The limit in credit units (plus the grant balance for a customer unless `grants=False`); `id` may be a
+        customer or a plan. None for observe limits and flags."""
         ident = args.ident(id)
         plan = self._compiled.plans.get(ident)
         if plan is not None:
             ent = plan.entitlements.get(entitlement)
             lim = ent.limit if ent else None
             return None if lim is None or lim.mode == "observe" else lim.value
-        call, _ = self._locate(ident, entitlement)
-        return None if call is None or call.limit.mode == "observe" else call.limit.value
+        call, now = self._locate(ident, entitlement)
+        if call is None or call.limit.mode == "observe":
+            return None
+        if not grants:
+            return call.limit.value
+        used = self._current(call, now)
+        return call.limit.value + self._decider.grant_balance(call, now, max(ZERO, used - call.limit.value))
 
     def allowance(self, id: str, entitlement: str, grants: bool = True) -> Decimal | None:
         """`remaining`, capped by the governor's tokens available now."""
@@ -627,6 +655,390 @@ class Limitr:
         """`value` units of `from_credit` in `to_credit`, through runes; None when there is no path."""
         amount = args.amount(value, "value")
         return exchange(self._compiled, amount, args.ident(from_credit, "credit"), args.ident(to_credit, "credit"))
+
+    # -- grants, top-ups, plan fees ---------------------------------------------------------------------------
+
+    def apply_customer_topup(self, id: str, topup: str) -> bool:
+        """Grant one purchase of a top-up of the customer's plan (call it after payment)."""
+        ident, name = args.ident(id), args.ident(topup, "topup")
+        grant_id = _new_id("lgrnt_")
+
+        def attempt(at: _Attempt, now: datetime) -> bool:
+            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
+            plan = self._plan_of(at.snap, state) if state else None
+            found = plan.topups.get(name) if plan else None
+            if state is None or plan is None or found is None:
+                return False
+            copy = state.copy()
+            copy.grants[grant_id] = grants_mod.from_topup(found, grant_id, now)
+            at.put_customers({copy.id: copy})
+            at.events.append(("customer-topup-granted", {"customer": copy.id, "topup_name": name,
+                                                         "plan_name": plan.name, "topup": encode(found)}))
+            return True
+
+        return self._run(ident, attempt)
+
+    def ensure_included_topups(self, id: str) -> None:
+        """Reconcile top-up grants with the customer's plan and grant missing included top-ups."""
+        ident = args.ident(id)
+
+        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+            reconciled, moved = grants_mod.reconcile_topups(self._plan_of(at.snap, c), c.type, c.grants, now)
+            c.grants = reconciled
+            return moved
+
+        self._update(ident, change)
+
+    def grant(self, id: str, credit: str, value: Any, *, expires_on: datetime | None = None,
+              grant_id: str | None = None, metadata: Mapping[str, Any] | None = None) -> Grant | None:
+        """Give a customer a balance of `credit` (promo credit) that covers usage past its limits until
+        `expires_on`. None when the customer or credit is unknown or `grant_id` is taken."""
+        ident, credit_name = args.ident(id), args.ident(credit, "credit")
+        if credit_name != RUNE and credit_name not in self._compiled.credits \
+                and credit_name not in self._compiled.exchange.pairs:
+            return None
+        found = self._compiled.credits.get(credit_name)
+        amount = quantity_in(found, args.quantity(value)) if found else args.amount(value, "value")
+        if amount <= 0:
+            raise InvalidArgumentError(f"a grant must be positive, got `{value}`")
+        until = args.when(expires_on, "expires_on")
+        key = args.ident(grant_id, "grant_id") if grant_id is not None else _new_id("lgrnt_")
+        made: list[Grant] = []
+
+        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+            if key in c.grants:
+                return False
+            g = Grant(id=key, credit=credit_name, value=amount, starting_value=amount, created_on=now,
+                      granted_on=now, expires_on=until, metadata=dict(metadata) if metadata else None)
+            c.grants[key] = g
+            made.append(g)
+            return True
+
+        return made[-1] if self._update(ident, change) else None
+
+    def grants(self, id: str) -> list[Grant]:
+        """The customer's grants as of now (expired ones left out, resets rolled)."""
+        _, state = self._view(args.ident(id))
+        return [] if state is None else list(grants_mod.make_current(state.grants, self._clock.now())[0].values())
+
+    def credit_remaining(self, id: str, credit: str) -> Decimal | None:
+        """The customer's whole grant balance expressed in `credit`; None for an unknown customer."""
+        _, state = self._view(args.ident(id))
+        if state is None:
+            return None
+        current, _ = grants_mod.make_current(state.grants, self._clock.now())
+        return grants_mod.balance(self._compiled, current, args.ident(credit, "credit"), ZERO)
+
+    def ensure_plan_subscription(self, id: str) -> bool:
+        """Charge the plan fee once: increment the plan's `subscription` entitlement when its meter is below 1
+        and the trial is over. Only the customer's own plan counts. Never called automatically."""
+        ident = args.ident(id)
+        _, state = self._view(ident)
+        plan = self._compiled.plans.get(state.plan) if state else None
+        if state is None or plan is None:
+            return False
+        meter = state.meters.get(plan.subscription)
+        now = self._clock.now()
+        if meter is None or meter.value >= 1 or meter.started is None:
+            return False
+        if plan.trial_period is not None and now - meter.started < plan.trial_period:
+            return False
+        return self.increment(state.id, plan.subscription)
+
+    # -- caps -------------------------------------------------------------------------------------------------
+
+    def add_customer_cap(self, id: str, value: Any, *, cap_id: str | None = None, credit: str = "rune",
+                         exchangeable: bool | None = None, ignore_grants: bool = False, overage_only: bool = False,
+                         observe_only: bool = False, overhead_cost: bool = False, follow_decrements: bool = False,
+                         scope: Iterable[str] | None = None, resets: bool = False, reset_inc: Any = None,
+                         reset_sch: str | None = None, expires_on: datetime | None = None, events: bool = True,
+                         hard_trailing: bool = False, shared: bool = False,
+                         shared_with: Iterable[str] | None = None) -> Cap | None:
+        """Add a spend cap: a ceiling of `value` in `credit` (runes by default) on what the customer's calls
+        consume. A `reset_inc` or `reset_sch` makes it reset on its own clock. None when the customer is unknown,
+        the credit has no path to runes, `cap_id` is taken, or an exchangeable cap would price through a
+        stairstep curve (no per-unit price)."""
+        ident = args.ident(id)
+        policy = self._compiled
+        if credit != RUNE and credit not in policy.credits and credit not in policy.exchange.pairs:
+            return None
+        if reset_inc is not None and reset_sch is not None:
+            raise InvalidArgumentError("reset_inc and reset_sch are mutually exclusive")
+        found = policy.credits.get(credit)
+        ceiling = quantity_in(found, args.quantity(value)) if found else args.amount(value, "value")
+        if ceiling < 0:
+            raise InvalidArgumentError(f"a cap ceiling cannot be negative, got `{value}`")
+        if exchangeable is None:
+            exchangeable = credit == RUNE or found is None
+        if exchangeable and credit != RUNE:
+            path = resolve_path(policy, credit)
+            if path is not None and path[1] is not None and path[1].model == "stairstep":
+                return None
+        period = args.duration(reset_inc, "reset_inc") if reset_inc is not None else None
+        try:
+            schedule = parse_schedule(reset_sch) if reset_sch is not None else None
+        except ScheduleError as exc:
+            raise InvalidArgumentError(str(exc)) from None
+        key = args.ident(cap_id, "cap_id") if cap_id is not None else _new_id("cap_")
+        scope_t = args.names(scope, "scope") if scope is not None else None
+        shared_t = args.names(shared_with, "shared_with") if shared_with is not None else None
+        until = args.when(expires_on, "expires_on")
+        made: list[Cap] = []
+
+        def attempt(at: _Attempt, now: datetime) -> Cap | None:
+            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
+            if state is None or key in state.caps:
+                return None
+            cap = Cap(id=key, value=ceiling, credit=credit, exchangeable=bool(exchangeable),
+                      ignore_grants=ignore_grants, overage_only=overage_only, observe_only=observe_only,
+                      overhead_cost=overhead_cost, follow_decrements=follow_decrements, hard_trailing=hard_trailing,
+                      shared=shared, shared_with=shared_t, scope=scope_t, created_on=now, started=now,
+                      resets=bool(resets or period or schedule), reset_inc=period, reset_sch=schedule,
+                      last_reset=schedule.start_of_period(now) if schedule else None, expires_on=until)
+            copy = state.copy()
+            copy.caps[key] = cap
+            at.put_customers({copy.id: copy})
+            if events:
+                at.events.append(("customer-cap-added", {"customer": copy.id, "cap": encode(cap)}))
+                at.events.append(("customer-set", ops.customer_payload(copy)))
+            made.append(cap)
+            return cap
+
+        return self._run(ident, attempt)
+
+    def customer_cap(self, id: str, cap_id: str) -> Cap | None:
+        """The cap as of now (a finished period shows as reset, an expired cap as None)."""
+        _, state = self._view(args.ident(id))
+        cap = state.caps.get(cap_id) if state else None
+        return None if cap is None else caps_mod.current(cap, self._clock.now())
+
+    def reset_customer_cap(self, id: str, cap_id: str, events: bool = True) -> bool:
+        """Zero a cap's meter and start its period now."""
+        return self._cap_change(id, cap_id, events, "customer-cap-reset", remove=False)
+
+    def remove_customer_cap(self, id: str, cap_id: str, events: bool = True) -> bool:
+        return self._cap_change(id, cap_id, events, "customer-cap-removed", remove=True)
+
+    def _cap_change(self, id: str, cap_id: str, events: bool, name: str, *, remove: bool) -> bool:
+        ident = args.ident(id)
+
+        def attempt(at: _Attempt, now: datetime) -> bool:
+            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
+            if state is None or cap_id not in state.caps:
+                return False
+            copy = state.copy()
+            cap = copy.caps.pop(cap_id)
+            if not remove:
+                cap = replace(cap, meter_value=ZERO, started=now, last_reset=now if cap.reset_sch else None)
+                copy.caps[cap_id] = cap
+            at.put_customers({copy.id: copy})
+            if events:
+                at.events.append((name, {"customer": copy.id, "id": cap_id} if remove
+                                  else {"customer": copy.id, "cap": encode(cap)}))
+                at.events.append(("customer-set", ops.customer_payload(copy)))
+            return True
+
+        return self._run(ident, attempt)
+
+    # -- reservations and estimates ---------------------------------------------------------------------------
+
+    def reserve(self, id: str, entitlement: str, value: Any = None, *, context: Mapping[str, Any] | None = None,
+                basis: Any = None, segment: str | None = None, ttl: Any = None, quantile: Any = "0.9",
+                overhead: Any = None) -> str | None:
+        """Hold room for a call before doing it; returns the hold id, or None when it would not be allowed.
+
+        Without `value` the hold is the learned estimate at `quantile` (or the limit's standard increment before
+        anything is learned). The hold counts against its meter's limit and caps until `settle`, `release`, or its
+        TTL (`ttl`, else the policy's `hold_ttl`, 10 minutes by default) runs out.
+        """
+        ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
+        ctx = args.context(context)
+        lifetime = args.duration(ttl, "ttl") if ttl is not None else self._compiled.hold_ttl
+        q = args.amount(quantile, "quantile")
+        given_overhead = args.optional_amount(overhead, "overhead")
+        basis_n = args.optional_amount(basis, "basis")
+        hold_id = _new_id("hold_")
+        quantity = args.quantity(value) if value is not None else None
+
+        def attempt(at: _Attempt, now: datetime) -> str | None:
+            call = self._decider.locate(at.snap, ident, ent, now)
+            if call is None:
+                return None
+            seg = segment if segment is not None else _context_str(ctx, self._ent(call).estimate_segment)
+            b = basis_n if basis_n is not None else holds.context_number(ctx, self._ent(call).estimate_basis)
+            hold_overhead = given_overhead
+            if quantity is None:
+                predicted = self._estimate(at.snap, call, b, seg, q)
+                amount = predicted.value if predicted else call.limit.increment
+                if hold_overhead is None and predicted is not None:
+                    hold_overhead = predicted.overhead
+                request = Request(ident, ent, Quantity(amount), 0, False, ctx, hold_overhead)
+            else:
+                request = Request(ident, ent, quantity, 0, False, ctx, hold_overhead)
+            ok, changed, held_value = holds.reserve(self._decider, at.snap, request, hold_id, lifetime, b, seg, now)
+            if not ok or held_value <= 0:
+                return None
+            at.put_customers(changed)
+            return hold_id
+
+        return self._run(ident, attempt)
+
+    def settle(self, id: str, entitlement: str, hold_id: str, value: Any = 0, *, event: Any = True,
+               overhead: Any = None, basis: Any = None, segment: str | None = None,
+               idempotency_key: str | None = None) -> bool:
+        """Resolve a hold: drop it and record the actual usage (forced: the work already happened), then learn
+        from it. A hold settles once; settling it again records nothing and returns False."""
+        ident, ent, hid = args.ident(id), args.ident(entitlement, "entitlement"), args.ident(hold_id, "hold_id")
+        send, data = args.events(event)
+        request = Request(ident, ent, args.quantity(value), 0, send, data,
+                          args.optional_amount(overhead, "overhead"), True)
+        basis_n = args.optional_amount(basis, "basis")
+        learned: list[holds.Learn] = []
+
+        def attempt(at: _Attempt, now: datetime) -> bool:
+            learned.clear()
+            outcome, hold = holds.settle(self._decider, at.snap, request, hid, self._compiled.hold_ttl, now)
+            if outcome is None:
+                return False
+            at.put_customers(outcome.changed)
+            at.events.extend(outcome.events)
+            if outcome.allowed:
+                call = self._decider.locate(Snapshot({**at.snap.customers, **outcome.changed}, at.snap.aliases),
+                                            ident, ent, now)
+                if call is not None:
+                    seg = segment if segment is not None else (hold.segment if hold else None)
+                    b = basis_n if basis_n is not None else (hold.basis if hold else None)
+                    learn = self._learning(call, seg, b, data)
+                    if holds.learn_customer(outcome.changed, call, learn, now):
+                        learned.append(learn)
+                    at.put_customers(outcome.changed)
+            return outcome.allowed
+
+        done = self._run(ident, attempt, idempotency=(idempotency_key, repr(("settle", ident, ent, hid, value)))
+                         if idempotency_key is not None else None)
+        for learn in learned:
+            self._learn_policy(learn)
+        return done
+
+    def release(self, id: str, entitlement: str, hold_id: str) -> bool:
+        """Drop a hold without recording usage; False when there is no such hold."""
+        ident, ent, hid = args.ident(id), args.ident(entitlement, "entitlement"), args.ident(hold_id, "hold_id")
+
+        def attempt(at: _Attempt, now: datetime) -> bool:
+            changed = holds.release(self._decider, at.snap, ident, ent, hid, now)
+            if changed is None:
+                return False
+            at.put_customers(changed)
+            return True
+
+        return self._run(ident, attempt)
+
+    def held(self, id: str, entitlement: str) -> Decimal | None:
+        """Units held by unexpired reservations on the meter (None for unknowns and feature flags)."""
+        call, now = self._locate(id, entitlement)
+        if call is None:
+            return None
+        return sum((h.value for h in holds.live_holds(call.meter, now).values() if h.value > 0), ZERO)
+
+    def estimate(self, id: str, entitlement: str, *, basis: Any = None, segment: str | None = None,
+                 quantile: Any = "0.9", context: Mapping[str, Any] | None = None) -> Estimate | None:
+        """The learned size of a call at `quantile`: the customer's own after `estimate_min_samples`
+        observations, else every customer's; None before anything is learned (or per-basis without a basis)."""
+        ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
+        ctx = args.context(context)
+        q = args.amount(quantile, "quantile")
+        snap, _, _ = self._snapshot(ident)
+        call = self._decider.locate(snap, ident, ent, self._clock.now())
+        if call is None:
+            return None
+        seg = segment if segment is not None else _context_str(ctx, self._ent(call).estimate_segment)
+        b = args.optional_amount(basis, "basis")
+        b = b if b is not None else holds.context_number(ctx, self._ent(call).estimate_basis)
+        return self._estimate(snap, call, b, seg, q)
+
+    def observe(self, id: str, entitlement: str, value: Any, *, overhead: Any = None, basis: Any = None,
+                segment: str | None = None, context: Mapping[str, Any] | None = None) -> bool:
+        """Learn from one call without a hold (customer and policy-wide estimates). False for unknowns and for a
+        per-basis entitlement without a basis."""
+        ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
+        ctx = args.context(context)
+        quantity = args.quantity(value)
+        given_overhead = args.optional_amount(overhead, "overhead")
+        basis_n = args.optional_amount(basis, "basis")
+        learned: list[holds.Learn] = []
+
+        def attempt(at: _Attempt, now: datetime) -> bool:
+            learned.clear()
+            request = Request(ident, ent, quantity, 0, False, ctx, given_overhead)
+            call = self._decider.locate(at.snap, ident, ent, now, request)
+            if call is None:
+                return False
+            seg = segment if segment is not None else _context_str(ctx, self._ent(call).estimate_segment)
+            b = basis_n if basis_n is not None else holds.context_number(ctx, self._ent(call).estimate_basis)
+            learn = self._learning(call, seg, b, ctx)
+            changed: dict[str, CustomerState] = {}
+            if not holds.learn_customer(changed, call, learn, now):
+                return False
+            at.put_customers(changed)
+            learned.append(learn)
+            return True
+
+        done = self._run(ident, attempt)
+        for learn in learned:
+            self._learn_policy(learn)
+        return done
+
+    def _ent(self, call: _Call) -> Entitlement:
+        return call.plan.entitlements[call.entitlement]
+
+    def _learning(self, call: _Call, segment: str | None, basis: Decimal | None,
+                  context: Mapping[str, Any] | None) -> holds.Learn:
+        ent = self._ent(call)
+        per_basis = ent.estimate_basis is not None
+        if basis is None:
+            basis = holds.context_number(context, ent.estimate_basis)
+        return holds.Learn(call.entitlement, estimates.segment_key(segment), basis, per_basis, call.value,
+                           call.overhead)
+
+    def _estimate(self, snap: Snapshot, call: _Call, basis: Decimal | None, segment: str | None,
+                  quantile: Decimal) -> Estimate | None:
+        key = estimates.segment_key(segment)
+        per_basis = self._ent(call).estimate_basis is not None
+        if per_basis and (basis is None or basis <= 0):
+            return None
+        own = call.meter.estimates.get(key) if call.meter is not None else None
+        if own is not None and own.samples >= self._compiled.estimate_min_samples:
+            return estimates.predict(own, basis, quantile, "customer")
+        table = self._store.read([_estimates_key(call.entitlement)])[_estimates_key(call.entitlement)].value
+        shared = (table or {}).get(key)
+        return None if shared is None else estimates.predict(shared, basis, quantile, "policy")
+
+    def _learn_policy(self, learn: holds.Learn) -> None:
+        """Policy-wide estimates are one record per entitlement shared by every customer: updated in their own
+        small commit after the call's, so learning never makes metering calls conflict."""
+        key = _estimates_key(learn.entitlement)
+        for _ in range(MAX_ATTEMPTS):
+            record = self._store.read([key])[key]
+            table = holds.learn_policy(record.value, learn, self._clock.now())
+            if self._store.commit(Commit({key: record.version}, {key: table})):
+                return
+
+    # -- margins ------------------------------------------------------------------------------------------------
+
+    def customer_local_margin_breakdown(self, id: str) -> dict[str, Any] | None:
+        """This period's revenue (overage at list price), provider cost and margin per entitlement."""
+        snap, state = self._view(args.ident(id))
+        if state is None:
+            return None
+        return margins.customer_breakdown(self._decider, snap, state, self._clock.now())
+
+    def local_margin_breakdown(self, plan: str, entitlements: Mapping[str, Any], scaled: bool = True) -> dict[str, Any] | None:
+        """Margins of hypothetical usage on a plan: entitlement → meter value, or a mapping with `meter` and
+        optionally `limit`, `credit`, `overhead`, `context`. None for an unknown plan."""
+        found = self._compiled.plans.get(args.ident(plan, "plan"))
+        if found is None:
+            return None
+        return margins.plan_breakdown(self._decider, found, entitlements, scaled)
 
     # -- helpers used by tests and tools -------------------------------------------------------------------------
 

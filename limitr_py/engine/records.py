@@ -1,55 +1,53 @@
 """Customer state ↔ plain JSON-safe records (`customers()`, `set_customer`, `load_customers`, durable stores).
 
-Numbers are written as strings so no amount ever passes through a float; times are ISO 8601 UTC.
-A record that does not have the expected shape raises InvalidArgumentError naming the field.
+Numbers are written as strings so no amount ever passes through a float; times are ISO 8601 UTC; durations are
+milliseconds; schedules their text. Values are encoded from their dataclass field annotations, so a new field
+is serialized without new code. A record that does not have the expected shape raises InvalidArgumentError
+naming the customer and the field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from limitr_py.compile.graph import Limit
-from limitr_py.engine.state import CustomerState, Hold, MeterState, Override
+from limitr_py.engine.state import Cap, CustomerState, EstimateState, Grant, Hold, MeterState, Override
 from limitr_py.errors import InvalidArgumentError
-from limitr_py.schedules import ScheduleError, parse_schedule
+from limitr_py.schedules import Schedule, ScheduleError, parse_schedule
 from limitr_py.units import format_decimal
 
-
-def _num(value: Decimal | None) -> str | None:
-    return None if value is None else format_decimal(value)
-
-
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+T = TypeVar("T")
+_US = timedelta(microseconds=1)
+_OVERRIDE_FIELDS = ("credit", "mode", "value", "increment", "resets", "reset_inc", "reset_sch")
 
 
-def meter_record(m: MeterState) -> dict[str, Any]:
-    return {"credit": m.credit, "started": _time(m.started), "value": _num(m.value), "overhead": _num(m.overhead),
-            "history": [[_time(t), _num(d)] for t, d in m.history], "ewma_rate": _num(m.ewma_rate),
-            "governor_tokens": _num(m.governor_tokens), "governor_last_refill": _time(m.governor_last_refill),
-            "holds": {k: {"value": _num(h.value), "overhead": _num(h.overhead), "expires": _time(h.expires),
-                          "basis": _num(h.basis), "segment": h.segment} for k, h in m.holds.items()}}
+def encode(value: Any) -> Any:
+    """One value → JSON-safe (by its runtime type)."""
+    if value is None or isinstance(value, bool | str | int):
+        return value
+    if isinstance(value, Decimal):
+        return format_decimal(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return format_decimal(Decimal(value // _US) / 1000)
+    if isinstance(value, Schedule):
+        return value.text
+    if isinstance(value, tuple | list):
+        return [encode(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): encode(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value):
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def limit_record(limit: Limit) -> dict[str, Any]:
-    return {"credit": limit.credit, "mode": limit.mode, "value": _num(limit.value),
-            "increment": _num(limit.increment), "resets": limit.resets,
-            "reset_inc": None if limit.reset_inc is None else _num(Decimal(limit.reset_inc // timedelta(microseconds=1)) / 1000),
-            "reset_sch": None if limit.reset_sch is None else limit.reset_sch.text}
-
-
-def customer_record(c: CustomerState) -> dict[str, Any]:
-    return {"id": c.id, "plan": c.plan, "type": c.type, "label": c.label, "refs": list(c.refs),
-            "alt_ids": list(c.alt_ids), "metadata": dict(c.metadata), "created": _time(c.created),
-            "meters": {k: meter_record(m) for k, m in c.meters.items()},
-            "overrides": {k: {**limit_record(o.limit), "expires": _time(o.expires)} for k, o in c.overrides.items()}}
-
-
-class _Reader:
-    """Field access with errors that say which field of which record is wrong."""
+class _Decoder:
+    """Decodes fields by their annotation, with errors that say which field of which record is wrong."""
 
     def __init__(self, where: str) -> None:
         self.where = where
@@ -57,71 +55,121 @@ class _Reader:
     def fail(self, field: str, why: str) -> InvalidArgumentError:
         return InvalidArgumentError(f"customer record {self.where}: `{field}` {why}")
 
-    def num(self, raw: Mapping[str, Any], key: str, default: Decimal | None = None) -> Decimal | None:
-        value = raw.get(key)
-        if value is None:
-            return default
-        try:
-            out = Decimal(str(value)) if not isinstance(value, bool) else None
-        except InvalidOperation:
-            out = None
-        if out is None or not out.is_finite():
-            raise self.fail(key, f"is not a number: `{value}`")
-        return out
+    def value(self, annotation: str, raw: Any, field: str) -> Any:
+        optional = annotation.endswith(" | None")
+        base = annotation.removesuffix(" | None")
+        if raw is None:
+            if optional or base == "Any" or base.startswith("dict"):
+                return None
+            raise self.fail(field, "is required")
+        if base == "Decimal":
+            try:
+                out = Decimal(str(raw)) if not isinstance(raw, bool) else None
+            except InvalidOperation:
+                out = None
+            if out is None or not out.is_finite():
+                raise self.fail(field, f"is not a number: `{raw}`")
+            return out
+        if base == "datetime":
+            try:
+                when = datetime.fromisoformat(str(raw))
+            except ValueError:
+                raise self.fail(field, f"is not an ISO 8601 time: `{raw}`") from None
+            if when.tzinfo is None:
+                raise self.fail(field, f"has no time zone: `{raw}`")
+            return when
+        if base == "timedelta":
+            return timedelta(microseconds=int(self.value("Decimal", raw, field) * 1000))
+        if base == "Schedule":
+            try:
+                return parse_schedule(str(raw))
+            except ScheduleError as exc:
+                raise self.fail(field, str(exc)) from None
+        if base == "bool":
+            if not isinstance(raw, bool):
+                raise self.fail(field, f"must be true or false, got `{raw}`")
+            return raw
+        if base == "int":
+            if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).lstrip("-").isdigit():
+                raise self.fail(field, f"must be an integer, got `{raw}`")
+            return int(raw)
+        if base == "str":
+            return str(raw)
+        if base.startswith("tuple[str"):
+            if isinstance(raw, str) or not isinstance(raw, list | tuple):
+                raise self.fail(field, "must be a list of strings")
+            return tuple(str(v) for v in raw)
+        if base.startswith("dict") or base == "Any":
+            if base.startswith("dict") and not isinstance(raw, Mapping):
+                raise self.fail(field, "must be an object")
+            return dict(raw) if isinstance(raw, Mapping) else raw
+        raise self.fail(field, f"has an unsupported type `{annotation}`")
 
-    def time(self, raw: Mapping[str, Any], key: str) -> datetime | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        try:
-            when = datetime.fromisoformat(str(value))
-        except ValueError:
-            raise self.fail(key, f"is not an ISO 8601 time: `{value}`") from None
-        if when.tzinfo is None:
-            raise self.fail(key, f"has no time zone: `{value}`")
-        return when
+    def obj(self, cls: type[T], raw: Any, field: str) -> T:
+        if not isinstance(raw, Mapping):
+            raise self.fail(field, "must be an object")
+        kwargs = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name not in raw and (f.default is not dataclasses.MISSING
+                                      or f.default_factory is not dataclasses.MISSING):
+                continue
+            kwargs[f.name] = self.value(str(f.type), raw.get(f.name), f"{field}.{f.name}")
+        return cls(**kwargs)
 
-    def obj(self, raw: Any, key: str) -> Mapping[str, Any]:
+    def mapping(self, raw: Any, field: str) -> Mapping[str, Any]:
         if raw is None:
             return {}
         if not isinstance(raw, Mapping):
-            raise self.fail(key, "must be an object")
+            raise self.fail(field, "must be an object")
         return raw
 
 
-def meter_from(raw: Mapping[str, Any], r: _Reader) -> MeterState:
-    holds = {}
-    for key, h in r.obj(raw.get("holds"), "holds").items():
-        expires = r.time(h, "expires")
-        if expires is None:
-            raise r.fail("holds.expires", "is required")
-        holds[key] = Hold(r.num(h, "value", Decimal(0)), r.num(h, "overhead", Decimal(0)),  # type: ignore[arg-type]
-                          expires, r.num(h, "basis"), h.get("segment"))
-    history = []
-    for entry in raw.get("history") or []:
-        if not isinstance(entry, list | tuple) or len(entry) != 2:
-            raise r.fail("history", "entries must be [time, delta] pairs")
-        when = r.time({"t": entry[0]}, "t")
-        history.append((when, r.num({"d": entry[1]}, "d", Decimal(0))))
+def meter_record(m: MeterState) -> dict[str, Any]:
+    return {"credit": m.credit, "started": encode(m.started), "value": encode(m.value),
+            "overhead": encode(m.overhead), "history": encode(m.history), "ewma_rate": encode(m.ewma_rate),
+            "governor_tokens": encode(m.governor_tokens), "governor_last_refill": encode(m.governor_last_refill),
+            "holds": encode(m.holds), "settled": encode(m.settled), "estimates": encode(m.estimates)}
+
+
+def customer_record(c: CustomerState) -> dict[str, Any]:
+    return {"id": c.id, "plan": c.plan, "type": c.type, "label": c.label, "refs": list(c.refs),
+            "alt_ids": list(c.alt_ids), "metadata": dict(c.metadata), "created": encode(c.created),
+            "meters": {k: meter_record(m) for k, m in c.meters.items()},
+            "overrides": {k: {**{f: encode(getattr(o.limit, f)) for f in _OVERRIDE_FIELDS}, "expires": encode(o.expires)}
+                          for k, o in c.overrides.items()},
+            "grants": encode(c.grants), "caps": encode(c.caps)}
+
+
+def _meter_from(raw: Any, d: _Decoder, where: str) -> MeterState:
+    raw = d.mapping(raw, where)
     credit = raw.get("credit")
     if not isinstance(credit, str) or not credit:
-        raise r.fail("meters.credit", "must be a credit name")
-    return MeterState(credit, r.time(raw, "started"), r.num(raw, "value", Decimal(0)),  # type: ignore[arg-type]
-                      r.num(raw, "overhead", Decimal(0)), tuple(history), r.num(raw, "ewma_rate"),  # type: ignore[arg-type]
-                      r.num(raw, "governor_tokens"), r.time(raw, "governor_last_refill"), holds)
+        raise d.fail(f"{where}.credit", "must be a credit name")
+    history = []
+    for i, entry in enumerate(raw.get("history") or []):
+        if not isinstance(entry, list | tuple) or len(entry) != 2:
+            raise d.fail(f"{where}.history", "entries must be [time, delta] pairs")
+        history.append((d.value("datetime", entry[0], f"{where}.history[{i}]"),
+                        d.value("Decimal", entry[1], f"{where}.history[{i}]")))
+    return MeterState(
+        credit, d.value("datetime | None", raw.get("started"), f"{where}.started"),
+        d.value("Decimal", raw.get("value", "0"), f"{where}.value"),
+        d.value("Decimal", raw.get("overhead", "0"), f"{where}.overhead"), tuple(history),
+        d.value("Decimal | None", raw.get("ewma_rate"), f"{where}.ewma_rate"),
+        d.value("Decimal | None", raw.get("governor_tokens"), f"{where}.governor_tokens"),
+        d.value("datetime | None", raw.get("governor_last_refill"), f"{where}.governor_last_refill"),
+        {k: d.obj(Hold, h, f"{where}.holds.{k}") for k, h in d.mapping(raw.get("holds"), f"{where}.holds").items()},
+        {k: d.value("datetime", t, f"{where}.settled.{k}")
+         for k, t in d.mapping(raw.get("settled"), f"{where}.settled").items()},
+        {k: d.obj(EstimateState, e, f"{where}.estimates.{k}")
+         for k, e in d.mapping(raw.get("estimates"), f"{where}.estimates").items()})
 
 
-def limit_from(raw: Mapping[str, Any], r: _Reader) -> Limit:
-    inc = r.num(raw, "reset_inc")
-    sch = raw.get("reset_sch")
-    try:
-        schedule = parse_schedule(sch) if sch else None
-    except ScheduleError as exc:
-        raise r.fail("reset_sch", str(exc)) from None
-    return Limit(credit=str(raw.get("credit", "")), mode=str(raw.get("mode", "hard")),
-                 value=r.num(raw, "value", Decimal(0)), increment=r.num(raw, "increment", Decimal(1)),  # type: ignore[arg-type]
-                 resets=bool(raw.get("resets", False)),
-                 reset_inc=None if inc is None else timedelta(milliseconds=int(inc)), reset_sch=schedule)
+def _override_from(raw: Any, d: _Decoder, where: str) -> Override:
+    raw = d.mapping(raw, where)
+    annotations = {f.name: str(f.type) for f in dataclasses.fields(Limit)}
+    fields = {f: d.value(annotations[f], raw[f], f"{where}.{f}") for f in _OVERRIDE_FIELDS if raw.get(f) is not None}
+    return Override(Limit(**fields), d.value("datetime | None", raw.get("expires"), f"{where}.expires"))
 
 
 def customer_from(raw: Any) -> CustomerState:
@@ -130,14 +178,15 @@ def customer_from(raw: Any) -> CustomerState:
     ident = raw.get("id")
     if not isinstance(ident, str) or not ident:
         raise InvalidArgumentError("customer record: `id` must be a non-empty string")
-    r = _Reader(f"`{ident}`")
-    overrides = {}
-    for name, o in r.obj(raw.get("overrides"), "overrides").items():
-        overrides[name] = Override(limit_from(o, r), r.time(o, "expires"))
+    d = _Decoder(f"`{ident}`")
     return CustomerState(
         id=ident, plan=str(raw.get("plan") or ""), type=str(raw.get("type") or "user"),
-        label=str(raw.get("label") or "User"), refs=tuple(str(x) for x in raw.get("refs") or ()),
-        alt_ids=tuple(str(x) for x in raw.get("alt_ids") or ()), metadata=dict(r.obj(raw.get("metadata"), "metadata")),
-        created=r.time(raw, "created"),
-        meters={k: meter_from(r.obj(m, f"meters.{k}"), r) for k, m in r.obj(raw.get("meters"), "meters").items()},
-        overrides=overrides)
+        label=str(raw.get("label") or "User"), refs=d.value("tuple[str, ...]", raw.get("refs") or [], "refs"),
+        alt_ids=d.value("tuple[str, ...]", raw.get("alt_ids") or [], "alt_ids"),
+        metadata=dict(d.mapping(raw.get("metadata"), "metadata")),
+        created=d.value("datetime | None", raw.get("created"), "created"),
+        meters={k: _meter_from(m, d, f"meters.{k}") for k, m in d.mapping(raw.get("meters"), "meters").items()},
+        overrides={k: _override_from(o, d, f"overrides.{k}")
+                   for k, o in d.mapping(raw.get("overrides"), "overrides").items()},
+        grants={k: d.obj(Grant, g, f"grants.{k}") for k, g in d.mapping(raw.get("grants"), "grants").items()},
+        caps={k: d.obj(Cap, c, f"caps.{k}") for k, c in d.mapping(raw.get("caps"), "caps").items()})
