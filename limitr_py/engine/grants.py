@@ -18,6 +18,8 @@ from limitr_py.engine.state import ZERO, Grant
 
 Grants = Mapping[str, Grant]
 _US = timedelta(microseconds=1)
+MAX_CATCHUP = 1000
+"""Most missed periods replayed at once when a grant sets no `reset_catchup_cap` (years of daily resets)."""
 
 
 def from_topup(topup: Topup, grant_id: str, now: datetime) -> Grant:
@@ -48,28 +50,42 @@ def _refill(g: Grant, value: Decimal) -> Decimal:
     return value if g.max_balance is None else min(value, g.max_balance)
 
 
+def _refills(g: Grant, value: Decimal, periods: int) -> Decimal:
+    """`periods` resets in a row; only the first `reset_catchup_cap` refill (Limitr's catch-up cap)."""
+    cap = g.reset_catchup_cap if g.reset_catchup_cap is not None else MAX_CATCHUP
+    for _ in range(min(periods, cap)):
+        value = _refill(g, value)
+    return value
+
+
 def current(g: Grant, now: datetime) -> Grant | None:
-    """The grant as of `now`: None once expired; resets rolled (the catch-up cap limits how many refill)."""
+    """The grant as of `now`: None once expired; every period that ended since its last reset is replayed.
+
+    Rolling periods follow Limitr (`while now − granted_on > period`). Calendar periods are replayed one by
+    one too, where Limitr refills once however many periods were missed: an `add` grant untouched for two months
+    gains two refills here.
+    """
     if g.expires_on is not None and g.expires_on < now:
         return None
     if not g.resets:
         return g
     if g.reset_sch is not None:
         start = g.reset_sch.start_of_period(now)
-        if g.last_reset is None or g.last_reset < start:
-            return replace(g, last_reset=start, value=_refill(g, g.value))
-        return g
+        if g.last_reset is not None and g.last_reset >= start:
+            return g
+        periods, edge = 1, start
+        while g.last_reset is not None and periods < MAX_CATCHUP:
+            edge = g.reset_sch.start_of_period(edge - _US)
+            if edge <= g.last_reset:
+                break
+            periods += 1
+        return replace(g, last_reset=start, value=_refills(g, g.value, periods))
     period = g.reset_inc or DEFAULT_PERIOD
-    if g.granted_on + period > now:
-        return g
     elapsed, step = (now - g.granted_on) // _US, period // _US
-    periods = (elapsed - 1) // step  # how many times `(now − granted_on) > period` holds while stepping
+    periods = (elapsed - 1) // step if elapsed > step else 0  # how often `now − granted_on > period` holds
     if periods <= 0:
         return g
-    value = g.value
-    for _ in range(min(periods, g.reset_catchup_cap) if g.reset_catchup_cap is not None else min(periods, 1000)):
-        value = _refill(g, value)
-    return replace(g, granted_on=g.granted_on + period * periods, value=value)
+    return replace(g, granted_on=g.granted_on + period * periods, value=_refills(g, g.value, periods))
 
 
 def make_current(grants: Grants, now: datetime) -> tuple[dict[str, Grant], bool]:
