@@ -121,3 +121,86 @@ def test_threads_on_different_customers_each_get_their_own_limit() -> None:
     for t in threads:
         t.join()
     assert results == {0: 25, 1: 25, 2: 25, 3: 25}
+
+
+LIMIT_UNITS = D(20)
+CEILING = D(30)
+TTL = timedelta(minutes=1)
+
+
+class HoldsMachine(RuleBasedStateMachine):
+    """allow / reserve / settle / release / grant / advance on a hard limit of 20 units at $1 each, under a
+    $30 spend cap. Grants let the hard limit run past its value, so the cap is what binds in the end.
+
+    Invariants: posted + held ≤ limit + everything ever granted (only grants may carry usage past the limit);
+    the cap never passes its ceiling (settles stay within their hold, which the cap already counted); `held`
+    is the sum of the live holds.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine, self.clock = policy({"gpu": limit(LIMIT_UNITS, "usd_unit")},
+                                         credits={"usd_unit": {"price": {"amount": 1}}})
+        self.engine.create_customer("u")
+        self.engine.add_customer_cap("u", CEILING, cap_id="budget")
+        self.holds: dict[str, tuple[D, object]] = {}
+        self.granted = D(0)
+
+    def _prune(self) -> None:
+        now = self.clock.now()
+        self.holds = {k: v for k, v in self.holds.items() if v[1] >= now}  # type: ignore[operator]
+
+    @rule(value=st.integers(1, 8).map(D))
+    def allow(self, value: D) -> None:
+        self.engine.allow("u", "gpu", value)
+
+    @rule(value=st.integers(1, 8).map(D))
+    def reserve(self, value: D) -> None:
+        self._prune()
+        hold = self.engine.reserve("u", "gpu", value, ttl=TTL)
+        if hold is not None:
+            self.holds[hold] = (value, self.clock.now() + TTL)
+
+    @rule(data=st.data())
+    def settle(self, data: st.DataObject) -> None:
+        self._prune()
+        if not self.holds:
+            return
+        hold = data.draw(st.sampled_from(list(self.holds)))  # insertion order: ids are random
+        held, _ = self.holds.pop(hold)
+        actual = data.draw(st.integers(0, int(held)).map(D))
+        assert self.engine.settle("u", "gpu", hold, actual)
+        assert not self.engine.settle("u", "gpu", hold, actual)  # exactly once
+
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        self._prune()
+        if not self.holds:
+            return
+        hold = data.draw(st.sampled_from(list(self.holds)))  # insertion order: ids are random
+        del self.holds[hold]
+        assert self.engine.release("u", "gpu", hold)
+
+    @rule(value=st.integers(1, 5).map(D))
+    def grant(self, value: D) -> None:
+        assert self.engine.grant("u", "usd_unit", value) is not None
+        self.granted += value
+
+    @rule(seconds=st.integers(0, 90))
+    def advance(self, seconds: int) -> None:
+        self.clock.advance(timedelta(seconds=seconds))
+
+    @invariant()
+    def bounds_hold(self) -> None:
+        self._prune()
+        held = self.engine.held("u", "gpu")
+        assert held == sum((v for v, _ in self.holds.values()), D(0))
+        value = self.engine.value("u", "gpu")
+        assert value is not None and held is not None
+        assert value + held <= LIMIT_UNITS + self.granted
+        cap = self.engine.customer_cap("u", "budget")
+        assert cap is not None and cap.meter_value <= CEILING
+
+
+TestHolds = HoldsMachine.TestCase
+TestHolds.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)

@@ -904,7 +904,7 @@ class Limitr:
             at.events.extend(outcome.events)
             if outcome.allowed:
                 call = self._decider.locate(Snapshot({**at.snap.customers, **outcome.changed}, at.snap.aliases),
-                                            ident, ent, now)
+                                            ident, ent, now, request)
                 if call is not None:
                     seg = segment if segment is not None else (hold.segment if hold else None)
                     b = basis_n if basis_n is not None else (hold.basis if hold else None)
