@@ -42,13 +42,7 @@ class Schedule:
         """The start of the period that contains `now` (the most recent boundary ≤ now)."""
         if self.kind == "cron":
             return self._cron_prev(now)
-        local = now.astimezone(self._tz())
-        today = local.date()
-        for back in range(0, 12 * 8 + 1):
-            for candidate in self._candidates(today, back):
-                if candidate is not None and candidate <= today:
-                    return self._midnight(candidate)
-        raise ScheduleError(f"schedule `{self.text}` has no boundary before {now.isoformat()}")
+        return _start_for_day(self, now.astimezone(self._tz()).date())
 
     def next_period_start(self, now: datetime) -> datetime:
         """The first boundary strictly after `now`: when the current period ends."""
@@ -107,6 +101,17 @@ class Schedule:
     def _cron_next(self, now: datetime) -> datetime:
         nxt: datetime = croniter(self.cron, now.astimezone(self._tz())).get_next(datetime)
         return nxt.astimezone(UTC)
+
+
+@lru_cache(maxsize=4096)
+def _start_for_day(schedule: Schedule, today: date) -> datetime:
+    """Start of the calendar period containing the local day `today` (boundaries fall at local midnight, so
+    every instant of a day has the same answer: memoized per day, it costs one lookup on the hot path)."""
+    for back in range(0, 12 * 8 + 1):
+        for candidate in schedule._candidates(today, back):
+            if candidate is not None and candidate <= today:
+                return schedule._midnight(candidate)
+    raise ScheduleError(f"schedule `{schedule.text}` has no boundary before {today.isoformat()}")
 
 
 def _add_months(year: int, month: int, delta: int) -> tuple[int, int]:

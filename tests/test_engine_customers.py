@@ -137,3 +137,14 @@ def test_idempotency_key_meters_once_and_replays_the_first_answer() -> None:
         engine.allow("u", "api", 5, idempotency_key="req-1")
     assert engine.track("u", "api", 20, idempotency_key="t-1") and engine.track("u", "api", 20, idempotency_key="t-1")
     assert engine.value("u", "api") == 20
+
+
+def test_idempotency_keys_are_forgotten_after_a_day() -> None:
+    engine, clock = policy({"api": limit(10)})
+    engine.create_customer("u")
+    assert engine.allow("u", "api", 2, idempotency_key="k")
+    clock.advance(days=1, seconds=1)
+    engine.allow("u", "api", 1)  # any commit lets the store drop what expired
+    assert not any(key.startswith("idempotency:") for key, _ in engine.store.scan("idempotency:"))
+    assert engine.allow("u", "api", 2, idempotency_key="k")  # a new call now
+    assert engine.value("u", "api") == 5

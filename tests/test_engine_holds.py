@@ -178,3 +178,17 @@ def test_margins_from_overage_revenue_and_recorded_cost() -> None:
     assert unscaled is not None and unscaled["revenue"] == D("0.05") and unscaled["margin"] == D("80.00")
     empty = e.local_margin_breakdown("main", {"api": 5})
     assert empty is not None and empty["margin"] == -100
+
+
+def test_settled_hold_records_expire_so_state_does_not_grow() -> None:
+    e, clock = policy({"gpu": limit(10**6)})
+    e.create_customer("u")
+    for _ in range(50):
+        hold = e.reserve("u", "gpu", 1)
+        assert hold is not None and e.settle("u", "gpu", hold, 1)
+    assert len(list(e.store.scan("settled:"))) == 50
+    clock.advance(days=8)  # past each hold's expiry plus the week its settle is remembered
+    hold = e.reserve("u", "gpu", 1)
+    assert hold is not None and e.settle("u", "gpu", hold, 1)
+    assert len(list(e.store.scan("settled:"))) == 1
+    assert e.value("u", "gpu") == 51

@@ -156,9 +156,13 @@ class Notification:
     description: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledPolicy:
-    """The whole policy, ready for the engine. `fingerprint` is sha256 of its canonical JSON."""
+    """The whole policy, ready for the engine. `fingerprint` is sha256 of its canonical JSON.
+
+    Compared and hashed by identity (`eq=False`), so per-policy lookups can be memoized; compare two policies by
+    `fingerprint`.
+    """
 
     currency: str
     credits: Mapping[str, Credit]

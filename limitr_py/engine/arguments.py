@@ -9,6 +9,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from limitr_py.clock import as_utc
+from limitr_py.engine.caps import call_caps as build
+from limitr_py.engine.state import Cap
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.units import Quantity, UnitError, duration_ms, parse_quantity
 
@@ -101,9 +103,6 @@ def names(value: Any, what: str) -> tuple[str, ...]:
 
 def call_caps(cap: Any) -> tuple[Any, ...]:
     """The `cap=` argument: None, a Cap, or a mapping credit → ceiling (each ceiling a plain number)."""
-    from limitr_py.engine.caps import call_caps as build
-    from limitr_py.engine.state import Cap
-
     if cap is None:
         return ()
     if isinstance(cap, Cap):

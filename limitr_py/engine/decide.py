@@ -213,6 +213,8 @@ class Decider:
         """The caps a call must respect: the caller's own, shared ones up its refs chain, call-scoped ones.
         With `changed`, caps that expired or whose period ended are written to their holder's copy."""
         found: list[caps.Applicable] = []
+        if not req.caps and not call.caller.caps and not call.caller.refs:
+            return found
         pricing = call.pricing
         for holder, own in caps.holders(snap.customers, call.caller):
             if not holder.caps:

@@ -7,6 +7,7 @@ priced on its own curve. Pairs take precedence over a credit's own price.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from limitr_py.compile.graph import CompiledPolicy, Pricing
 from limitr_py.engine.pricing import ZERO, price_of, quantity_for
@@ -14,6 +15,7 @@ from limitr_py.engine.pricing import ZERO, price_of, quantity_for
 RUNE = "rune"
 
 
+@lru_cache(maxsize=4096)
 def resolve(policy: CompiledPolicy, credit: str) -> tuple[Decimal, Pricing | None] | None:
     """(factor, pricing): `units × factor` are runes (pricing None) or units of a priced credit; None = no path."""
     factor, name, seen = Decimal(1), credit, set()

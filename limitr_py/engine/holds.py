@@ -2,8 +2,8 @@
 
 A hold is a pending amount on its meter: it counts against that meter's limit and caps, is never billed, and
 resolves exactly once — `settle` turns it into recorded usage (forced, as the work already happened), `release`
-drops it, expiry forgets it. A settled hold leaves a tombstone until long after it would have expired, so a second
-settle of the same hold records nothing.
+drops it, expiry forgets it. The engine records each settled hold id in the store (in the settle's own commit,
+kept for TOMBSTONE_KEEP past the hold's expiry), so a second settle of the same hold records nothing.
 """
 
 from __future__ import annotations
@@ -72,24 +72,19 @@ def reserve(decider: Decider, snap: Snapshot, req: Request, hold_id: str, ttl: t
     meter = writable_meter(changed, call, now)
     meter.holds = live_holds(meter, now)
     meter.holds[hold_id] = Hold(call.value, call.overhead, now + ttl, basis, segment)
-    meter.settled = {k: t for k, t in meter.settled.items() if t >= now}
     return True, changed, call.value
 
 
-def settle(decider: Decider, snap: Snapshot, req: Request, hold_id: str, ttl: timedelta,
-           now: datetime) -> tuple[Outcome | None, Hold | None]:
-    """Drop the hold and record the actual usage with force. (None, None) when the hold was already settled."""
+def settle(decider: Decider, snap: Snapshot, req: Request, hold_id: str, now: datetime) -> tuple[Outcome, Hold | None]:
+    """Drop the hold (if it is still there) and record the actual usage with force."""
     call = decider.locate(snap, req.customer, req.entitlement, now, req)
     if call is None:
         return decider.allow(snap, req, now), None
     meter = call.meter
-    if meter is not None and hold_id in meter.settled:
-        return None, None
     hold = meter.holds.get(hold_id) if meter is not None else None
     owner = call.owner.copy()
     fresh = meter.copy() if meter is not None else MeterState(call.limit.credit, now)
     fresh.holds.pop(hold_id, None)
-    fresh.settled[hold_id] = (hold.expires if hold is not None else now + ttl) + TOMBSTONE_KEEP
     owner.meters[call.entitlement] = fresh
     outcome = decider.allow(Snapshot({**snap.customers, owner.id: owner}, snap.aliases), req, now)
     outcome.changed.setdefault(owner.id, owner)

@@ -47,6 +47,9 @@ RawEvent = tuple[str, dict[str, Any]]
 MAX_ATTEMPTS = 64
 """Version conflicts one call retries before giving up with ConcurrentUpdateError."""
 
+IDEMPOTENCY_KEEP = timedelta(days=1)
+"""How long an idempotency key is remembered: a retry later than that is a new call."""
+
 
 def _customer_key(ident: str) -> str:
     return f"customer:{ident}"
@@ -58,6 +61,10 @@ def _alias_key(alt: str) -> str:
 
 def _idempotency_key(key: str) -> str:
     return f"idempotency:{key}"
+
+
+def _settled_key(hold_id: str) -> str:
+    return f"settled:{hold_id}"
 
 
 def _estimates_key(entitlement: str) -> str:
@@ -77,10 +84,12 @@ def _context_str(context: Mapping[str, Any] | None, name: str | None) -> str | N
 class _Attempt:
     """One read-decide-commit attempt: the snapshot, the versions it saw, and what it wants to write."""
 
-    def __init__(self, snap: Snapshot, versions: dict[str, int]) -> None:
+    def __init__(self, snap: Snapshot, versions: dict[str, int], extras: dict[str, Any]) -> None:
         self.snap = snap
         self.versions = versions
+        self.extras = extras  # values of the extra keys read with the snapshot
         self.writes: dict[str, Any] = {}
+        self.expires: dict[str, datetime] = {}  # when the store may forget a written key
         self.events: list[RawEvent] = []
 
     def put_customers(self, states: Mapping[str, CustomerState | None]) -> None:
@@ -218,14 +227,15 @@ class Limitr:
                             f"idempotency key `{idempotency[0]}` was used with different arguments")
                     return seen["result"]  # type: ignore[no-any-return]
             now = self._clock.now()
-            attempt = _Attempt(snap, versions)
+            attempt = _Attempt(snap, versions, extras)
             result = attempt_fn(attempt, now)
             if idem_key and idempotency:
                 attempt.writes[idem_key] = {"fingerprint": idempotency[1], "result": result, "at": now}
+                attempt.expires[idem_key] = now + IDEMPOTENCY_KEEP
             if not attempt.writes:
                 self._publish(attempt.events, now)
                 return result
-            if self._store.commit(Commit(versions, attempt.writes)):
+            if self._store.commit(Commit(versions, attempt.writes, expires=attempt.expires, now=now)):
                 self._publish(attempt.events, now)
                 return result
         raise ConcurrentUpdateError(f"gave up on customer `{ident}` after {MAX_ATTEMPTS} conflicting attempts")
@@ -895,11 +905,16 @@ class Limitr:
         basis_n = args.optional_amount(basis, "basis")
         learned: list[holds.Learn] = []
 
+        settled_key = _settled_key(hid)
+
         def attempt(at: _Attempt, now: datetime) -> bool:
             learned.clear()
-            outcome, hold = holds.settle(self._decider, at.snap, request, hid, self._compiled.hold_ttl, now)
-            if outcome is None:
-                return False
+            if at.extras[settled_key] is not None:
+                return False  # settled before: a hold resolves once
+            outcome, hold = holds.settle(self._decider, at.snap, request, hid, now)
+            keep_until = (hold.expires if hold is not None else now + self._compiled.hold_ttl) + holds.TOMBSTONE_KEEP
+            at.writes[settled_key] = {"at": now, "until": keep_until}
+            at.expires[settled_key] = keep_until
             at.put_customers(outcome.changed)
             at.events.extend(outcome.events)
             if outcome.allowed:
@@ -915,7 +930,7 @@ class Limitr:
             return outcome.allowed
 
         done = self._run(ident, attempt, idempotency=(idempotency_key, repr(("settle", ident, ent, hid, value)))
-                         if idempotency_key is not None else None)
+                         if idempotency_key is not None else None, extra=(settled_key,))
         for learn in learned:
             self._learn_policy(learn)
         return done

@@ -128,7 +128,7 @@ def meter_record(m: MeterState) -> dict[str, Any]:
     return {"credit": m.credit, "started": encode(m.started), "value": encode(m.value),
             "overhead": encode(m.overhead), "history": encode(m.history), "ewma_rate": encode(m.ewma_rate),
             "governor_tokens": encode(m.governor_tokens), "governor_last_refill": encode(m.governor_last_refill),
-            "holds": encode(m.holds), "settled": encode(m.settled), "estimates": encode(m.estimates)}
+            "holds": encode(m.holds), "estimates": encode(m.estimates)}
 
 
 def customer_record(c: CustomerState) -> dict[str, Any]:
@@ -159,8 +159,6 @@ def _meter_from(raw: Any, d: _Decoder, where: str) -> MeterState:
         d.value("Decimal | None", raw.get("governor_tokens"), f"{where}.governor_tokens"),
         d.value("datetime | None", raw.get("governor_last_refill"), f"{where}.governor_last_refill"),
         {k: d.obj(Hold, h, f"{where}.holds.{k}") for k, h in d.mapping(raw.get("holds"), f"{where}.holds").items()},
-        {k: d.value("datetime", t, f"{where}.settled.{k}")
-         for k, t in d.mapping(raw.get("settled"), f"{where}.settled").items()},
         {k: d.obj(EstimateState, e, f"{where}.estimates.{k}")
          for k, e in d.mapping(raw.get("estimates"), f"{where}.estimates").items()})
 

@@ -112,14 +112,12 @@ class MeterState:
     governor_tokens: Decimal | None = None
     governor_last_refill: datetime | None = None
     holds: dict[str, Hold] = field(default_factory=dict)
-    settled: dict[str, datetime] = field(default_factory=dict)  # settled hold id → when the tombstone may go
     estimates: dict[str, EstimateState] = field(default_factory=dict)  # the customer's own, by segment
 
     def copy(self) -> MeterState:
         # explicit rather than dataclasses.replace: this runs on every metered call
         return MeterState(self.credit, self.started, self.value, self.overhead, self.history, self.ewma_rate,
-                          self.governor_tokens, self.governor_last_refill, dict(self.holds), dict(self.settled),
-                          dict(self.estimates))
+                          self.governor_tokens, self.governor_last_refill, dict(self.holds), dict(self.estimates))
 
 
 @dataclass(slots=True)

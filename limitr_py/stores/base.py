@@ -6,13 +6,15 @@ together with the versions it read. A commit whose expected versions no longer h
 False; the engine then re-reads and decides again.
 
 Version 0 means "absent": expecting version 0 makes a write create-only, which is how an idempotency key is
-recorded in the same commit as its effect.
+recorded in the same commit as its effect. Records that only need to outlive retries (idempotency keys, settled
+holds) carry an expiry; a store drops them once a commit's `now` is past it. Stores never read a clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -38,6 +40,8 @@ class Commit:
     expected: Mapping[str, int]
     writes: Mapping[str, Any]
     events: tuple[Any, ...] = field(default=())
+    expires: Mapping[str, datetime] = field(default_factory=dict)  # written keys the store may drop after then
+    now: datetime | None = None  # the engine's time: keys whose expiry is before it may be dropped
 
 
 @runtime_checkable

@@ -6,7 +6,9 @@ of the keys it touches, in a fixed order, so calls for different customers never
 
 from __future__ import annotations
 
+import heapq
 import threading
+from datetime import datetime
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +22,8 @@ class MemoryStore:
         self.url = url
         self._data: dict[str, Versioned] = {}
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
+        self._expiry: list[tuple[datetime, str]] = []
+        self._expiry_lock = threading.Lock()
 
     def read(self, keys: list[str]) -> dict[str, Versioned]:
         data = self._data
@@ -44,10 +48,22 @@ class MemoryStore:
                     data.pop(key, None)
                 else:
                     data[key] = Versioned(version, value)
-            return True
         finally:
             for lock in reversed(locks):
                 lock.release()
+        if commit.expires or commit.now is not None:
+            self._expire(commit)
+        return True
+
+    def _expire(self, commit: Commit) -> None:
+        """Remember when written keys may go, and drop those whose time has passed (oldest first)."""
+        with self._expiry_lock:
+            for key, when in commit.expires.items():
+                heapq.heappush(self._expiry, (when, key))
+            while self._expiry and commit.now is not None and self._expiry[0][0] < commit.now:
+                _, key = heapq.heappop(self._expiry)
+                with self._locks[hash(key) % _STRIPES]:
+                    self._data.pop(key, None)
 
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         for key, record in list(self._data.items()):
