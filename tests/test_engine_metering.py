@@ -23,7 +23,9 @@ def test_hard_limit_denies_exactly_the_call_that_would_pass_it_and_changes_nothi
     assert not engine.allow("u", "api", D("0.000000001"))
     assert engine.value("u", "api") == 100 and engine.remaining("u", "api") == 0
     names = rec.names()
-    assert names == ["meter-changed", "meter-limit", "meter-changed", "meter-limit"]
+    # filling the limit exactly is the transition from allowed to not allowed: `limit-reached` once
+    assert names == ["meter-changed", "meter-limit", "meter-changed", "limit-reached", "meter-limit"]
+    assert rec.events[3].payload["limit_type"] == "included"
     denied = rec.events[1].payload
     assert denied["meter"]["value"] == 60 and denied["invalid_value"] == 101 and denied["overage"] == 1
 

@@ -55,7 +55,7 @@ def test_a_denied_call_still_starts_the_new_period_and_reports_it() -> None:
     clock.set(at(2026, 4, 2))
     rec = Recorder(engine)
     assert not engine.allow("u", "api", 11)
-    assert rec.names() == ["meter-reset", "meter-limit"]
+    assert rec.names() == ["period-closed", "meter-reset", "meter-limit"]
     meter = engine.customer_state("u").meters["api"]  # type: ignore[union-attr]
     assert meter.started == at(2026, 4, 1) and meter.value == 0
 
@@ -67,8 +67,10 @@ def test_event_order_on_a_reset_call_past_a_soft_limit() -> None:
     clock.set(at(2026, 3, 16, 8))  # Monday
     rec = Recorder(engine)
     engine.allow("u", "chat", 8)
-    assert rec.names() == ["meter-overage", "meter-reset"]
-    assert rec.events[0].payload["meter"]["old"] == 3 and rec.events[0].payload["overage"] == 3
+    assert rec.names() == ["period-closed", "meter-overage", "meter-reset"]
+    assert rec.events[1].payload["meter"]["old"] == 3 and rec.events[1].payload["overage"] == 3
+    closed = rec.events[0].payload
+    assert (closed["entitlement"], closed["value"], closed["end"]) == ("chat", 3, at(2026, 3, 16))
 
 
 # (schedule, a time inside the first period, the last instant of that period, the next period's start)

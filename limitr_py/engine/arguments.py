@@ -15,6 +15,16 @@ from limitr_py.errors import InvalidArgumentError
 from limitr_py.units import Quantity, UnitError, duration_ms, parse_quantity
 
 
+class _Unset:
+    """The default of arguments where None means "clear": leaving one out keeps the current value."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
 def ident(value: Any, what: str = "customer id") -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgumentError(f"{what} must be a non-empty string, got `{value!r}`")

@@ -6,7 +6,7 @@ Each returns the customers to write (copies), alias changes, and the events to p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from limitr_py.compile.graph import CompiledPolicy, Plan
 from limitr_py.engine import grants
 from limitr_py.engine.resolve import plan_for
 from limitr_py.engine.state import CustomerState, MeterState
-from limitr_py.engine.values import Customer
+from limitr_py.engine.values import BillingConfig, Customer
 
 RawEvent = tuple[str, dict[str, Any]]
 
@@ -28,8 +28,9 @@ class Change:
     events: list[RawEvent] = field(default_factory=list)
 
 
-def public(state: CustomerState) -> Customer:
-    return Customer(state.id, state.plan, state.type, state.label, state.refs, state.alt_ids, dict(state.metadata))
+def public(state: CustomerState, billing: BillingConfig | None = None) -> Customer:
+    return Customer(state.id, state.plan, state.type, state.label, state.refs, state.alt_ids, dict(state.metadata),
+                    billing if billing is not None else BillingConfig())
 
 
 def customer_payload(state: CustomerState) -> dict[str, Any]:
@@ -69,6 +70,7 @@ def create(policy: CompiledPolicy, customers: Mapping[str, CustomerState], *, id
         return None, Change()
     if existing is None:
         start_meters(resolved, state, now)
+        state.billing_anchor = now if resolved.price is not None else None
         state.grants, _ = grants.reconcile_topups(resolved, state.type, state.grants, now)
     for alt in alt_ids:
         if alt not in state.alt_ids and alt != id:
@@ -92,6 +94,9 @@ def set_plan(policy: CompiledPolicy, customers: Mapping[str, CustomerState], sta
               if m.started is not None and previous is not None and name in previous.entitlements]
     copy.plan = plan
     start_meters(new_plan, copy, now, replace=overwrite_meters, started=min(starts) if starts else now)
+    # a plan change restarts the billing cycle: usage-limit windows re-anchor and count afresh
+    copy.billing_anchor = now if new_plan.price is not None else None
+    copy.billing = replace(copy.billing, windows={})
     change = Change(customers={state.id: copy})
     change.events.append(("customer-set", customer_payload(copy)))
     change.events.append(("customer-plan-changed", {"previous_plan": previous.name if previous else state.plan,

@@ -14,18 +14,23 @@ from decimal import Decimal
 from typing import Any
 
 from limitr_py.compile.graph import CompiledPolicy, Credit, Limit, Plan, Pricing
-from limitr_py.engine import caps, grants, meters
+from limitr_py import money
+from limitr_py.engine import caps, controls, grants, meters
 from limitr_py.engine.customers import customer_payload
 from limitr_py.engine.exchange import to_runes
 from limitr_py.engine.resolve import limit_for, plan_for, resolve_customer, scope_owner
-from limitr_py.engine.records import encode
-from limitr_py.engine.state import ZERO, Cap, CustomerState, Grant, MeterState
+from limitr_py.engine.records import plain
+from limitr_py.engine.state import ZERO, Cap, ClosedPeriod, CustomerState, Grant, MeterState
 from limitr_py.engine.values import Decision, Gate
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.units import Quantity, UnitError, convert
 
 OverheadFn = Callable[[Decimal, Mapping[str, Any] | None], Any]
 RawEvent = tuple[str, dict[str, Any]]
+PROBE = Decimal("1e-9")
+"""The smallest further call `limit-reached` asks about (Autumn asks with 1e-7 in floats)."""
+PERIODS_KEPT = 48
+"""Closed meter periods kept per customer for invoices of past periods."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,7 @@ class Request:
     overhead: Decimal | None = None
     force: bool = False
     caps: tuple[Cap, ...] = ()  # call-scoped caps
+    probe: bool = False  # report `limit-reached` transitions (someone listens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +249,13 @@ class Decider:
         if isinstance(call, str):
             allowed = call == "feature"
             return Outcome(allowed, Decision(allowed, call, None, None, tuple(gates)), changed)
+        eff = None
+        if call.caller.billing.empty and call.caller.parent is None and call.limit.max_overage is None:
+            pass
+        else:
+            eff = controls.effective(self.policy, snap.customers, call.caller, call.entitlement, call.limit)
+            if eff.mode != call.limit.mode:
+                call.limit = replace(call.limit, mode=eff.mode)
         policy, limit, value, meter = self.policy, call.limit, call.value, call.meter
         events: list[RawEvent] = []
         send = req.send_events and write
@@ -257,6 +270,7 @@ class Decider:
         if reset:
             new = value
             if write:
+                self._archive(call, changed, reset_to, events, send)  # type: ignore[arg-type]
                 meter = self._meter(changed, call, now)
                 meters.reset(meter, reset_to)  # type: ignore[arg-type]
         gates.append(Gate("reset", True, {"reset": reset, "period_start": reset_to}))
@@ -335,6 +349,13 @@ class Decider:
                 decision = Decision(False, "governor", "governor", tokens, tuple(gates))
                 return Outcome(False, decision, changed, events)
 
+        # billing controls: usage-limit windows, overage units, the customer-wide overage money limit
+        if eff is not None and not req.force and value > 0:
+            denied = self._control_gates(snap, call, eff, changed, gates, now, gate_value, gate_new, limit_value,
+                                         billable_diff)
+            if denied is not None:
+                return Outcome(False, denied, changed, events)
+
         # H. the limit; grants may carry a hard limit, but only when they cover all of it
         own_valid = _limit_check(limit, new, meter_value)
         gate_valid = _limit_check(limit, gate_new, meter_value + held_value) if held_value else own_valid
@@ -385,6 +406,14 @@ class Decider:
             if drawn is not None:
                 call.owner = _editable(changed, call.owner)
                 call.owner.grants = drawn
+            billed = eff is None or eff.billed
+            if billable_diff != 0 and billed:
+                listed = price_units(policy, call, billable_diff, billable) or ZERO
+                paid = (price_units(policy, call, covered, billable) or ZERO) if covered > 0 else ZERO
+                meter = self._meter(changed, call, now)
+                meter.billed += listed
+                meter.covered += paid
+                meter.covered_units += covered
             if send and (new != prior or call.overhead != 0):
                 payload: dict[str, Any] = {
                     "meter": {"old": prior, "value": new, "limit": limit_value, "diff": value,
@@ -396,7 +425,7 @@ class Decider:
                 if not own_valid:
                     payload["overage"] = uncovered
                 if overage_event:
-                    payload["overage_price"] = (price_diff if covered == 0 or price_diff is None
+                    payload["overage_price"] = (ZERO if not billed else price_diff if covered == 0 or price_diff is None
                                                 else price_units(policy, call, uncovered, billable + covered))
                     events.append(("meter-overage", payload))
                 if reset:
@@ -404,6 +433,10 @@ class Decider:
                 if not overage_event:
                     events.append(("meter-changed", payload))
             self._move_caps(call, moves, changed, events, send)
+            if eff is not None:
+                self._billing_effects(snap, call, eff, changed, events, send, now, value, meter_value, new)
+            if req.probe and send:
+                self._probe(snap, call, req, changed, events, now)
         elif send:  # J. denied by a hard limit
             payload = {"meter": {"value": meter_value, "limit": limit_value, "invalid": new, "diff": value,
                                  "overhead": overhead_base, "overhead_diff": call.overhead, "price_diff": price_diff},
@@ -414,13 +447,163 @@ class Decider:
         decision = Decision(allowed, "limit", "included", headroom, tuple(gates))
         return Outcome(allowed, decision, changed, events)
 
+    # -- billing controls, archive, limit-reached -----------------------------------------------------------
+
+    def _archive(self, call: _Call, changed: dict[str, CustomerState], end: datetime, events: list[RawEvent],
+                 send: bool) -> None:
+        """Keep the closing period of the call's meter (for `invoice(period="previous")`) and report it."""
+        old = call.meter
+        if old is None or old.started is None:
+            return
+        owner = call.owner = _editable(changed, call.owner)
+        closed = ClosedPeriod(call.entitlement, old.started, end, old.value, old.overhead, old.billed, old.covered,
+                              old.covered_units)
+        owner.periods = (*owner.periods, closed)[-PERIODS_KEPT:]
+        if send:
+            events.append(("period-closed", {"customer": owner.id, **plain(closed)}))
+
+    def _control_gates(self, snap: Snapshot, call: _Call, eff: controls.Effective,
+                       changed: dict[str, CustomerState], gates: list[Gate], now: datetime, gate_value: Decimal,
+                       gate_new: Decimal, limit_value: Decimal, billable_diff: Decimal) -> Decision | None:
+        """Usage-limit windows (the tightest wins), overage units, then the overage money limit."""
+        for ref in eff.windows:
+            holder = _state_of(call, ref.holder, changed)
+            start, used = controls.window_used(holder, ref, now)
+            need = gate_value * ref.factor
+            ok = used + need <= ref.limit.limit
+            gates.append(Gate("usage_limit", ok, {"feature": ref.limit.feature_id, "interval": ref.limit.interval,
+                                                  "holder": ref.holder, "window_start": start, "used": used,
+                                                  "limit": ref.limit.limit, "requested": need}))
+            if not ok:
+                return Decision(False, "usage_limit", "usage_limit", ref.limit.limit - used, tuple(gates))
+        if call.limit.mode == "soft" and eff.max_overage is not None:
+            over = max(ZERO, gate_new - limit_value)
+            ok = over <= eff.max_overage
+            gates.append(Gate(eff.max_overage_type, ok, {"overage": over, "max": eff.max_overage}))
+            if not ok:
+                return Decision(False, eff.max_overage_type, eff.max_overage_type,
+                                eff.max_overage + limit_value - (gate_new - gate_value), tuple(gates))
+        cap = eff.overage_limit
+        if cap is not None and cap.on_limit_reached == "block" and billable_diff > 0 and eff.overage_holder:
+            spent = self.unbilled_overage(snap, _state_of(call, eff.overage_holder, changed), now)
+            ok = money.to_minor(spent, self.policy.currency) < cap.max_overage_amount
+            gates.append(Gate("overage_limit", ok, {"overage_amount": money.to_minor(spent, self.policy.currency),
+                                                    "max_overage_amount": cap.max_overage_amount}))
+            if not ok:
+                return Decision(False, "overage_limit", "spend_limit", ZERO, tuple(gates))
+        return None
+
+    def unbilled_overage(self, snap: Snapshot, holder: CustomerState, now: datetime) -> Decimal:
+        """Runes of overage billed and not covered by grants in each meter's current period."""
+        plan = plan_for(self.policy, snap.customers, holder)
+        total = ZERO
+        for name, m in holder.meters.items():
+            ent = plan.entitlements.get(name) if plan else None
+            limit = ent.limit if ent is not None else None
+            if limit is not None and meters.reset_pending(limit, m, now) is not None:
+                continue
+            total += m.billed - m.covered
+        return total
+
+    def _billing_effects(self, snap: Snapshot, call: _Call, eff: controls.Effective,
+                         changed: dict[str, CustomerState], events: list[RawEvent], send: bool, now: datetime,
+                         value: Decimal, old: Decimal, new: Decimal) -> None:
+        """After an allowed call: count usage windows, fire alerts, notify the money limit, auto top-ups."""
+        if value > 0:
+            for ref in eff.windows:
+                holder = _editable(changed, _state_of(call, ref.holder, changed))
+                start, used = controls.window_used(holder, ref, now)
+                holder.billing = replace(holder.billing, windows=controls.count(
+                    holder.billing.windows, ref.key, start, used, value * ref.factor))
+        if send:
+            for holder_id, alert in eff.alerts:
+                if controls.crossed(alert, old, new, call.limit.value):
+                    events.append(("usage-alert-triggered", {
+                        "customer": holder_id, "caller": call.caller.id, "entitlement": call.entitlement,
+                        "usage": new, "usage_alert": plain(alert)}))
+        cap = eff.overage_limit
+        if send and cap is not None and cap.on_limit_reached == "notify" and eff.overage_holder:
+            holder = _state_of(call, eff.overage_holder, changed)
+            after = money.to_minor(self.unbilled_overage(snap, holder, now), self.policy.currency)
+            if holder.billing.blocked.get("*overage_limit") is None and after >= cap.max_overage_amount:
+                copy = _editable(changed, holder)
+                copy.billing = replace(copy.billing, blocked={**copy.billing.blocked, "*overage_limit": "spend_limit"})
+                events.append(("limit-reached", {"customer": holder.id, "caller": call.caller.id,
+                                                 "entitlement": call.entitlement, "limit_type": "spend_limit",
+                                                 "control": "overage_limit", "blocking": False}))
+        top = controls.chain(snap.customers, call.caller)[-1]
+        if top.billing.auto_topups:
+            self._auto_topups(call, _state_of(call, top.id, changed), changed, events, send, now)
+
+    def _auto_topups(self, call: _Call, top: CustomerState, changed: dict[str, CustomerState],
+                     events: list[RawEvent], send: bool, now: datetime) -> None:
+        plan = call.plan
+        for feature, rule in top.billing.auto_topups.items():
+            if not rule.enabled:
+                continue
+            current, _ = grants.make_current(top.grants, now)
+            if feature in self.policy.credits or feature in self.policy.exchange.pairs:
+                balance = grants.balance(self.policy, current, feature, ZERO)
+                credit_name = feature
+            elif feature == call.entitlement and top.id == call.owner.id:
+                credit_name = call.credit.name
+                balance = call.limit.value + grants.balance(self.policy, current, credit_name, ZERO) - (
+                    call.meter.value if call.meter else ZERO)
+            else:
+                continue
+            if balance > rule.threshold:
+                continue
+            topup = next((t for t in plan.topups.values() if t.credit == credit_name and not t.included), None)
+            if topup is None:
+                continue
+            history = top.billing.topup_purchases.get(feature, ())
+            if rule.purchase_limit is not None:
+                since = controls.purchase_window_start(rule.purchase_limit, now)
+                history = tuple(t for t in history if t > since)
+                if len(history) >= rule.purchase_limit.limit:
+                    continue
+            holder = _editable(changed, top)
+            grant_id = f"auto:{feature}:{now.isoformat()}:{len(history)}"
+            holder.grants = {**holder.grants, grant_id: replace(grants.from_topup(topup, grant_id, now),
+                                                                 value=rule.quantity, starting_value=rule.quantity)}
+            holder.billing = replace(holder.billing, topup_purchases={**holder.billing.topup_purchases,
+                                                                      feature: (*history, now)})
+            if holder.id == call.owner.id:
+                call.owner = holder
+            if send:
+                packs = rule.quantity / topup.value if topup.value else Decimal(1)
+                events.append(("auto-topup-triggered", {
+                    "customer": holder.id, "feature_id": feature, "topup": topup.name, "quantity": rule.quantity,
+                    "threshold": rule.threshold, "balance": balance, "packs": packs,
+                    "amount": None if topup.price is None else packs * topup.price}))
+
+    def _probe(self, snap: Snapshot, call: _Call, req: Request, changed: dict[str, CustomerState],
+               events: list[RawEvent], now: datetime) -> None:
+        """`limit-reached` on the transition from allowed to not allowed: would the smallest further call pass?"""
+        after = Snapshot({**snap.customers, **changed}, snap.aliases)
+        probe = self._decide(after, Request(req.customer, req.entitlement, Quantity(PROBE), caps=req.caps,
+                                            send_events=False), now, write=False)
+        caller = _state_of(call, call.caller.id, changed)
+        was = caller.billing.blocked.get(call.entitlement)
+        if probe.allowed and was is not None:
+            copy = _editable(changed, caller)
+            copy.billing = replace(copy.billing, blocked={k: v for k, v in copy.billing.blocked.items()
+                                                          if k != call.entitlement})
+        elif not probe.allowed and was is None:
+            kind = probe.decision.limit_type or "included"
+            copy = _editable(changed, caller)
+            copy.billing = replace(copy.billing, blocked={**copy.billing.blocked, call.entitlement: kind})
+            events.append(("limit-reached", {"customer": call.owner.id, "caller": call.caller.id,
+                                             "entitlement": call.entitlement, "limit_type": kind,
+                                             "entity_id": call.caller.id if call.caller.parent else None}))
+
     def _cap_denied(self, call: _Call, req: Request, a: caps.Applicable, amount: Decimal, gates: list[Gate],
                     changed: dict[str, CustomerState], events: list[RawEvent], send: bool,
                     meter: dict[str, Any]) -> Outcome:
         if send:
             events.append(("cap-limit", {"customer": a.holder or call.caller.id, "caller": call.caller.id,
                                          "entitlement": call.entitlement, "plan": call.plan.name,
-                                         "credit": call.credit.name, "cap": encode(a.cap), "meter": meter,
+                                         "credit": call.credit.name, "cap": plain(a.cap), "meter": meter,
                                          "event_data": req.event_data}))
         headroom = a.cap.value - a.cap.meter_value
         return Outcome(False, Decision(False, gates[-1].name, "cap", headroom, tuple(gates)), changed, events)
@@ -440,7 +623,7 @@ class Decider:
             if send and cap.meter_value < cap.value <= after:
                 events.append(("cap-threshold-crossed", {"customer": a.holder or call.caller.id,
                                                          "caller": call.caller.id, "entitlement": call.entitlement,
-                                                         "cap": encode(replace(cap, meter_value=after))}))
+                                                         "cap": plain(replace(cap, meter_value=after))}))
         if send:
             for holder_id in touched:
                 events.append(("customer-set", customer_payload(changed[holder_id])))

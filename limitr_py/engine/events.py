@@ -49,6 +49,11 @@ class EventBus:
         """Whether anyone listens: when nobody does, the engine skips building event payloads."""
         return bool(self._handlers)
 
+    def listens(self, name: str) -> bool:
+        """Whether an event named `name` reaches any handler."""
+        handlers = self._handlers
+        return name in handlers or "*" in handlers
+
     def publish(self, events: Iterable[Event]) -> None:
         handlers = self._handlers
         if not handlers:

@@ -23,19 +23,21 @@ from limitr_py.compile.build import Builder
 from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
 from limitr_py.documents import load_document
 from limitr_py.engine import arguments as args
+from limitr_py.engine.arguments import UNSET
 from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
-from limitr_py.engine import estimates, holds, margins, meters
+from limitr_py.engine import controls, estimates, holds, invoices, margins, meters
+from limitr_py.engine import billing_args
 from limitr_py.engine import grants as grants_mod
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
 from limitr_py.engine.events import EventBus, Handler
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.exchange import RUNE, exchange
 from limitr_py.engine.exchange import resolve as resolve_path
-from limitr_py.engine.records import customer_from, customer_record, encode
+from limitr_py.engine.records import customer_from, customer_record, plain
 from limitr_py.engine.resolve import plan_for, reachable, resolve_customer
-from limitr_py.engine.state import ZERO, Cap, CustomerState, Grant, Override
-from limitr_py.engine.values import Customer, Decision, Event
+from limitr_py.engine.state import ZERO, Cap, CustomerState, FeatureConfig, Grant, OverageLimit, Override
+from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Invoice
 from limitr_py.errors import ConcurrentUpdateError, IdempotencyConflictError, InvalidArgumentError, PolicyCompileError
 from limitr_py.schedules import ScheduleError, parse_schedule
 from limitr_py.stores import Commit, Store, open_store
@@ -171,6 +173,10 @@ class Limitr:
         """Remove one handler, or every handler of `name`."""
         self._bus.off(name, handler)
 
+    def _probe_on(self) -> bool:
+        """Whether `limit-reached` transitions are worth working out: someone listens for them."""
+        return self._bus.listens("limit-reached")
+
     # -- the read-decide-commit loop -------------------------------------------------------------------------
 
     def _snapshot(self, ident: str, extra: Iterable[str] = ()) -> tuple[Snapshot, dict[str, int], dict[str, Any]]:
@@ -288,9 +294,11 @@ class Limitr:
         return self._run(ident, attempt)
 
     def customer(self, id: str) -> Customer | None:
-        """The customer with this id or alt id, or None."""
-        _, state = self._view(args.ident(id))
-        return None if state is None else ops.public(state)
+        """The customer with this id or alt id, or None; `.billing` holds its billing controls."""
+        snap, state = self._view(args.ident(id))
+        if state is None:
+            return None
+        return ops.public(state, controls.billing_view(snap.customers, state, self._clock.now()))
 
     def delete_customer(self, id: str) -> bool:
         """Delete a customer (by id or alt id) and its alt ids. Customers that ref it keep the dangling ref."""
@@ -504,7 +512,8 @@ class Limitr:
         """
         send, data = args.events(event)
         request = Request(id if isinstance(id, str) else "", entitlement, args.quantity(value), 0, send, data,
-                          args.optional_amount(overhead, "overhead"), bool(force), args.call_caps(cap))
+                          args.optional_amount(overhead, "overhead"), bool(force), args.call_caps(cap),
+                          self._probe_on())
         return self._meter_call(id, entitlement, request, write=True, idempotency_key=idempotency_key)
 
     def track(self, id: str, entitlement: str, value: Any, *, event: Any = True, overhead: Any = None,
@@ -531,7 +540,7 @@ class Limitr:
     def _step(self, id: str, entitlement: str, step: int, event: Any, write: bool, cap: Any) -> bool:
         send, data = args.events(event)
         request = Request(id if isinstance(id, str) else "", entitlement, None, step, send, data,
-                          caps=args.call_caps(cap))
+                          caps=args.call_caps(cap), probe=write and self._probe_on())
         return self._meter_call(id, entitlement, request, write=write)
 
     def increment(self, id: str, entitlement: str, *, event: Any = True, cap: Any = None) -> bool:
@@ -683,7 +692,7 @@ class Limitr:
             copy.grants[grant_id] = grants_mod.from_topup(found, grant_id, now)
             at.put_customers({copy.id: copy})
             at.events.append(("customer-topup-granted", {"customer": copy.id, "topup_name": name,
-                                                         "plan_name": plan.name, "topup": encode(found)}))
+                                                         "plan_name": plan.name, "topup": plain(found)}))
             return True
 
         return self._run(ident, attempt)
@@ -809,7 +818,7 @@ class Limitr:
             copy.caps[key] = cap
             at.put_customers({copy.id: copy})
             if events:
-                at.events.append(("customer-cap-added", {"customer": copy.id, "cap": encode(cap)}))
+                at.events.append(("customer-cap-added", {"customer": copy.id, "cap": plain(cap)}))
                 at.events.append(("customer-set", ops.customer_payload(copy)))
             made.append(cap)
             return cap
@@ -844,7 +853,7 @@ class Limitr:
             at.put_customers({copy.id: copy})
             if events:
                 at.events.append((name, {"customer": copy.id, "id": cap_id} if remove
-                                  else {"customer": copy.id, "cap": encode(cap)}))
+                                  else {"customer": copy.id, "cap": plain(cap)}))
                 at.events.append(("customer-set", ops.customer_payload(copy)))
             return True
 
@@ -1037,6 +1046,174 @@ class Limitr:
             table = holds.learn_policy(record.value, learn, self._clock.now())
             if self._store.commit(Commit({key: record.version}, {key: table})):
                 return
+
+    # -- billing controls (Owostack, Autumn), entities, invoices --------------------------------------------
+
+    def _require(self, ident: str, change: Callable[[CustomerState, _Attempt, datetime], bool]) -> None:
+        """Apply a control change; an unknown customer is an argument error (a write to nobody is a typo)."""
+        if not self._update(ident, change) and self.customer(ident) is None:
+            raise InvalidArgumentError(f"unknown customer `{ident}`")
+
+    def set_feature_config(self, id: str, feature: str, *, overage: Any = UNSET,
+                           max_overage_units: Any = UNSET) -> None:
+        """Owostack: one customer's exception for one feature. `overage`: `block` (stop at the included amount)
+        or `charge` (soft, billed); `max_overage_units`: most units past the included amount, the current request
+        counting. `None` clears a field (back to the plan); a field left out keeps its value."""
+        ident, name = args.ident(id), args.ident(feature, "feature")
+        if overage is not UNSET and overage not in (None, "block", "charge"):
+            raise InvalidArgumentError(f"overage must be `block`, `charge` or None, got `{overage}`")
+        units = max_overage_units
+        if units is not UNSET and units is not None:
+            units = args.amount(units, "max_overage_units")
+            if units < 0:
+                raise InvalidArgumentError(f"max_overage_units cannot be negative, got `{max_overage_units}`")
+
+        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+            old = c.billing.feature_configs.get(name, FeatureConfig())
+            new = FeatureConfig(old.overage if overage is UNSET else overage,
+                                old.max_overage_units if units is UNSET else units)
+            configs = {k: v for k, v in c.billing.feature_configs.items() if k != name}
+            if new != FeatureConfig():
+                configs[name] = new
+            c.billing = replace(c.billing, feature_configs=configs)
+            return True
+
+        self._require(ident, change)
+
+    def set_overage_limit(self, id: str, *, max_overage_amount: Any, on_limit_reached: str = "block") -> None:
+        """Owostack: a customer-wide cap on billable overage, in MINOR units of `policy.currency` (500_000 =
+        5,000.00 USD); `block` denies overage once it is reached (the request that crosses it passes), `notify`
+        only sends `limit-reached`. `None` removes it."""
+        ident = args.ident(id)
+        if on_limit_reached not in ("block", "notify"):
+            raise InvalidArgumentError(f"on_limit_reached must be `block` or `notify`, got `{on_limit_reached}`")
+        amount = None
+        if max_overage_amount is not None:
+            exact = args.amount(max_overage_amount, "max_overage_amount")
+            if exact < 0 or exact != exact.to_integral_value():
+                raise InvalidArgumentError(f"max_overage_amount is a whole number of minor units, got "
+                                           f"`{max_overage_amount}`")
+            amount = OverageLimit(int(exact), on_limit_reached)
+
+        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+            blocked = {k: v for k, v in c.billing.blocked.items() if k != "*overage_limit"}
+            c.billing = replace(c.billing, overage_limit=amount, blocked=blocked)
+            return True
+
+        self._require(ident, change)
+
+    def billing_config(self, id: str) -> BillingConfig | None:
+        """The customer's billing controls as they apply (entities: their own entries over their customer's),
+        with each usage limit's usage in its current window."""
+        snap, state = self._view(args.ident(id))
+        return None if state is None else controls.billing_view(snap.customers, state, self._clock.now())
+
+    def update_billing_controls(self, id: str, *, entity_id: str | None = None, overage_allowed: Any = None,
+                                spend_limits: Any = None, usage_limits: Any = None, usage_alerts: Any = None,
+                                auto_topups: Any = None) -> None:
+        """Autumn: set a customer's (or with `entity_id`, an entity's) control lists. Each list given replaces
+        that control's entries (an empty list clears them); a list left out (None) keeps them. Auto top-ups are
+        customer-level only."""
+        ident = args.ident(id)
+        target = args.ident(entity_id, "entity_id") if entity_id is not None else ident
+        if entity_id is not None and auto_topups is not None:
+            raise InvalidArgumentError("auto_topups are customer-level only: they charge the customer's payment method")
+        parsed = billing_args.controls(overage_allowed, spend_limits, usage_limits, usage_alerts,
+                                       auto_topups)
+
+        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+            if entity_id is not None and c.parent != ident:
+                raise InvalidArgumentError(f"`{entity_id}` is not an entity of `{ident}`")
+            c.billing = replace(c.billing, **parsed)
+            return True
+
+        self._require(target, change)
+
+    def add_entity(self, id: str, entity_id: str, *, feature: str | None = None, type: str = "entity",
+                   label: str | None = None, metadata: Mapping[str, Any] | None = None) -> bool:
+        """Create an entity of a customer (a customer that refs it). With `feature` the entity takes one unit of
+        it on the customer (a seat): when that is denied, nothing is created and the answer is False."""
+        ident, ent_id = args.ident(id), args.ident(entity_id, "entity_id")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidArgumentError("metadata must be a mapping")
+        events_on = self._bus.active
+
+        def attempt(at: _Attempt, now: datetime) -> bool:
+            parent = resolve_customer(at.snap.customers, at.snap.aliases, ident)
+            if parent is None or at.extras[_customer_key(ent_id)] is not None:
+                return False
+            changed: dict[str, CustomerState] = {}
+            if feature is not None:
+                outcome = self._decider.allow(at.snap, Request(parent.id, feature, Quantity(Decimal(1)), 0, events_on,
+                                                               probe=self._probe_on()), now)
+                if not outcome.allowed:
+                    at.events.extend(outcome.events)
+                    return False
+                changed.update(outcome.changed)
+                at.events.extend(outcome.events)
+            holder = changed.get(parent.id) or parent.copy()
+            holder.entities = (*holder.entities, ent_id)
+            changed[parent.id] = holder
+            entity = CustomerState(id=ent_id, plan="", type=type, label=label or ent_id, refs=(parent.id,),
+                                   metadata=dict(metadata or {}), created=now, parent=parent.id)
+            view = {**at.snap.customers, **changed, ent_id: entity}
+            plan = plan_for(self._compiled, view, entity)
+            if plan is not None:
+                ops.start_meters(plan, entity, now)
+            changed[ent_id] = entity
+            at.put_customers(changed)
+            at.events.append(("customer-set", ops.customer_payload(entity)))
+            return True
+
+        return self._run(ident, attempt, extra=(_customer_key(ent_id),))
+
+    def remove_entity(self, id: str, entity_id: str, *, feature: str | None = None) -> bool:
+        """Delete an entity; with `feature`, give its unit back to the customer."""
+        ident, ent_id = args.ident(id), args.ident(entity_id, "entity_id")
+
+        def attempt(at: _Attempt, now: datetime) -> bool:
+            parent = resolve_customer(at.snap.customers, at.snap.aliases, ident)
+            entity = at.extras[_customer_key(ent_id)]
+            if parent is None or entity is None or entity.parent != parent.id:
+                return False
+            changed: dict[str, CustomerState] = {}
+            if feature is not None:
+                outcome = self._decider.allow(at.snap, Request(parent.id, feature, Quantity(Decimal(-1)), 0,
+                                                               self._bus.active), now)
+                changed.update(outcome.changed)
+                at.events.extend(outcome.events)
+            holder = changed.get(parent.id) or parent.copy()
+            holder.entities = tuple(e for e in holder.entities if e != ent_id)
+            changed[parent.id] = holder
+            at.put_customers({**changed, ent_id: None})
+            at.put_aliases({alt: None for alt in entity.alt_ids})
+            at.events.append(("customer-removed", ops.customer_payload(entity)))
+            return True
+
+        return self._run(ident, attempt, extra=(_customer_key(ent_id),))
+
+    def invoice(self, id: str, *, period: str | datetime = "current") -> Invoice | None:
+        """The customer's invoice for its current period, the previous one, or the one containing a datetime:
+        plan fee, usage / overage / included-credit / grant-credit lines for it and its entities, each rounded
+        half-up to the currency's minor unit; None for an unknown customer."""
+        ident = args.ident(id)
+        if isinstance(period, datetime):
+            which: str | datetime = args.when(period, "period")  # type: ignore[assignment]
+        elif period in ("current", "previous"):
+            which = period
+        else:
+            raise InvalidArgumentError(f"period must be `current`, `previous` or a datetime, got `{period}`")
+        snap, state = self._view(ident)
+        if state is None:
+            return None
+        members = []
+        if state.entities:
+            read = self._store.read([_customer_key(e) for e in state.entities])
+            for record in read.values():
+                if record.value is not None:
+                    view = {**snap.customers, record.value.id: record.value}
+                    members.append((record.value, plan_for(self._compiled, view, record.value)))
+        return invoices.build(self._compiled, state, self._plan_of(snap, state), members, which, self._clock.now())
 
     # -- margins ------------------------------------------------------------------------------------------------
 

@@ -67,6 +67,9 @@ def reset(meter: MeterState, start: datetime) -> None:
     meter.ewma_rate = None
     meter.governor_tokens = None
     meter.governor_last_refill = None
+    meter.billed = ZERO
+    meter.covered = ZERO
+    meter.covered_units = ZERO
 
 
 def rate(history: tuple[tuple[datetime, Decimal], ...]) -> Decimal:

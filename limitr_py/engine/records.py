@@ -15,7 +15,25 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from limitr_py.compile.graph import Limit
-from limitr_py.engine.state import Cap, CustomerState, EstimateState, Grant, Hold, MeterState, Override
+from limitr_py.engine.state import (
+    AutoTopup,
+    BillingState,
+    Cap,
+    ClosedPeriod,
+    CustomerState,
+    EstimateState,
+    FeatureConfig,
+    Grant,
+    Hold,
+    MeterState,
+    OverageLimit,
+    Override,
+    PurchaseLimit,
+    SpendLimit,
+    UsageAlert,
+    UsageLimit,
+    Window,
+)
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.schedules import Schedule, ScheduleError, parse_schedule
 from limitr_py.units import format_decimal
@@ -44,6 +62,20 @@ def encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def plain(value: Any) -> Any:
+    """A value object as an event payload: dataclasses → dicts, tuples → lists, schedules → their text; numbers
+    stay Decimal and times datetime (SPEC §4.1)."""
+    if isinstance(value, Schedule):
+        return value.text
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
 
 
 class _Decoder:
@@ -128,7 +160,8 @@ def meter_record(m: MeterState) -> dict[str, Any]:
     return {"credit": m.credit, "started": encode(m.started), "value": encode(m.value),
             "overhead": encode(m.overhead), "history": encode(m.history), "ewma_rate": encode(m.ewma_rate),
             "governor_tokens": encode(m.governor_tokens), "governor_last_refill": encode(m.governor_last_refill),
-            "holds": encode(m.holds), "estimates": encode(m.estimates)}
+            "holds": encode(m.holds), "estimates": encode(m.estimates), "billed": encode(m.billed),
+            "covered": encode(m.covered), "covered_units": encode(m.covered_units)}
 
 
 def customer_record(c: CustomerState) -> dict[str, Any]:
@@ -137,7 +170,8 @@ def customer_record(c: CustomerState) -> dict[str, Any]:
             "meters": {k: meter_record(m) for k, m in c.meters.items()},
             "overrides": {k: {**{f: encode(getattr(o.limit, f)) for f in _OVERRIDE_FIELDS}, "expires": encode(o.expires)}
                           for k, o in c.overrides.items()},
-            "grants": encode(c.grants), "caps": encode(c.caps)}
+            "grants": encode(c.grants), "caps": encode(c.caps), "billing": encode(c.billing), "parent": c.parent,
+            "entities": list(c.entities), "billing_anchor": encode(c.billing_anchor), "periods": encode(c.periods)}
 
 
 def _meter_from(raw: Any, d: _Decoder, where: str) -> MeterState:
@@ -160,7 +194,10 @@ def _meter_from(raw: Any, d: _Decoder, where: str) -> MeterState:
         d.value("datetime | None", raw.get("governor_last_refill"), f"{where}.governor_last_refill"),
         {k: d.obj(Hold, h, f"{where}.holds.{k}") for k, h in d.mapping(raw.get("holds"), f"{where}.holds").items()},
         {k: d.obj(EstimateState, e, f"{where}.estimates.{k}")
-         for k, e in d.mapping(raw.get("estimates"), f"{where}.estimates").items()})
+         for k, e in d.mapping(raw.get("estimates"), f"{where}.estimates").items()},
+        d.value("Decimal", raw.get("billed", "0"), f"{where}.billed"),
+        d.value("Decimal", raw.get("covered", "0"), f"{where}.covered"),
+        d.value("Decimal", raw.get("covered_units", "0"), f"{where}.covered_units"))
 
 
 def _override_from(raw: Any, d: _Decoder, where: str) -> Override:
@@ -168,6 +205,34 @@ def _override_from(raw: Any, d: _Decoder, where: str) -> Override:
     annotations = {f.name: str(f.type) for f in dataclasses.fields(Limit)}
     fields = {f: d.value(annotations[f], raw[f], f"{where}.{f}") for f in _OVERRIDE_FIELDS if raw.get(f) is not None}
     return Override(Limit(**fields), d.value("datetime | None", raw.get("expires"), f"{where}.expires"))
+
+
+def _billing_from(raw: Any, d: _Decoder) -> BillingState:
+    raw = d.mapping(raw, "billing")
+
+    def table(name: str, cls: type[T]) -> dict[str, T]:
+        return {k: d.obj(cls, v, f"billing.{name}.{k}") for k, v in d.mapping(raw.get(name), f"billing.{name}").items()}
+
+    topups = {}
+    for k, v in d.mapping(raw.get("auto_topups"), "billing.auto_topups").items():
+        v = d.mapping(v, f"billing.auto_topups.{k}")
+        limit = v.get("purchase_limit")
+        topup = d.obj(AutoTopup, {**v, "purchase_limit": None}, f"billing.auto_topups.{k}")
+        if limit is not None:
+            topup = dataclasses.replace(topup, purchase_limit=d.obj(PurchaseLimit, limit, f"billing.auto_topups.{k}"))
+        topups[k] = topup
+    overage_limit = raw.get("overage_limit")
+    return BillingState(
+        feature_configs=table("feature_configs", FeatureConfig),
+        overage_limit=None if overage_limit is None else d.obj(OverageLimit, overage_limit, "billing.overage_limit"),
+        overage_allowed={k: d.value("bool", v, f"billing.overage_allowed.{k}")
+                         for k, v in d.mapping(raw.get("overage_allowed"), "billing.overage_allowed").items()},
+        spend_limits=table("spend_limits", SpendLimit), usage_limits=table("usage_limits", UsageLimit),
+        usage_alerts=tuple(d.obj(UsageAlert, a, "billing.usage_alerts") for a in raw.get("usage_alerts") or ()),
+        auto_topups=topups, windows=table("windows", Window),
+        topup_purchases={k: tuple(d.value("datetime", t, f"billing.topup_purchases.{k}") for t in v)
+                         for k, v in d.mapping(raw.get("topup_purchases"), "billing.topup_purchases").items()},
+        blocked={k: str(v) for k, v in d.mapping(raw.get("blocked"), "billing.blocked").items()})
 
 
 def customer_from(raw: Any) -> CustomerState:
@@ -187,4 +252,8 @@ def customer_from(raw: Any) -> CustomerState:
         overrides={k: _override_from(o, d, f"overrides.{k}")
                    for k, o in d.mapping(raw.get("overrides"), "overrides").items()},
         grants={k: d.obj(Grant, g, f"grants.{k}") for k, g in d.mapping(raw.get("grants"), "grants").items()},
-        caps={k: d.obj(Cap, c, f"caps.{k}") for k, c in d.mapping(raw.get("caps"), "caps").items()})
+        caps={k: d.obj(Cap, c, f"caps.{k}") for k, c in d.mapping(raw.get("caps"), "caps").items()},
+        billing=_billing_from(raw.get("billing"), d), parent=d.value("str | None", raw.get("parent"), "parent"),
+        entities=d.value("tuple[str, ...]", raw.get("entities") or [], "entities"),
+        billing_anchor=d.value("datetime | None", raw.get("billing_anchor"), "billing_anchor"),
+        periods=tuple(d.obj(ClosedPeriod, p, "periods") for p in raw.get("periods") or ()))

@@ -99,6 +99,111 @@ class Cap:
     temp: bool = False  # call-scoped: never stored
 
 
+@dataclass(frozen=True, slots=True)
+class FeatureConfig:
+    """Owostack's per-customer feature exception: `overage` block | charge, `max_overage_units` (None = plan's)."""
+
+    overage: str | None = None
+    max_overage_units: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OverageLimit:
+    """Owostack's customer-wide cap on billable overage, in minor units of the policy currency."""
+
+    max_overage_amount: int
+    on_limit_reached: str = "block"  # block | notify
+
+
+@dataclass(frozen=True, slots=True)
+class SpendLimit:
+    """Autumn: most overage units past the included amount (`enabled: false` = no cap, shadowing the plan's)."""
+
+    feature_id: str
+    enabled: bool = True
+    overage_limit: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLimit:
+    """Autumn: at most `limit` units of a feature (or credits of a credit system) per window."""
+
+    feature_id: str
+    limit: Decimal
+    interval: str  # day | week | month | year
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UsageAlert:
+    feature_id: str
+    threshold: Decimal
+    threshold_type: str = "usage"  # usage | usage_percentage
+    enabled: bool = True
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseLimit:
+    interval: str  # hour | day | week | month
+    limit: int
+    interval_count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AutoTopup:
+    """Autumn: when the balance of `feature_id` falls to `threshold`, buy `quantity` more (customer level only)."""
+
+    feature_id: str
+    threshold: Decimal
+    quantity: Decimal
+    enabled: bool = True
+    purchase_limit: PurchaseLimit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A usage-limit counter: units counted since `start` (the window it belongs to)."""
+
+    start: datetime
+    used: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class BillingState:
+    """A customer's (or entity's) billing controls and the counters they keep."""
+
+    feature_configs: dict[str, FeatureConfig] = field(default_factory=dict)
+    overage_limit: OverageLimit | None = None
+    overage_allowed: dict[str, bool] = field(default_factory=dict)
+    spend_limits: dict[str, SpendLimit] = field(default_factory=dict)
+    usage_limits: dict[str, UsageLimit] = field(default_factory=dict)  # by `feature:interval`
+    usage_alerts: tuple[UsageAlert, ...] = ()
+    auto_topups: dict[str, AutoTopup] = field(default_factory=dict)
+    windows: dict[str, Window] = field(default_factory=dict)  # by `feature:interval`
+    topup_purchases: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+    blocked: dict[str, str] = field(default_factory=dict)  # feature → limit type, while a tiny call is denied
+
+    @property
+    def empty(self) -> bool:
+        return not (self.feature_configs or self.overage_limit or self.overage_allowed or self.spend_limits
+                    or self.usage_limits or self.usage_alerts or self.auto_topups)
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedPeriod:
+    """A meter's finished period, archived at its reset so the previous period can be invoiced exactly."""
+
+    entitlement: str
+    start: datetime
+    end: datetime
+    value: Decimal
+    overhead: Decimal
+    billed: Decimal  # runes: list price of the billable units, net of refunds
+    covered: Decimal  # runes: list price of the billable units grants paid for
+    covered_units: Decimal = ZERO
+
+
 @dataclass(slots=True)
 class MeterState:
     """One entitlement's usage in the current period, in the credit's units."""
@@ -113,11 +218,15 @@ class MeterState:
     governor_last_refill: datetime | None = None
     holds: dict[str, Hold] = field(default_factory=dict)
     estimates: dict[str, EstimateState] = field(default_factory=dict)  # the customer's own, by segment
+    billed: Decimal = ZERO  # this period, runes: list price of billable units added (refunds negative)
+    covered: Decimal = ZERO  # this period, runes: the part of `billed` grants paid for
+    covered_units: Decimal = ZERO  # this period: billable units grants paid for
 
     def copy(self) -> MeterState:
         # explicit rather than dataclasses.replace: this runs on every metered call
         return MeterState(self.credit, self.started, self.value, self.overhead, self.history, self.ewma_rate,
-                          self.governor_tokens, self.governor_last_refill, dict(self.holds), dict(self.estimates))
+                          self.governor_tokens, self.governor_last_refill, dict(self.holds), dict(self.estimates),
+                          self.billed, self.covered, self.covered_units)
 
 
 @dataclass(slots=True)
@@ -142,9 +251,15 @@ class CustomerState:
     overrides: dict[str, Override] = field(default_factory=dict)
     grants: dict[str, Grant] = field(default_factory=dict)
     caps: dict[str, Cap] = field(default_factory=dict)
+    billing: BillingState = field(default_factory=BillingState)
+    parent: str | None = None  # the customer an entity belongs to
+    entities: tuple[str, ...] = ()
+    billing_anchor: datetime | None = None  # start of the billing cycle (plan with a price), else None
+    periods: tuple[ClosedPeriod, ...] = ()  # archive of closed meter periods, newest last
 
     def copy(self) -> CustomerState:
         """A copy whose containers can change without touching this one (meters are copied when changed)."""
         return CustomerState(self.id, self.plan, self.type, self.label, self.refs, self.alt_ids, dict(self.metadata),
                              self.created, dict(self.meters), dict(self.overrides), dict(self.grants),
-                             dict(self.caps))
+                             dict(self.caps), self.billing, self.parent, self.entities, self.billing_anchor,
+                             self.periods)

@@ -62,3 +62,26 @@ class Decision:
     limit_type: str | None
     headroom: Decimal | None
     gates: tuple[Gate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    """One line: `kind` is subscription | usage | overage | included_credit | grant_credit; `amount` is in minor
+    units of the currency (negative for credits), rounded half-up on its own."""
+
+    kind: str
+    entitlement: str | None
+    description: str
+    quantity: Decimal
+    unit_price: Decimal  # runes per unit
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    customer: str
+    currency: str
+    period_start: datetime | None
+    period_end: datetime | None
+    lines: tuple[InvoiceLine, ...]
+    total: int  # minor units: the sum of the lines
