@@ -1,0 +1,266 @@
+"""The seeds' billing controls with their own numbers (seeds 000, 001, 004; SPEC §3.1)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from limitr_py import InvalidArgumentError, Limitr, ManualClock
+from tests.engine_helpers import START, Recorder, limit, policy
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_policies"
+
+
+def sample(name: str, start: datetime = START) -> tuple[Limitr, ManualClock]:
+    clock = ManualClock(start)
+    return Limitr.new(SAMPLES / name / "policy.yaml", clock=clock), clock
+
+
+def count_allowed(engine: Limitr, customer: str, entitlement: str, calls: int, value: int = 1) -> int:
+    return sum(engine.allow(customer, entitlement, value) for _ in range(calls))
+
+
+# -- Owostack (seeds 000, 001) --------------------------------------------------------------------------------
+
+
+def test_seats_block_the_fourth_entity_and_create_nothing() -> None:
+    engine, _ = sample("owostack_seats_emails")
+    engine.create_customer("acme", plan="starter")
+    assert [engine.add_entity("acme", f"seat{i}", feature="seats") for i in range(4)] == [True, True, True, False]
+    assert engine.customer("seat3") is None and engine.value("acme", "seats") == 3
+    assert engine.customer("seat0").plan == ""  # type: ignore[union-attr]  # an entity inherits its customer's plan
+    assert engine.remove_entity("acme", "seat0", feature="seats") and engine.value("acme", "seats") == 2
+    assert engine.add_entity("acme", "seat3", feature="seats")
+
+
+def test_emails_overage_is_charged_per_started_thousand_up_to_max_overage_units() -> None:
+    engine, _ = sample("owostack_seats_emails")
+    engine.create_customer("c", plan="pro")
+    rec = Recorder(engine)
+    assert engine.allow("c", "emails", 10000)
+    assert engine.allow("c", "emails", 2500)  # 3 started blocks of 1,000 × $5
+    assert [e.payload.get("overage_price") for e in rec.events if e.name == "meter-overage"] == [15]
+    assert engine.allow("c", "emails", 17500)  # exactly 20,000 past the included amount
+    assert not engine.allow("c", "emails", 1)  # the plan's max_overage
+    assert engine.explain("c", "emails", 1).limit_type == "max_overage"
+
+
+def test_customer_feature_config_overrides_the_plan_and_none_clears_it() -> None:
+    engine, _ = sample("owostack_seats_emails")
+    engine.create_customer("c", plan="pro")
+    engine.set_feature_config("c", "emails", overage="block")
+    assert engine.allow("c", "emails", 10000) and not engine.allow("c", "emails", 1)
+    engine.set_feature_config("c", "emails", overage="charge", max_overage_units=1000)
+    assert engine.allow("c", "emails", 1000) and not engine.allow("c", "emails", 1)  # the request counts
+    config = engine.billing_config("c")
+    assert config is not None and config.feature_configs == {"emails": {"overage": "charge", "max_overage_units": 1000}}
+    engine.set_feature_config("c", "emails", overage=None, max_overage_units=None)
+    assert engine.billing_config("c").feature_configs == {}  # type: ignore[union-attr]
+    assert engine.allow("c", "emails", 1)  # back to the plan: charge, 20,000 max
+    with pytest.raises(InvalidArgumentError):
+        engine.set_feature_config("c", "emails", overage="sometimes")
+    with pytest.raises(InvalidArgumentError):
+        engine.set_feature_config("nobody", "emails", overage="block")
+
+
+def test_overage_limit_in_minor_units_lets_the_crossing_request_through_then_blocks() -> None:
+    engine, _ = sample("owostack_seats_emails")
+    engine.create_customer("c", plan="pro")
+    engine.set_overage_limit("c", max_overage_amount=1000)  # $10.00
+    rec = Recorder(engine)
+    engine.allow("c", "emails", 10000)
+    assert engine.allow("c", "emails", 1000)  # $5 so far
+    assert engine.allow("c", "emails", 1000)  # $5 before it: passes, reaching $10
+    assert not engine.allow("c", "emails", 1)
+    assert engine.explain("c", "emails", 1).limit_type == "spend_limit"
+    assert engine.allow("c", "seats", 1)  # usage that adds no overage is not blocked
+    reached = [e.payload for e in rec.events if e.name == "limit-reached"]
+    assert [r["limit_type"] for r in reached] == ["spend_limit"]
+    assert engine.customer("c").billing.overage_limit == {  # type: ignore[union-attr]
+        "max_overage_amount": 1000, "on_limit_reached": "block"}
+    engine.set_overage_limit("c", max_overage_amount=None)
+    assert engine.allow("c", "emails", 1)
+
+
+def test_overage_limit_notify_never_blocks_and_reports_once() -> None:
+    engine, _ = sample("owostack_seats_emails")
+    engine.create_customer("c", plan="pro")
+    engine.set_overage_limit("c", max_overage_amount=500, on_limit_reached="notify")
+    rec = Recorder(engine)
+    engine.allow("c", "emails", 10000)
+    assert all(engine.allow("c", "emails", 1000) for _ in range(3))
+    reached = [e.payload for e in rec.events if e.name == "limit-reached"]
+    assert len(reached) == 1 and reached[0]["blocking"] is False
+
+
+# -- Autumn (seed 004) ----------------------------------------------------------------------------------------
+
+
+def test_spend_limit_of_5000_past_1000_included_allows_exactly_6000_calls_and_beats_max_overage() -> None:
+    engine, _ = sample("autumn_credit_system")
+    engine.create_customer("c")
+    engine.update_billing_controls("c", spend_limits=[{"feature_id": "api_calls", "enabled": True,
+                                                       "overage_limit": 5000}])
+    assert count_allowed(engine, "c", "api_calls", 6010) == 6000
+    engine.create_customer("d")
+    engine.update_billing_controls("d", spend_limits=[{"feature_id": "api_calls", "overage_limit": 7000}])
+    assert count_allowed(engine, "d", "api_calls", 8010) == 8000  # over the plan's max_overage of 5,000
+    engine.update_billing_controls("d", spend_limits=[{"feature_id": "api_calls", "enabled": False}])
+    assert engine.allow("d", "api_calls", 10**6)  # a disabled spend limit caps nothing (and shadows the plan's)
+
+
+def test_overage_allowed_false_blocks_a_pay_per_use_feature_at_its_included_amount() -> None:
+    engine, _ = sample("autumn_credit_system")
+    engine.create_customer("c")
+    engine.update_billing_controls("c", overage_allowed=[{"feature_id": "api_calls", "enabled": False}])
+    assert count_allowed(engine, "c", "api_calls", 1010) == 1000
+    assert engine.explain("c", "api_calls", 1).limit_type == "included"
+
+
+def test_overage_allowed_true_lets_an_included_feature_run_past_zero_without_billing() -> None:
+    engine, _ = policy({"api": limit(100, "call")}, credits={"call": {"price": {"amount": 1}}})
+    engine.create_customer("c")
+    engine.update_billing_controls("c", overage_allowed=[{"feature_id": "api", "enabled": True}])
+    rec = Recorder(engine)
+    assert engine.allow("c", "api", 150)
+    assert engine.remaining("c", "api") == -50
+    (event,) = [e for e in rec.events if e.name == "meter-overage"]
+    assert event.payload["overage"] == 50 and event.payload["overage_price"] == 0
+    assert engine.invoice("c").total == 0  # type: ignore[union-attr]
+
+
+def test_300_monthly_credits_with_a_50_per_day_usage_limit() -> None:
+    start = datetime(2026, 3, 2, 10, tzinfo=UTC)  # the growth plan has a price: windows follow the billing cycle
+    engine, clock = sample("autumn_credit_system", start)
+    engine.create_customer("c")
+    engine.update_billing_controls("c", usage_limits=[{"feature_id": "credit", "limit": 50, "interval": "day"}])
+    assert count_allowed(engine, "c", "images", 11) == 10  # 5 credits each: 50 credits today
+    assert engine.explain("c", "images", 1).limit_type == "usage_limit"
+    limits = engine.billing_config("c").controls["usage_limits"]  # type: ignore[union-attr]
+    assert limits[0]["usage"] == 50 and limits[0]["window_start"] == start
+    clock.set(start + timedelta(hours=23, minutes=59))
+    assert not engine.allow("c", "images", 1)  # the day window rolls at the billing time of day
+    total = 10
+    for day in range(1, 7):
+        clock.set(start + timedelta(days=day))
+        total += count_allowed(engine, "c", "images", 11)
+    assert total == 60  # 300 credits a month, at most 50 of them a day
+
+
+def test_per_feature_usage_limit_inside_a_credit_system_and_the_tightest_cap_wins() -> None:
+    engine, _ = sample("autumn_credit_system")
+    engine.create_customer("c")
+    engine.update_billing_controls("c", usage_limits=[{"feature_id": "exports", "limit": 10, "interval": "day"},
+                                                      {"feature_id": "credit", "limit": 100, "interval": "day"}])
+    assert count_allowed(engine, "c", "exports", 12) == 10  # 10 credits: the exports cap binds first
+    assert count_allowed(engine, "c", "images", 20) == 18  # 90 credits left today for images at 5 each
+    decision = engine.explain("c", "images", 1)
+    assert decision.limit_type == "usage_limit" and decision.headroom == 0
+
+
+def test_usage_limit_windows_re_anchor_on_a_plan_change() -> None:
+    engine, clock = policy({"api": limit(10**6)}, plans={"paid": {"price": {"amount": 10},
+                                                                    "entitlements": {"api": limit(10**6)}}})
+    engine.create_customer("c", plan="paid")
+    engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 100, "interval": "month"}])
+    assert count_allowed(engine, "c", "api", 1, 100) == 1 and not engine.allow("c", "api", 1)
+    clock.advance(days=3)
+    assert engine.set_customer_plan("c", "main")  # no price: UTC calendar windows, counted afresh
+    assert engine.allow("c", "api", 100) and not engine.allow("c", "api", 1)
+    clock.set(datetime(2026, 4, 1, tzinfo=UTC))
+    assert engine.allow("c", "api", 100)
+
+
+def test_an_80_percent_alert_fires_once_and_again_only_after_re_arming() -> None:
+    engine, _ = sample("autumn_credit_system")
+    engine.create_customer("c")
+    engine.update_billing_controls("c", usage_alerts=[
+        {"feature_id": "api_calls", "threshold": 80, "threshold_type": "usage_percentage", "name": "80%"},
+        {"feature_id": "api_calls", "threshold": 900, "threshold_type": "usage"}])
+    rec = Recorder(engine)
+
+    def alerts() -> list[str | None]:
+        return [e.payload["usage_alert"]["name"] for e in rec.take() if e.name == "usage-alert-triggered"]
+
+    engine.allow("c", "api_calls", 799)
+    assert alerts() == []
+    engine.allow("c", "api_calls", 1)  # 800 of 1,000 included
+    assert alerts() == ["80%"]
+    engine.allow("c", "api_calls", 50)
+    assert alerts() == []  # still above: no refire
+    engine.allow("c", "api_calls", 100)
+    assert alerts() == [None]  # the 900 usage alert
+    engine.allow("c", "api_calls", -200)  # back to 750: both re-armed
+    engine.allow("c", "api_calls", 200)
+    assert alerts() == ["80%", None]
+
+
+def test_at_most_5_auto_topups_per_month() -> None:
+    engine, clock = sample("autumn_credit_system", datetime(2026, 3, 2, tzinfo=UTC))
+    engine.create_customer("c")
+    engine.update_billing_controls("c", auto_topups=[{
+        "feature_id": "credit", "threshold": 100, "quantity": 1000,
+        "purchase_limit": {"interval": "month", "interval_count": 1, "limit": 5}}])
+    rec = Recorder(engine)
+    while engine.allow("c", "images", 1):  # 5 credits each
+        pass
+    bought = [e.payload for e in rec.events if e.name == "auto-topup-triggered"]
+    assert len(bought) == 5
+    assert bought[0]["topup"] == "credit_pack" and bought[0]["amount"] == 10 and bought[0]["quantity"] == 1000
+    # 300 included + 5 × 1,000 bought = 5,300 credits = 1,060 images
+    assert engine.value("c", "images") == 1060
+    clock.set(datetime(2026, 4, 3, tzinfo=UTC))  # a month after the purchases: the limit has room again
+    assert count_allowed(engine, "c", "images", 45) == 45  # 300 fresh included credits down to 75 ≤ 100
+    assert len([e for e in rec.events if e.name == "auto-topup-triggered"]) == 6
+    with pytest.raises(InvalidArgumentError):
+        engine.update_billing_controls("c", entity_id="e", auto_topups=[])
+
+
+def test_an_orgs_monthly_limit_and_a_workspaces_daily_limit_both_hold() -> None:
+    engine, clock = policy({"api_calls": limit(10**6, mode="soft")})
+    engine.create_customer("org", type="org")
+    assert engine.add_entity("org", "workspace_a") and engine.add_entity("org", "workspace_b")
+    engine.update_billing_controls("org", usage_limits=[{"feature_id": "api_calls", "limit": 1000,
+                                                         "interval": "month"}])
+    engine.update_billing_controls("org", entity_id="workspace_a", usage_limits=[
+        {"feature_id": "api_calls", "limit": 200, "interval": "day"}])
+    assert engine.allow("workspace_a", "api_calls", 200) and not engine.allow("workspace_a", "api_calls", 1)
+    assert engine.explain("workspace_a", "api_calls", 1).limit_type == "usage_limit"
+    assert engine.allow("workspace_b", "api_calls", 800)  # the shared org window now holds 1,000
+    assert not engine.allow("workspace_b", "api_calls", 1)
+    clock.advance(days=1)
+    assert not engine.allow("workspace_a", "api_calls", 1)  # its own day is new, the org's month is full
+    view = engine.billing_config("workspace_a")
+    assert view is not None
+    assert sorted((u["interval"], u["usage"], u["source"]) for u in view.controls["usage_limits"]) == [
+        ("day", 0, "entity"), ("month", 1000, "customer")]
+
+
+def test_entity_entries_override_the_customers_per_feature() -> None:
+    engine, _ = policy({"api": limit(100, mode="soft"), "chat": limit(100, mode="soft")})
+    engine.create_customer("org")
+    engine.add_entity("org", "ws")
+    engine.update_billing_controls("org", overage_allowed=[{"feature_id": "api", "enabled": False},
+                                                           {"feature_id": "chat", "enabled": False}])
+    engine.update_billing_controls("org", entity_id="ws", overage_allowed=[{"feature_id": "api", "enabled": True}])
+    assert engine.allow("ws", "api", 150)  # the entity's own entry wins
+    assert not engine.allow("ws", "chat", 150)  # the customer's fills in
+    with pytest.raises(InvalidArgumentError):
+        engine.update_billing_controls("org", usage_limits=[{"feature_id": "api", "limit": 1, "interval": "hourly"}])
+    with pytest.raises(InvalidArgumentError):
+        engine.update_billing_controls("org", spend_limits=[{"feature_id": "api", "overage_limit": "lots"}])
+
+
+def test_limit_reached_fires_on_the_transition_with_its_type() -> None:
+    engine, _ = sample("autumn_credit_system")
+    engine.create_customer("c")
+    engine.update_billing_controls("c", spend_limits=[{"feature_id": "api_calls", "overage_limit": 10}])
+    rec = Recorder(engine)
+    engine.allow("c", "api_calls", 1005)
+    engine.allow("c", "api_calls", 5)  # 10 past the included amount: blocked from now on
+    engine.allow("c", "api_calls", 1)
+    reached = [e.payload for e in rec.events if e.name == "limit-reached"]
+    assert [(r["entitlement"], r["limit_type"]) for r in reached] == [("api_calls", "spend_limit")]
