@@ -9,6 +9,7 @@ import argparse
 import fnmatch
 import json
 import sys
+from decimal import Decimal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -18,8 +19,11 @@ from limitr_py.compile import compile_document
 from limitr_py.diagnostics import Diagnostic
 from limitr_py.documents import FORMATS, SUFFIXES, load_document
 from limitr_py.documents.writers import dump
+from limitr_py.engine.limitr import Limitr
 from limitr_py.errors import PolicyError
+from limitr_py.money import exponent
 from limitr_py.resources import resource_path
+from limitr_py.simulate import SimulationError, replay, report
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -51,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
     sub.add_parser("schema", help="print the policy JSON Schema")
+
+    simulate = sub.add_parser("simulate", help="replay timestamped usage (JSON lines) against a policy")
+    simulate.add_argument("policy", metavar="POLICY")
+    simulate.add_argument("events", metavar="EVENTS.jsonl", help="usage and engine calls, one JSON object a line")
+    simulate.add_argument("--format", choices=["human", "json"], default="human")
+    simulate.add_argument("--no-create-customers", action="store_true",
+                          help="deny usage of unknown customers instead of creating them on the default plan")
+    simulate.add_argument("--progress", action="store_true", help="show progress on stderr (default: on a terminal)")
     return parser
 
 
@@ -68,6 +80,8 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
             return _validate(args, stdout, stderr)
         if args.command == "convert":
             return _convert(args, stdout, stderr)
+        if args.command == "simulate":
+            return _simulate(args, stdout, stderr)
         stdout.write(resource_path("schemas", "policy.schema.json").read_text(encoding="utf-8"))
         return EXIT_OK
     except _Usage as exc:
@@ -172,4 +186,61 @@ def _convert(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
             raise _Usage(f"cannot write `{args.output}`: {exc.strerror}") from None
     else:
         stdout.write(text)
+    return EXIT_OK
+
+
+# -- simulate ------------------------------------------------------------------------------------------------
+
+PROGRESS_EVERY = 10_000
+
+
+def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    try:
+        source = load_document(Path(args.policy))
+        compiled = compile_document(source)
+    except PolicyError as exc:
+        stderr.write(exc.render() + "\n")
+        return EXIT_INVALID
+    except OSError as exc:
+        raise _Usage(f"cannot read `{args.policy}`: {exc.strerror}") from None
+    show = args.progress or stderr.isatty()
+
+    def progress(done: int) -> None:
+        if done % PROGRESS_EVERY == 0:
+            stderr.write(f"\rsimulating: {done:,} events")
+            stderr.flush()
+
+    try:
+        with open(args.events, encoding="utf-8") as lines:
+            engine, summary = replay(lambda clock: Limitr(compiled, clock=clock), lines,
+                                     create_customers=not args.no_create_customers,
+                                     progress=progress if show else None)
+    except OSError as exc:
+        raise _Usage(f"cannot read `{args.events}`: {exc.strerror}") from None
+    except SimulationError as exc:
+        stderr.write(f"limitr: {args.events}: {exc}\n")
+        return EXIT_USAGE
+    if show:
+        stderr.write(f"\rsimulated: {summary.events:,} events\n")
+    result = report(engine, summary)
+    if args.format == "json":
+        stdout.write(json.dumps(result, indent=2) + "\n")
+        return EXIT_OK
+    stdout.write(f"events: {result['events']:,}  allowed: {result['allowed']:,}  denied: {result['denied']:,}"
+                 f"  customers created: {result['created_customers']:,}\n")
+    if result["denials"]:
+        stdout.write("denials by limit type: " + ", ".join(f"{k} {v:,}" for k, v in result["denials"].items()) + "\n")
+    for ident, customer in result["customers"].items():
+        stdout.write(f"\n{ident} (plan `{customer['plan'] or 'inherited'}`)\n")
+        for name, meter in customer["meters"].items():
+            stdout.write(f"  {name}: {meter['value']} of {meter['limit'] if meter['limit'] is not None else '-'}\n")
+        for cap_id, cap in customer["caps"].items():
+            stdout.write(f"  cap {cap_id}: {cap['meter_value']} of {cap['ceiling']}\n")
+        for period, invoice in customer["invoices"].items():
+            total = Decimal(invoice["total"]).scaleb(-exponent(invoice["currency"]))
+            stdout.write(f"  invoice ({period}, {invoice['period_start']} → {invoice['period_end']}): "
+                         f"{total} {invoice['currency']}\n")
+            for line in invoice["lines"]:
+                amount = Decimal(line["amount"]).scaleb(-exponent(invoice["currency"]))
+                stdout.write(f"    {line['description']}: {line['quantity']} → {amount}\n")
     return EXIT_OK

@@ -101,9 +101,6 @@ def build(policy: CompiledPolicy, customer: CustomerState, plan: Plan | None,
     lines: list[InvoiceLine] = []
     starts: list[datetime] = []
     ends: list[datetime] = []
-    if plan is not None and plan.price is not None and customer.parent is None:
-        lines.append(InvoiceLine("subscription", None, f"{plan.label or plan.name} plan", Decimal(1), plan.price,
-                                 money.to_minor(plan.price, policy.currency)))
     for state, member_plan in [(customer, plan), *members]:
         if member_plan is None:
             continue
@@ -115,5 +112,9 @@ def build(policy: CompiledPolicy, customer: CustomerState, plan: Plan | None,
                 starts.append(usage.start)
             if usage.end is not None:
                 ends.append(usage.end)
+    # the plan fee belongs to a period that exists: the current one, or a past one with usage on record
+    if plan is not None and plan.price and customer.parent is None and (which == "current" or starts):
+        lines.insert(0, InvoiceLine("subscription", None, f"{plan.label or plan.name} plan", Decimal(1), plan.price,
+                                    money.to_minor(plan.price, policy.currency)))
     return Invoice(customer.id, policy.currency, min(starts) if starts else None, max(ends) if ends else None,
                    tuple(lines), sum(line.amount for line in lines))

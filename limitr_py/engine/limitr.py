@@ -481,7 +481,8 @@ class Limitr:
     # -- metering ---------------------------------------------------------------------------------------------
 
     def _meter_call(self, id: str, entitlement: str, request: Request, *, write: bool,
-                    idempotency_key: str | None = None, op: str = "allow") -> bool:
+                    idempotency_key: str | None = None, op: str = "allow",
+                    decisions: list[Decision] | None = None) -> bool:
         ident = args.ident(id)
         args.ident(entitlement, "entitlement")
         idem = None
@@ -497,9 +498,22 @@ class Limitr:
             outcome = self._decider.allow(at.snap, request, now)
             at.put_customers(outcome.changed)
             at.events.extend(outcome.events)
+            if decisions is not None:
+                decisions[:] = [outcome.decision]
             return outcome.allowed
 
         return self._run(ident, attempt, idempotency=idem)
+
+    def _allow_decision(self, id: str, entitlement: str, value: Any = 0, *, force: bool = False,
+                        event: Any = True) -> tuple[bool, Decision | None]:
+        """`allow` (or `track` with `force`) that also returns the committed decision: for the simulator,
+        which reports denials by limit type without deciding twice."""
+        send, data = args.events(event)
+        request = Request(id if isinstance(id, str) else "", entitlement, args.quantity(value), 0, send, data,
+                          None, force, (), self._probe_on())
+        decisions: list[Decision] = []
+        allowed = self._meter_call(id, entitlement, request, write=True, decisions=decisions)
+        return allowed, decisions[0] if decisions else None
 
     def allow(self, id: str, entitlement: str, value: Any = 0, *, event: Any = True, cap: Any = None,
               overhead: Any = None, force: bool = False, idempotency_key: str | None = None) -> bool:

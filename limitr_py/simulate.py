@@ -1,0 +1,156 @@
+"""Replaying timestamped usage against a policy (`limitr simulate`): how a team tries a pricing change on last
+month's usage before shipping it.
+
+Events are JSON lines, in time order:
+    {"at": "2026-03-01T10:00:00Z", "customer": "c1", "entitlement": "api", "value": 3}        # allow
+    {"at": "...", "customer": "c1", "entitlement": "api", "value": 3, "track": true}          # usage that happened
+    {"at": "...", "create_customer": {"id": "c1", "plan": "pro"}}                            # any engine call below
+    {"at": "...", "update_billing_controls": {"id": "c1", "usage_limits": [...]}}
+A ManualClock is set to each event's time before it runs, so resets, windows and expiries happen exactly when
+they would have. Nothing here prints; the CLI renders the summary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from limitr_py.clock import ManualClock
+from limitr_py.engine.limitr import Limitr
+from limitr_py.errors import InvalidArgumentError, LimitrError
+from limitr_py.units import format_decimal
+
+CALLS = ("create_customer", "set_customer_plan", "update_billing_controls", "set_feature_config",
+         "set_overage_limit", "add_customer_cap", "grant", "apply_customer_topup", "add_entity", "remove_entity",
+         "create_customer_override", "delete_customer", "ensure_plan_subscription")
+"""Engine calls an event line may make besides usage (their keyword arguments, with `id` first)."""
+
+
+class SimulationError(LimitrError):
+    """An events file that cannot be replayed: the message names the line."""
+
+
+@dataclass(slots=True)
+class Summary:
+    events: int = 0
+    allowed: int = 0
+    denied: int = 0
+    denials: Counter[str] = field(default_factory=Counter)  # by limit type (or gate)
+    created: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
+    customers: list[str] = field(default_factory=list)
+
+
+def read_events(lines: Iterable[str]) -> Iterator[tuple[int, datetime, dict[str, Any]]]:
+    """(line number, time, event) for each non-blank line; a malformed line raises SimulationError."""
+    last: datetime | None = None
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            event = json.loads(text, parse_float=Decimal)
+        except ValueError as exc:
+            raise SimulationError(f"line {number}: not JSON ({exc})") from None
+        if not isinstance(event, dict) or not isinstance(event.get("at"), str):
+            raise SimulationError(f"line {number}: each event is an object with an `at` time")
+        try:
+            at = datetime.fromisoformat(event["at"].replace("Z", "+00:00"))
+        except ValueError:
+            raise SimulationError(f"line {number}: `at` is not an ISO 8601 time: `{event['at']}`") from None
+        if at.tzinfo is None:
+            raise SimulationError(f"line {number}: `at` needs a time zone (e.g. `Z`): `{event['at']}`")
+        if last is not None and at < last:
+            raise SimulationError(f"line {number}: events must be in time order (`{event['at']}` is earlier "
+                                  f"than the line before)")
+        last = at
+        yield number, at, event
+
+
+def replay(build: Callable[[ManualClock], Limitr], lines: Iterable[str], *, create_customers: bool = True,
+           progress: Callable[[int], None] | None = None) -> tuple[Limitr, Summary]:
+    """Run every event; unknown customers are created on the default plan unless `create_customers` is off."""
+    engine: Limitr | None = None
+    clock: ManualClock | None = None
+    summary = Summary()
+    known: set[str] = set()
+    for number, at, event in read_events(lines):
+        if engine is None or clock is None:
+            clock = ManualClock(at)
+            engine = build(clock)
+        clock.set(at)
+        summary.events += 1
+        try:
+            _apply(engine, event, summary, known, create_customers)
+        except (InvalidArgumentError, TypeError) as exc:
+            raise SimulationError(f"line {number}: {exc}") from None
+        if progress is not None:
+            progress(summary.events)
+    if engine is None:
+        raise SimulationError("no events to replay")
+    return engine, summary
+
+
+def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[str], create: bool) -> None:
+    calls = [name for name in CALLS if name in event]
+    if calls:
+        name = calls[0]
+        kwargs = dict(event[name])
+        ident = kwargs.pop("id", None)
+        getattr(engine, name)(ident, **kwargs)
+        summary.calls[name] += 1
+        if name == "create_customer" and ident not in known:
+            known.add(ident)
+            summary.customers.append(ident)
+        return
+    customer, entitlement = event.get("customer"), event.get("entitlement")
+    if not isinstance(customer, str) or not isinstance(entitlement, str):
+        raise InvalidArgumentError(f"an event needs `customer` and `entitlement`, or one of: {', '.join(CALLS)}")
+    if customer not in known:
+        known.add(customer)
+        if create and engine.customer(customer) is None and engine.create_customer(customer) is not None:
+            summary.created += 1
+        summary.customers.append(customer)
+    allowed, decision = engine._allow_decision(customer, entitlement, event.get("value", 1),
+                                               force=bool(event.get("track")), event=event.get("event_data", True))
+    if allowed:
+        summary.allowed += 1
+    else:
+        summary.denied += 1
+        summary.denials[(decision.limit_type or decision.gate) if decision else "unknown"] += 1
+
+
+def report(engine: Limitr, summary: Summary) -> dict[str, Any]:
+    """The whole outcome as JSON-safe data: decisions, denials, final meters and caps, invoices."""
+    customers: dict[str, Any] = {}
+    for ident in summary.customers:
+        state = engine.customer_state(ident)
+        if state is None:
+            continue
+        meters = {}
+        for name in state.meters:
+            meters[name] = {"value": _num(engine.value(ident, name)), "limit": _num(engine.limit(ident, name))}
+        caps = {cap_id: {"meter_value": _num(cap.meter_value), "ceiling": _num(cap.value)}
+                for cap_id in state.caps if (cap := engine.customer_cap(ident, cap_id)) is not None}
+        invoices = {}
+        for period in ("previous", "current"):
+            invoice = engine.invoice(ident, period=period)
+            if invoice is not None and invoice.lines:
+                invoices[period] = {
+                    "period_start": invoice.period_start.isoformat() if invoice.period_start else None,
+                    "period_end": invoice.period_end.isoformat() if invoice.period_end else None,
+                    "total": invoice.total, "currency": invoice.currency,
+                    "lines": [{"kind": line.kind, "entitlement": line.entitlement, "description": line.description,
+                               "quantity": _num(line.quantity), "amount": line.amount} for line in invoice.lines]}
+        customers[ident] = {"plan": state.plan, "meters": meters, "caps": caps, "invoices": invoices}
+    return {"events": summary.events, "allowed": summary.allowed, "denied": summary.denied,
+            "denials": dict(sorted(summary.denials.items())), "created_customers": summary.created,
+            "calls": dict(sorted(summary.calls.items())), "customers": customers}
+
+
+def _num(value: Decimal | None) -> str | None:
+    return None if value is None else format_decimal(value)

@@ -1,0 +1,105 @@
+"""`limitr simulate`: a generated month of usage for 1,000 customers against a plain model of the policy."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from limitr_py.cli import run
+
+POLICY = """
+policy: {
+    credits: { call: {}, tok: { price: { amount: 0.01 } } }
+    plans: { basic: { default: true, price: { amount: 5 }, entitlements: {
+        api: { limit: { credit: 'call', value: 100, resets: true, reset_sch: 'monthly:1' } }
+        chat: { limit: { credit: 'tok', mode: 'soft', value: 50, resets: true, reset_sch: 'monthly:1' } }
+    } } }
+}
+"""
+
+
+def generate(path: Path, customers: int = 1000, per_customer: int = 20) -> list[dict[str, object]]:
+    rng = random.Random(2026)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    events = []
+    for i in range(customers * per_customer):
+        at = start + timedelta(seconds=rng.randrange(0, 30 * 86400))
+        events.append({"at": at, "customer": f"c{rng.randrange(customers)}",
+                       "entitlement": rng.choice(["api", "chat"]), "value": rng.randrange(1, 15)})
+    events.sort(key=lambda e: e["at"])  # type: ignore[arg-type, return-value]
+    path.write_text("".join(json.dumps({**e, "at": e["at"].isoformat()}) + "\n" for e in events))  # type: ignore[attr-defined]
+    return events
+
+
+def model(events: list[dict[str, object]]) -> tuple[int, int, dict[str, dict[str, int]]]:
+    """The policy by hand: api is a hard 100 a month, chat always passes; every event is in March."""
+    used: dict[str, dict[str, int]] = {}
+    allowed = denied = 0
+    for e in events:
+        meters = used.setdefault(str(e["customer"]), {"api": 0, "chat": 0})
+        value = int(e["value"])  # type: ignore[call-overload]
+        if e["entitlement"] == "api" and meters["api"] + value > 100:
+            denied += 1
+            continue
+        meters[str(e["entitlement"])] += value
+        allowed += 1
+    return allowed, denied, used
+
+
+def test_a_generated_month_for_1000_customers_matches_the_model(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.stof"
+    policy.write_text(POLICY)
+    events = generate(tmp_path / "march.jsonl")
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["simulate", str(policy), str(tmp_path / "march.jsonl"), "--format", "json", "--progress"],
+               out, err) == 0
+    result = json.loads(out.getvalue())
+    allowed, denied, used = model(events)
+    assert (result["events"], result["allowed"], result["denied"]) == (20000, allowed, denied)
+    assert result["denials"] == ({"included": denied} if denied else {})
+    assert result["created_customers"] == len(used)
+    for ident, meters in used.items():
+        customer = result["customers"][ident]
+        assert customer["meters"]["api"]["value"] == str(meters["api"])
+        assert customer["meters"]["chat"]["value"] == str(meters["chat"])
+        # the plan fee (500 cents) plus chat overage past 50 at 1 cent a token
+        assert customer["invoices"]["current"]["total"] == 500 + max(0, meters["chat"] - 50)
+    assert "simulated: 20,000 events" in err.getvalue()
+
+
+def test_human_output_and_engine_calls_in_the_events(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.stof"
+    policy.write_text(POLICY)
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in [
+        {"at": "2026-03-01T00:00:00Z", "create_customer": {"id": "acme"}},
+        {"at": "2026-03-01T00:00:00Z", "add_customer_cap": {"id": "acme", "value": 1.3, "cap_id": "budget"}},
+        {"at": "2026-03-02T00:00:00Z", "customer": "acme", "entitlement": "chat", "value": 120},
+        {"at": "2026-03-03T00:00:00Z", "customer": "acme", "entitlement": "chat", "value": 20},
+        {"at": "2026-03-04T00:00:00Z", "customer": "ghost", "entitlement": "api", "value": 1},
+    ]) + "\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["simulate", str(policy), str(events), "--no-create-customers"], out, err) == 0
+    text = out.getvalue()
+    assert "events: 5  allowed: 1  denied: 2" in text  # the cap stops the second chat call; ghost is unknown
+    assert "denials by limit type: cap 1, customer 1" in text
+    assert "cap budget: 1.2 of 1.3" in text and "chat: 120 of 50" in text  # $1.20 spent; $0.20 more was denied
+    assert "invoice (current" in text and "chat overage: 70 → 0.70" in text
+
+
+def test_bad_events_files_name_the_line(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.stof"
+    policy.write_text(POLICY)
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"at": "2026-03-02T00:00:00Z", "customer": "a", "entitlement": "api"}\n'
+                      '{"at": "2026-03-01T00:00:00Z", "customer": "a", "entitlement": "api"}\n')
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["simulate", str(policy), str(events)], out, err) == 2
+    assert "line 2: events must be in time order" in err.getvalue()
+    events.write_text('{"at": "2026-03-02T00:00:00Z", "customer": "a", "entitlement": "api", "value": "lots"}\n')
+    assert run(["simulate", str(policy), str(events)], out, err) == 2
+    assert "line 1:" in err.getvalue()
+    assert run(["simulate", str(policy), str(tmp_path / "missing.jsonl")], out, err) == 2
