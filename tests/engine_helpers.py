@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from limitr_py import Limitr, ManualClock
 from limitr_py.engine.values import Event
 
 START = datetime(2026, 3, 15, 14, 30, tzinfo=UTC)  # a Sunday, the reference instant of limitr.md §2.12
+
+STORE_FACTORY: Callable[[], str] | None = None
+"""Set by the `backend` fixture: engines made by `policy()` open a fresh namespace of that store."""
+OPENED: list[Limitr] = []
 
 
 def policy(entitlements: dict[str, Any], *, credits: dict[str, Any] | None = None, plans: dict[str, Any] | None = None,
@@ -18,7 +23,12 @@ def policy(entitlements: dict[str, Any], *, credits: dict[str, Any] | None = Non
                       "plans": {"main": {"default": True, "entitlements": entitlements}, **(plans or {})},
                       **extra}}
     clock = ManualClock(start)
-    return Limitr.new(doc, clock=clock, store=store), clock
+    if store is None and STORE_FACTORY is not None:
+        store = STORE_FACTORY()
+    engine = Limitr.new(doc, clock=clock, store=store)
+    if STORE_FACTORY is not None:
+        OPENED.append(engine)
+    return engine, clock
 
 
 def limit(value: Any, credit: str = "unit", **fields: Any) -> dict[str, Any]:

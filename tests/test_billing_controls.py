@@ -11,6 +11,8 @@ import pytest
 from limitr_py import InvalidArgumentError, Limitr, ManualClock
 from tests.engine_helpers import START, Recorder, limit, policy
 
+pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_policies"
 
 

@@ -12,6 +12,8 @@ import pytest
 from limitr_py import Cap, InvalidArgumentError
 from tests.engine_helpers import Recorder, limit, policy
 
+pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("seed003", ROOT / "examples" / "seed003_ai_spend_caps.py")
 assert _spec is not None and _spec.loader is not None

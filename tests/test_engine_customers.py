@@ -10,6 +10,8 @@ import pytest
 from limitr_py import IdempotencyConflictError, InvalidArgumentError, Limitr
 from tests.engine_helpers import Recorder, limit, policy
 
+pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+
 PLANS = {"pro": {"entitlements": {"api": limit(100, resets=True, reset_inc="30days"), "export": {},
                                   "storage": limit(50)}}}
 
@@ -145,6 +147,7 @@ def test_idempotency_keys_are_forgotten_after_a_day() -> None:
     assert engine.allow("u", "api", 2, idempotency_key="k")
     clock.advance(days=1, seconds=1)
     engine.allow("u", "api", 1)  # any commit lets the store drop what expired
-    assert not any(key.startswith("idempotency:") for key, _ in engine.store.scan("idempotency:"))
+    if not engine.store.url.startswith("redis"):  # Redis drops them by its own TTL, in real time
+        assert not any(key.startswith("idempotency:") for key, _ in engine.store.scan("idempotency:"))
     assert engine.allow("u", "api", 2, idempotency_key="k")  # a new call now
     assert engine.value("u", "api") == 5

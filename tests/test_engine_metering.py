@@ -10,6 +10,8 @@ import pytest
 from limitr_py import InvalidArgumentError
 from tests.engine_helpers import Recorder, limit, policy
 
+pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+
 
 def test_hard_limit_denies_exactly_the_call_that_would_pass_it_and_changes_nothing() -> None:
     engine, _ = policy({"api": limit(100)})

@@ -8,6 +8,8 @@ import pytest
 
 from tests.engine_helpers import Recorder, limit, policy
 
+pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+
 
 def at(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)

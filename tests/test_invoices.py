@@ -3,6 +3,8 @@ closed periods, and the invariant that overage lines equal the events' overage p
 
 from __future__ import annotations
 
+import pytest
+
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -10,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine_helpers import Recorder, limit, policy
+
+pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
 
 MONTHLY = {"mode": "soft", "resets": True, "reset_sch": "monthly:1"}
 TIERS = [{"up_to": 5000, "price": {"amount": 0.08}}, {"price": {"amount": 0.05}}]

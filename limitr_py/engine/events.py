@@ -4,13 +4,18 @@ Delivery order for each event: policy notifications whose `events` include it an
 it under the notification's name (meter-* and cap-* events only, as in Limitr), then the handlers registered for
 the event's name, then the `"*"` handlers. A handler that raises is logged and skipped: the call it reports on
 has already been committed, so its answer must not change.
+
+Each registration has a consumer id (`<name>|<module>.<qualname>` of the handler, stable across restarts). On
+durable stores the engine writes every event to the outbox with the consumers it is owed to, and removes it once
+each of them returned without raising (acknowledged): after a crash, `deliver_pending()` gives every event to the
+consumers that had not acknowledged it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from limitr_py.compile.graph import Notification
 from limitr_py.engine.values import Event
@@ -22,10 +27,15 @@ log = logging.getLogger("limitr_py.events")
 _NOTIFIABLE = ("meter-", "cap-")
 
 
+def consumer_id(name: str, handler: Handler) -> str:
+    target = getattr(handler, "__func__", handler)
+    return f"{name}|{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(target).__name__)}"
+
+
 class EventBus:
     def __init__(self, notifications: Iterable[Notification]) -> None:
         self._notifications = tuple(notifications)
-        self._handlers: dict[str, tuple[Handler, ...]] = {}
+        self._handlers: dict[str, tuple[tuple[str, Handler], ...]] = {}
         self._lock = threading.Lock()
 
     def on(self, name: str, handler: Handler) -> None:
@@ -34,11 +44,11 @@ class EventBus:
         if not callable(handler):
             raise InvalidArgumentError(f"handler for `{name}` must be callable")
         with self._lock:  # copy-on-write: publishing never holds the lock
-            self._handlers[name] = (*self._handlers.get(name, ()), handler)
+            self._handlers[name] = (*self._handlers.get(name, ()), (consumer_id(name, handler), handler))
 
     def off(self, name: str, handler: Handler | None = None) -> None:
         with self._lock:
-            kept = () if handler is None else tuple(h for h in self._handlers.get(name, ()) if h != handler)
+            kept = () if handler is None else tuple(r for r in self._handlers.get(name, ()) if r[1] != handler)
             if kept:
                 self._handlers[name] = kept
             else:
@@ -54,22 +64,44 @@ class EventBus:
         handlers = self._handlers
         return name in handlers or "*" in handlers
 
-    def publish(self, events: Iterable[Event]) -> None:
+    def _routes(self, event: Event) -> list[tuple[Event, str, Handler]]:
+        """(event as delivered, consumer id, handler) in delivery order."""
         handlers = self._handlers
-        if not handlers:
+        routes: list[tuple[Event, str, Handler]] = []
+        deliveries = []
+        if event.name.startswith(_NOTIFIABLE):
+            for note in self._notifications:
+                if ("*" in note.events or event.name in note.events) and (
+                        note.when is None or note.when.matches({**event.payload, "name": event.name})):
+                    deliveries.append(Event(note.name, event.payload, event.at, event.id))
+        deliveries.append(event)
+        for delivered in deliveries:
+            for consumer, handler in (*handlers.get(delivered.name, ()), *handlers.get("*", ())):
+                routes.append((delivered, consumer, handler))
+        return routes
+
+    def consumers(self, event: Event) -> tuple[str, ...]:
+        """The consumer ids an event is owed to, without delivering it."""
+        return tuple(dict.fromkeys(consumer for _, consumer, _ in self._routes(event)))
+
+    def deliver(self, event: Event, only: Collection[str] | None = None) -> set[str]:
+        """Call each handler the event is owed to (all, or those in `only`); the consumers that succeeded."""
+        done: set[str] = set()
+        failed: set[str] = set()
+        for delivered, consumer, handler in self._routes(event):
+            if only is not None and consumer not in only:
+                continue
+            try:
+                handler(delivered)
+            except Exception:  # noqa: BLE001 - see the module docstring
+                log.exception("event handler %r failed on %s", handler, delivered.name)
+                failed.add(consumer)
+            else:
+                done.add(consumer)
+        return done - failed
+
+    def publish(self, events: Iterable[Event]) -> None:
+        if not self._handlers:
             return
         for event in events:
-            if event.name.startswith(_NOTIFIABLE):
-                for note in self._notifications:
-                    if ("*" in note.events or event.name in note.events) and (
-                            note.when is None or note.when.matches({**event.payload, "name": event.name})):
-                        self._deliver(Event(note.name, event.payload, event.at, event.id), handlers)
-            self._deliver(event, handlers)
-
-    @staticmethod
-    def _deliver(event: Event, handlers: dict[str, tuple[Handler, ...]]) -> None:
-        for handler in (*handlers.get(event.name, ()), *handlers.get("*", ())):
-            try:
-                handler(event)
-            except Exception:  # noqa: BLE001 - see the module docstring
-                log.exception("event handler %r failed on %s", handler, event.name)
+            self.deliver(event)

@@ -8,7 +8,10 @@ and decide again. Events are published only after a successful commit, never fro
 
 from __future__ import annotations
 
+import os
+import random
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -40,14 +43,21 @@ from limitr_py.engine.state import ZERO, Cap, CustomerState, FeatureConfig, Gran
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Invoice
 from limitr_py.errors import ConcurrentUpdateError, IdempotencyConflictError, InvalidArgumentError, PolicyCompileError
 from limitr_py.schedules import ScheduleError, parse_schedule
-from limitr_py.stores import Commit, Store, open_store
+from limitr_py.engine import codec
+from limitr_py.engine.codec import EncodedStore
+from limitr_py.stores import ABSENT, Commit, CommitResult, OutboxEntry, Store, Versioned, open_store
 from limitr_py.units import Quantity
 
 T = TypeVar("T")
 RawEvent = tuple[str, dict[str, Any]]
 
+_ONE_SHOT = ("idempotency:", "settled:")
+_CACHE_LIMIT = 100_000
+
 MAX_ATTEMPTS = 64
 """Version conflicts one call retries before giving up with ConcurrentUpdateError."""
+BACKOFF_BASE_S, BACKOFF_CAP_S = 0.0002, 0.02
+"""After the second conflict in a row a call waits a random time up to base × 2^attempt (at most the cap)."""
 
 IDEMPOTENCY_KEEP = timedelta(days=1)
 """How long an idempotency key is remembered: a retry later than that is a new call."""
@@ -109,7 +119,11 @@ class Limitr:
     def __init__(self, compiled: CompiledPolicy, *, store: str | Store | None = None, clock: Clock | None = None,
                  overhead: Mapping[str, OverheadFn] | None = None) -> None:
         self._compiled = compiled
-        self._store = open_store(store)
+        opened = open_store(store if store is not None else os.environ.get("LIMITR_STORE"))
+        self._durable = opened.encoded
+        self._store: Store = EncodedStore(opened) if opened.encoded else opened
+        self._cache: dict[str, Versioned] | None = {} if opened.remote else None
+        self._fresh: dict[str, Versioned] = {}
         self._clock: Clock = clock if clock is not None else SystemClock()
         for name, fn in (overhead or {}).items():
             if name not in compiled.credits:
@@ -179,13 +193,51 @@ class Limitr:
 
     # -- the read-decide-commit loop -------------------------------------------------------------------------
 
-    def _snapshot(self, ident: str, extra: Iterable[str] = ()) -> tuple[Snapshot, dict[str, int], dict[str, Any]]:
+    def _read(self, keys: list[str], cached: bool) -> dict[str, Versioned]:
+        """Records from the store; on a remote store, decisions may start from this process's cached copies
+        (the commit's version check catches any that moved). Call-scoped keys (idempotency, settled holds) are
+        assumed absent rather than read: the commit expects them absent, and a conflict brings them back."""
+        cache = self._cache
+        if cache is None or not cached:
+            got = self._store.read(keys)
+            if cache is not None:
+                cache.update((k, v) for k, v in got.items() if not k.startswith(_ONE_SHOT))
+            return got
+        missing = [k for k in keys if k not in cache and not k.startswith(_ONE_SHOT)]
+        if missing:
+            got = self._store.read(missing)
+            if len(cache) > _CACHE_LIMIT:
+                cache.clear()
+            cache.update(got)
+        return {k: cache.get(k, ABSENT) for k in keys}
+
+    def _remember(self, commit: Commit, result: CommitResult) -> None:
+        """Keep the cache in step with a commit: written keys at their new versions, moved keys refreshed."""
+        cache = self._cache
+        if cache is None:
+            return
+        if result.ok:
+            for key, value in commit.writes.items():
+                if key in commit.expected and not key.startswith(_ONE_SHOT):
+                    cache[key] = ABSENT if value is None else Versioned(commit.expected[key] + 1, value)
+                else:
+                    cache.pop(key, None)
+            return
+        for key in commit.expected:
+            cache.pop(key, None)
+        cache.update((k, v) for k, v in result.fresh.items() if not k.startswith(_ONE_SHOT))
+        self._fresh.update(result.fresh)
+
+    def _snapshot(self, ident: str, extra: Iterable[str] = (), *,
+                  cached: bool = False) -> tuple[Snapshot, dict[str, int], dict[str, Any]]:
         """The customer `ident` (by id or alt id) and everyone reachable through its refs, with versions.
 
         `extra` keys are read in the first round trip too; their values come back in the third element.
         """
         first = [_customer_key(ident), _alias_key(ident), *extra]
-        read = self._store.read(first)
+        read = self._read(first, cached)
+        if self._fresh:  # records a conflict just sent back win over assumptions
+            read.update({k: self._fresh.pop(k) for k in first if k in self._fresh})
         versions = {k: v.version for k, v in read.items()}
         extras = {k: read[k].value for k in extra}
         customers: dict[str, CustomerState] = {}
@@ -204,7 +256,7 @@ class Limitr:
             pending = []
             if not keys:
                 break
-            for key, rec in self._store.read(keys).items():
+            for key, rec in self._read(keys, cached).items():
                 versions[key] = rec.version
                 if rec.value is not None:
                     state: CustomerState = rec.value
@@ -223,32 +275,80 @@ class Limitr:
         idem_key = _idempotency_key(idempotency[0]) if idempotency else None
         if idem_key:
             extra = (*extra, idem_key)
-        for _ in range(MAX_ATTEMPTS):
-            snap, versions, extras = self._snapshot(ident, extra)
+        cached = True
+        for attempt_number in range(MAX_ATTEMPTS):
+            snap, versions, extras = self._snapshot(ident, extra, cached=cached)
+            now = self._clock.now()
             if idem_key and idempotency:
                 seen = extras[idem_key]
-                if seen is not None:
+                if seen is not None and seen["at"] + IDEMPOTENCY_KEEP >= now:
                     if seen["fingerprint"] != idempotency[1]:
                         raise IdempotencyConflictError(
                             f"idempotency key `{idempotency[0]}` was used with different arguments")
                     return seen["result"]  # type: ignore[no-any-return]
-            now = self._clock.now()
             attempt = _Attempt(snap, versions, extras)
             result = attempt_fn(attempt, now)
             if idem_key and idempotency:
                 attempt.writes[idem_key] = {"fingerprint": idempotency[1], "result": result, "at": now}
                 attempt.expires[idem_key] = now + IDEMPOTENCY_KEEP
+            events = self._events(attempt.events, now)
             if not attempt.writes:
-                self._publish(attempt.events, now)
+                self._publish(events, ())
                 return result
-            if self._store.commit(Commit(versions, attempt.writes, expires=attempt.expires, now=now)):
-                self._publish(attempt.events, now)
+            outbox = self._outbox(ident, events)
+            commit = Commit(versions, attempt.writes, outbox, expires=attempt.expires, now=now)
+            done = self._store.commit(commit)
+            self._remember(commit, done)
+            if done:
+                self._publish(events, outbox)
                 return result
+            cached = bool(done.fresh)  # a store that did not say what moved: read everything again
+            if attempt_number >= 2:  # contention: back off (with jitter) so the racers stop colliding in step
+                time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt_number)))
         raise ConcurrentUpdateError(f"gave up on customer `{ident}` after {MAX_ATTEMPTS} conflicting attempts")
 
-    def _publish(self, raw: list[RawEvent], now: datetime) -> None:
-        if raw and self._bus.active:
-            self._bus.publish([Event(name, payload, now, uuid.uuid4().hex) for name, payload in raw])
+    def _events(self, raw: list[RawEvent], now: datetime) -> list[Event]:
+        if not raw or not self._bus.active:
+            return []
+        return [Event(name, payload, now, uuid.uuid4().hex) for name, payload in raw]
+
+    def _outbox(self, ident: str, events: list[Event]) -> tuple[OutboxEntry, ...]:
+        """On a durable store, each event goes into the commit with the consumers it is owed to."""
+        if not self._durable or not events:
+            return ()
+        entries = []
+        for event in events:
+            owed = self._bus.consumers(event)
+            if owed:
+                entries.append(OutboxEntry(event.id, _customer_key(ident), codec.dump_event(event), owed))
+        return tuple(entries)
+
+    def _publish(self, events: list[Event], outbox: tuple[OutboxEntry, ...]) -> None:
+        """Deliver committed events; on a durable store, acknowledge them (what a handler failed stays owed)."""
+        if not events:
+            return
+        if not outbox:
+            self._bus.publish(events)
+            return
+        owed_by_id = {entry.id: entry.consumers for entry in outbox}
+        acks: dict[str, tuple[str, ...]] = {}
+        for event in events:
+            done = self._bus.deliver(event)
+            if event.id in owed_by_id:
+                acks[event.id] = tuple(c for c in owed_by_id[event.id] if c not in done)
+        self._store.commit(Commit({}, {}, acks=acks))
+
+    def deliver_pending(self, limit: int = 1000) -> int:
+        """Give events committed but not acknowledged (a process died between its commit and its handlers) to
+        the handlers registered now that still owe them; returns how many events were handled. Call it when a
+        worker starts."""
+        handled = 0
+        for entry in self._store.pending(limit):
+            event = codec.load_event(entry.body)
+            done = self._bus.deliver(event, only=entry.consumers)
+            self._store.commit(Commit({}, {}, acks={entry.id: tuple(c for c in entry.consumers if c not in done)}))
+            handled += 1
+        return handled
 
     def _view(self, ident: str) -> tuple[Snapshot, CustomerState | None]:
         snap, _, _ = self._snapshot(ident)
@@ -932,7 +1032,8 @@ class Limitr:
 
         def attempt(at: _Attempt, now: datetime) -> bool:
             learned.clear()
-            if at.extras[settled_key] is not None:
+            settled = at.extras[settled_key]
+            if settled is not None and settled["until"] >= now:
                 return False  # settled before: a hold resolves once
             outcome, hold = holds.settle(self._decider, at.snap, request, hid, now)
             keep_until = (hold.expires if hold is not None else now + self._compiled.hold_ttl) + holds.TOMBSTONE_KEEP
@@ -1058,7 +1159,7 @@ class Limitr:
         for _ in range(MAX_ATTEMPTS):
             record = self._store.read([key])[key]
             table = holds.learn_policy(record.value, learn, self._clock.now())
-            if self._store.commit(Commit({key: record.version}, {key: table})):
+            if self._store.commit(Commit({key: record.version}, {key: table})).ok:
                 return
 
     # -- billing controls (Owostack, Autumn), entities, invoices --------------------------------------------

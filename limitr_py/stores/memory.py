@@ -8,28 +8,33 @@ from __future__ import annotations
 
 import heapq
 import threading
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from limitr_py.stores.base import ABSENT, Commit, Versioned
+from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
 
 _STRIPES = 64
 
 
 class MemoryStore:
+    encoded = False
+    remote = False
+
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._data: dict[str, Versioned] = {}
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
         self._expiry: list[tuple[datetime, str]] = []
         self._expiry_lock = threading.Lock()
+        self._outbox: dict[str, OutboxEntry] = {}  # insertion-ordered: oldest first
+        self._outbox_lock = threading.Lock()
 
     def read(self, keys: list[str]) -> dict[str, Versioned]:
         data = self._data
         return {key: data.get(key, ABSENT) for key in keys}
 
-    def commit(self, commit: Commit) -> bool:
+    def commit(self, commit: Commit) -> CommitResult:
         keys = commit.expected.keys() | commit.writes.keys()
         if len(keys) == 1:  # the common call: one customer, one lock
             locks = [self._locks[hash(next(iter(keys))) % _STRIPES]]
@@ -41,19 +46,31 @@ class MemoryStore:
             data = self._data
             for key, version in commit.expected.items():
                 if data.get(key, ABSENT).version != version:
-                    return False
+                    return CONFLICT
             for key, value in commit.writes.items():
-                version = data.get(key, ABSENT).version + 1
-                if value is None:
-                    data.pop(key, None)
-                else:
-                    data[key] = Versioned(version, value)
+                # a deleted record keeps its version (value None), so a stale reader can never match a new one
+                data[key] = Versioned(data.get(key, ABSENT).version + 1, value)
+            if commit.events or commit.acks:
+                self._outbox_apply(commit)
         finally:
             for lock in reversed(locks):
                 lock.release()
         if commit.expires or commit.now is not None:
             self._expire(commit)
-        return True
+        return OK
+
+    def _outbox_apply(self, commit: Commit) -> None:
+        with self._outbox_lock:
+            for entry in commit.events:
+                self._outbox[entry.id] = entry
+            for event_id, owed in commit.acks.items():
+                entry = self._outbox.get(event_id)
+                if entry is None:
+                    continue
+                if owed:
+                    self._outbox[event_id] = OutboxEntry(entry.id, entry.group, entry.body, owed)
+                else:
+                    del self._outbox[event_id]
 
     def _expire(self, commit: Commit) -> None:
         """Remember when written keys may go, and drop those whose time has passed (oldest first)."""
@@ -67,8 +84,12 @@ class MemoryStore:
 
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         for key, record in list(self._data.items()):
-            if key.startswith(prefix):
+            if key.startswith(prefix) and record.value is not None:
                 yield key, record.value
+
+    def pending(self, limit: int = 1000) -> list[OutboxEntry]:
+        with self._outbox_lock:
+            return list(self._outbox.values())[:limit]
 
     def close(self) -> None:
         """Nothing to release: the data lives as long as the store object."""

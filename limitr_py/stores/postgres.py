@@ -1,0 +1,176 @@
+"""`postgresql://…`: transactions with row locks (psycopg 3). The schema is created on first use.
+
+A commit locks the rows it expects (`SELECT … FOR UPDATE`, in key order so two commits never deadlock), checks
+their versions, and writes. A key expected to be absent cannot be locked, so creating one is `INSERT … ON
+CONFLICT DO NOTHING` and a commit that finds the row already there rolls back as a conflict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from limitr_py.errors import StoreError
+from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS limitr_records (
+    key TEXT PRIMARY KEY, version BIGINT NOT NULL, value TEXT, expires TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS limitr_records_expires ON limitr_records (expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS limitr_outbox (
+    seq BIGSERIAL PRIMARY KEY, id TEXT UNIQUE NOT NULL, grp TEXT NOT NULL, body TEXT NOT NULL, consumers TEXT NOT NULL
+);
+"""
+PURGE_EVERY = timedelta(minutes=1)
+"""Expired records (idempotency keys, settled holds) are deleted at most this often, by engine time."""
+_SCHEMA_LOCK = 7_307_313  # advisory lock id: two processes creating the schema at once take turns
+
+
+class _Conflict(Exception):
+    pass
+
+
+class PostgresStore:
+    encoded = True
+    remote = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parts = urlsplit(url.replace("postgres://", "postgresql://", 1))
+        options = parse_qs(parts.query)
+        self.prefix = options.pop("prefix", [""])[0]
+        self._p = f"{self.prefix}:" if self.prefix else ""
+        query = "&".join(f"{k}={v}" for k, values in options.items() for v in values)
+        self._dsn = urlunsplit(parts._replace(query=query))
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._all_lock = threading.Lock()
+        self._purged: datetime | None = None
+        try:
+            with self._conn().transaction():
+                conn = self._conn()
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    conn.execute(statement)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot use `{url}`: {exc}") from None
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or getattr(self._local, "pid", None) != os.getpid():
+            try:
+                conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot reach `{self.url}`: {exc}") from None
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._all_lock:  # held until close(): a thread's exit must not leave a connection to the GC
+                self._all.append((os.getpid(), conn))
+        return conn  # type: ignore[no-any-return]
+
+    def read(self, keys: list[str]) -> dict[str, Versioned]:
+        out = dict.fromkeys(keys, ABSENT)
+        cut = len(self._p)
+        try:
+            rows = self._conn().execute("SELECT key, version, value FROM limitr_records WHERE key = ANY(%s)",
+                                        ([self._p + k for k in keys],))
+            for key, version, value in rows:
+                out[key[cut:]] = Versioned(version, value)
+        except psycopg.Error as exc:
+            raise StoreError(f"reading `{self.url}` failed: {exc}") from None
+        return out
+
+    def commit(self, commit: Commit) -> CommitResult:
+        conn = self._conn()
+        try:
+            with conn.transaction():
+                self._apply(conn, self._prefixed(commit))
+        except _Conflict:
+            return CONFLICT
+        except pg_errors.UniqueViolation:
+            return CONFLICT
+        except psycopg.Error as exc:
+            raise StoreError(f"commit to `{self.url}` failed: {exc}") from None
+        return OK
+
+    def _prefixed(self, commit: Commit) -> Commit:
+        if not self._p:
+            return commit
+        p = self._p
+        return Commit({p + k: v for k, v in commit.expected.items()}, {p + k: v for k, v in commit.writes.items()},
+                      tuple(OutboxEntry(e.id, p + e.group, e.body, e.consumers) for e in commit.events), commit.acks,
+                      {p + k: v for k, v in commit.expires.items()}, commit.now)
+
+    def _apply(self, conn: psycopg.Connection[Any], commit: Commit) -> None:
+        expected = dict(commit.expected)
+        present = sorted(k for k, v in expected.items() if v != 0)
+        if present:
+            have = dict(conn.execute("SELECT key, version FROM limitr_records WHERE key = ANY(%s) ORDER BY key "
+                                     "FOR UPDATE", (present,)).fetchall())
+            if any(have.get(k, 0) != expected[k] for k in present):
+                raise _Conflict
+        absent = [k for k, v in expected.items() if v == 0]
+        for key in sorted(absent):  # create the row (or find it was created): that locks it too
+            value = commit.writes.get(key, ...)
+            row = conn.execute(
+                "INSERT INTO limitr_records (key, version, value, expires) VALUES (%s, 0, NULL, NULL) "
+                "ON CONFLICT (key) DO NOTHING RETURNING key", (key,)).fetchone()
+            if row is None:
+                version = conn.execute("SELECT version FROM limitr_records WHERE key = %s FOR UPDATE",
+                                       (key,)).fetchone()
+                if version is not None and version[0] != 0:
+                    raise _Conflict
+            if value is ...:
+                continue
+        for key, value in commit.writes.items():
+            expires = commit.expires.get(key)
+            conn.execute(
+                "INSERT INTO limitr_records (key, version, value, expires) VALUES (%s, 1, %s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET version = limitr_records.version + 1, value = excluded.value, "
+                "expires = excluded.expires", (key, value, expires))
+        for entry in commit.events:
+            conn.execute("INSERT INTO limitr_outbox (id, grp, body, consumers) VALUES (%s, %s, %s, %s)",
+                         (entry.id, entry.group, entry.body, json.dumps(entry.consumers)))
+        for event_id, owed in commit.acks.items():
+            if owed:
+                conn.execute("UPDATE limitr_outbox SET consumers = %s WHERE id = %s", (json.dumps(owed), event_id))
+            else:
+                conn.execute("DELETE FROM limitr_outbox WHERE id = %s", (event_id,))
+        if commit.now is not None and (self._purged is None or commit.now - self._purged >= PURGE_EVERY):
+            self._purged = commit.now
+            conn.execute("DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < %s AND "
+                         "starts_with(key, %s)", (commit.now, self._p))
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
+        cut = len(self._p)
+        rows = self._conn().execute("SELECT key, value FROM limitr_records WHERE starts_with(key, %s) "
+                                    "AND value IS NOT NULL ORDER BY key", (self._p + prefix,)).fetchall()
+        for key, value in rows:
+            yield key[cut:], value
+
+    def pending(self, limit: int = 1000) -> list[OutboxEntry]:
+        rows = self._conn().execute("SELECT id, grp, body, consumers FROM limitr_outbox WHERE starts_with(grp, %s) "
+                                    "ORDER BY seq LIMIT %s", (self._p, limit)).fetchall()
+        return [OutboxEntry(i, g[len(self._p):], b, tuple(json.loads(c))) for i, g, b, c in rows]
+
+    def flush(self) -> None:
+        """Delete every record and outbox entry (tests)."""
+        conn = self._conn()
+        conn.execute("DELETE FROM limitr_records WHERE starts_with(key, %s)", (self._p,))
+        conn.execute("DELETE FROM limitr_outbox WHERE starts_with(grp, %s)", (self._p,))
+
+    def close(self) -> None:
+        with self._all_lock:
+            for pid, conn in self._all:
+                if pid == os.getpid():  # a forked child must not close its parent's connections
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,137 @@
+"""`redis://host:port/db` and `redis+cluster://host:port`: many processes and servers on one source of truth.
+
+Every commit is one Lua script (`lua/commit.lua`, loaded once, called by SHA) that checks the versions the engine
+read and applies the writes and outbox changes together; a failed check answers with the current records of the
+keys that moved, in the same round trip. With the engine deciding on its cached records, an `allow()` is one
+network round trip in the steady state.
+
+Cluster: every key of a call carries one hash tag, so a commit always lands on one slot. The tag is the store's
+`group` of a key: the customer id for customer-scoped keys; a call that spans customers (refs, shared caps,
+entities) must keep them in one group — the engine asks `group_of` (see `tag=`) and by default tags everything
+with a single group on a single node, or with `{limitr}` when `?tag=single` is given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+import redis.cluster
+from redis.exceptions import NoScriptError, RedisError
+
+from limitr_py.errors import StoreError
+from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
+
+SCRIPT = resources.files("limitr_py.stores").joinpath("lua/commit.lua").read_text(encoding="utf-8")
+
+
+class RedisStore:
+    encoded = True
+    remote = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parts = urlsplit(url)
+        options = parse_qs(parts.query)
+        self.prefix = options.get("prefix", ["limitr"])[0]
+        self.cluster = parts.scheme == "redis+cluster"
+        # all records share one hash tag so that any call's keys (a user, its org, their shared caps) sit in one
+        # slot; a deployment that shards by customer group sets `?tag=` per engine
+        self.tag = options.get("tag", ["limitr"])[0]
+        try:
+            if self.cluster:
+                self.client: Any = redis.cluster.RedisCluster.from_url(
+                    url.replace("redis+cluster://", "redis://", 1).split("?", 1)[0])
+            else:
+                self.client = redis.Redis.from_url(url.split("?", 1)[0])
+            self.sha = self.client.script_load(SCRIPT)
+        except RedisError as exc:
+            raise StoreError(f"cannot reach `{url}`: {exc}") from None
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:{{{self.tag}}}:{key}"
+
+    def read(self, keys: list[str]) -> dict[str, Versioned]:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(self._key(key), "v", "d")
+            rows = pipe.execute()
+        except RedisError as exc:
+            raise StoreError(f"reading `{self.url}` failed: {exc}") from None
+        out = {}
+        for key, (version, data) in zip(keys, rows, strict=True):
+            out[key] = ABSENT if version is None else Versioned(int(version), None if data is None else data.decode())
+        return out
+
+    def commit(self, commit: Commit) -> CommitResult:
+        keys = list(dict.fromkeys([*commit.expected, *commit.writes]))
+        args: list[Any] = [len(keys), len(commit.events), len(commit.acks)]
+        for key in keys:
+            value = commit.writes.get(key, ...)
+            op = "" if value is ... else ("D" if value is None else "W")
+            ttl = ""
+            when = commit.expires.get(key)
+            if when is not None and commit.now is not None:
+                ttl = str(max(1, (when - commit.now) // timedelta(milliseconds=1)))
+            args += [str(commit.expected[key]) if key in commit.expected else "-", op,
+                     value if op == "W" else "", ttl]
+        for entry in commit.events:
+            args += [entry.id, entry.group, entry.body, json.dumps(entry.consumers)]
+        for event_id, owed in commit.acks.items():
+            args += [event_id, json.dumps(owed) if owed else ""]
+        names = [self._key(k) for k in keys] + [self._key("outbox"), self._key("outbox:order")]
+        try:
+            try:
+                result = self.client.evalsha(self.sha, len(names), *names, *args)
+            except NoScriptError:  # a restarted server forgot the script
+                self.sha = self.client.script_load(SCRIPT)
+                result = self.client.evalsha(self.sha, len(names), *names, *args)
+        except RedisError as exc:
+            raise StoreError(f"commit to `{self.url}` failed: {exc}") from None
+        if int(result[0]) == 1:
+            return OK
+        fresh = {}
+        by_name = {self._key(k): k for k in keys}
+        for i in range(1, len(result), 3):
+            name = result[i].decode() if isinstance(result[i], bytes) else result[i]
+            version, data = int(result[i + 1]), result[i + 2]
+            fresh[by_name[name]] = Versioned(version, data.decode() if data else None) if version else ABSENT
+        return CommitResult(False, fresh) if fresh else CONFLICT
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
+        start = len(self._key(""))
+        try:
+            names = sorted(n.decode() for n in self.client.scan_iter(match=self._key(prefix) + "*", count=1000))
+        except RedisError as exc:
+            raise StoreError(f"scanning `{self.url}` failed: {exc}") from None
+        for name in names:
+            data = self.client.hget(name, "d")
+            if data is not None:
+                yield name[start:], data.decode()
+
+    def pending(self, limit: int = 1000) -> list[OutboxEntry]:
+        try:
+            ids = self.client.lrange(self._key("outbox:order"), 0, limit - 1)
+            entries = self.client.hmget(self._key("outbox"), ids) if ids else []
+        except RedisError as exc:
+            raise StoreError(f"reading the outbox of `{self.url}` failed: {exc}") from None
+        out = []
+        for event_id, raw in zip(ids, entries, strict=True):
+            if raw is not None:
+                group, body, consumers = json.loads(raw)
+                out.append(OutboxEntry(event_id.decode(), group, body, tuple(json.loads(consumers))))
+        return out
+
+    def flush(self) -> None:
+        """Delete every key of this store's prefix and tag (tests)."""
+        for name in self.client.scan_iter(match=f"{self.prefix}:{{{self.tag}}}:*", count=1000):
+            self.client.delete(name)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,174 @@
+"""`sqlite:///path/to/file.db`: embedded and durable; safe for several processes on one machine.
+
+WAL journal, `synchronous=FULL` (a commit survives power loss), and `BEGIN IMMEDIATE` for every commit, so the
+version check and the writes happen under the database's write lock: two processes can never both pass a check
+on the same record. One connection per thread (and per process after a fork).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from limitr_py.errors import InvalidArgumentError, StoreError
+from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS limitr_records (
+    key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT, expires TEXT
+);
+CREATE INDEX IF NOT EXISTS limitr_records_expires ON limitr_records (expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS limitr_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, grp TEXT NOT NULL, body TEXT NOT NULL,
+    consumers TEXT NOT NULL
+);
+"""
+BUSY_TIMEOUT_S = 30.0
+PURGE_EVERY = timedelta(minutes=1)
+"""Expired records (idempotency keys, settled holds) are deleted at most this often, by engine time."""
+
+
+def path_of(url: str) -> str:
+    """`sqlite:///relative.db` → `relative.db`; `sqlite:////abs/file.db` → `/abs/file.db`."""
+    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+        raise InvalidArgumentError(f"a SQLite store URL is `sqlite:///path/to/file.db`, got `{url}`")
+    return url[len("sqlite:///"):]
+
+
+class SQLiteStore:
+    encoded = True
+    remote = False
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = path_of(url)
+        parent = Path(self.path).parent
+        if not parent.is_dir():
+            raise StoreError(f"cannot open `{url}`: directory `{parent}` does not exist")
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._all_lock = threading.Lock()
+        self._purged: datetime | None = None
+        with self._tx() as conn:
+            conn.executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)  # used by one thread; closed by close()
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open `{self.url}`: {exc}") from None
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._all_lock:  # held until close(): a thread's exit must not leave a connection to the GC
+                self._all.append((os.getpid(), conn))
+        return conn
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._conn(), self.url)
+
+    def read(self, keys: list[str]) -> dict[str, Versioned]:
+        out = dict.fromkeys(keys, ABSENT)
+        try:
+            rows = self._conn().execute(
+                f"SELECT key, version, value FROM limitr_records WHERE key IN ({','.join('?' * len(keys))})", keys)
+            for key, version, value in rows:
+                out[key] = Versioned(version, value)
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading `{self.url}` failed: {exc}") from None
+        return out
+
+    def commit(self, commit: Commit) -> CommitResult:
+        with self._tx() as conn:
+            keys = list(commit.expected)
+            if keys:
+                have = dict(conn.execute(
+                    f"SELECT key, version FROM limitr_records WHERE key IN ({','.join('?' * len(keys))})", keys))
+                if any(have.get(key, 0) != version for key, version in commit.expected.items()):
+                    conn.rollback_requested = True
+                    return CONFLICT
+            for key, value in commit.writes.items():
+                if value is None:  # a deleted record keeps its version: a stale reader can never match a new one
+                    conn.execute("UPDATE limitr_records SET version = version + 1, value = NULL, expires = NULL "
+                                 "WHERE key = ?", (key,))
+                    continue
+                expires = commit.expires.get(key)
+                conn.execute(
+                    "INSERT INTO limitr_records (key, version, value, expires) VALUES (?, 1, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET version = version + 1, value = excluded.value, "
+                    "expires = excluded.expires", (key, value, expires.isoformat() if expires else None))
+            for entry in commit.events:
+                conn.execute("INSERT INTO limitr_outbox (id, grp, body, consumers) VALUES (?, ?, ?, ?)",
+                             (entry.id, entry.group, entry.body, json.dumps(entry.consumers)))
+            for event_id, owed in commit.acks.items():
+                if owed:
+                    conn.execute("UPDATE limitr_outbox SET consumers = ? WHERE id = ?", (json.dumps(owed), event_id))
+                else:
+                    conn.execute("DELETE FROM limitr_outbox WHERE id = ?", (event_id,))
+            if commit.now is not None and (self._purged is None or commit.now - self._purged >= PURGE_EVERY):
+                self._purged = commit.now
+                conn.execute("DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < ?",
+                             (commit.now.isoformat(),))
+        return OK
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
+        rows = self._conn().execute("SELECT key, value FROM limitr_records WHERE key >= ? AND key < ? "
+                                    "AND value IS NOT NULL ORDER BY key",
+                                    (prefix, prefix + "\U0010ffff")).fetchall()
+        yield from rows
+
+    def pending(self, limit: int = 1000) -> list[OutboxEntry]:
+        rows = self._conn().execute("SELECT id, grp, body, consumers FROM limitr_outbox ORDER BY seq LIMIT ?",
+                                    (limit,)).fetchall()
+        return [OutboxEntry(i, g, b, tuple(json.loads(c))) for i, g, b, c in rows]
+
+    def close(self) -> None:
+        with self._all_lock:
+            for pid, conn in self._all:
+                if pid == os.getpid():  # a forked child must not close its parent's connections
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+class _Transaction:
+    """`BEGIN IMMEDIATE` … `COMMIT` (or `ROLLBACK` on an error or a failed version check)."""
+
+    def __init__(self, conn: sqlite3.Connection, url: str) -> None:
+        self.conn = conn
+        self.url = url
+        self.rollback_requested = False
+
+    def __enter__(self) -> _Transaction:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to `{self.url}`: {exc}") from None
+        return self
+
+    def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)  # type: ignore[arg-type]
+
+    def executescript(self, sql: str) -> None:
+        for statement in filter(str.strip, sql.split(";")):
+            self.conn.execute(statement)
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        try:
+            if kind is None and not self.rollback_requested:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            raise StoreError(f"commit to `{self.url}` failed: {error}") from None
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"writing to `{self.url}` failed: {exc}") from None
