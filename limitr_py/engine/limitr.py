@@ -54,9 +54,9 @@ RawEvent = tuple[str, dict[str, Any]]
 _ONE_SHOT = ("idempotency:", "settled:")
 _CACHE_LIMIT = 100_000
 
-MAX_ATTEMPTS = 64
+MAX_ATTEMPTS = 200
 """Version conflicts one call retries before giving up with ConcurrentUpdateError."""
-BACKOFF_BASE_S, BACKOFF_CAP_S = 0.0002, 0.02
+BACKOFF_BASE_S, BACKOFF_CAP_S = 0.0002, 0.05
 """After the second conflict in a row a call waits a random time up to base × 2^attempt (at most the cap)."""
 
 IDEMPOTENCY_KEEP = timedelta(days=1)
@@ -172,6 +172,16 @@ class Limitr:
     @property
     def store(self) -> Store:
         return self._store
+
+    def close(self) -> None:
+        """Release the store's connections (files, sockets). The engine cannot be used afterwards."""
+        self._store.close()
+
+    def __enter__(self) -> Limitr:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def clock(self) -> Clock:

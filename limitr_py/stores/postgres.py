@@ -93,9 +93,7 @@ class PostgresStore:
         try:
             with conn.transaction():
                 self._apply(conn, self._prefixed(commit))
-        except _Conflict:
-            return CONFLICT
-        except pg_errors.UniqueViolation:
+        except (_Conflict, pg_errors.UniqueViolation, pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
             return CONFLICT
         except psycopg.Error as exc:
             raise StoreError(f"commit to `{self.url}` failed: {exc}") from None
@@ -110,26 +108,16 @@ class PostgresStore:
                       {p + k: v for k, v in commit.expires.items()}, commit.now)
 
     def _apply(self, conn: psycopg.Connection[Any], commit: Commit) -> None:
-        expected = dict(commit.expected)
-        present = sorted(k for k, v in expected.items() if v != 0)
-        if present:
-            have = dict(conn.execute("SELECT key, version FROM limitr_records WHERE key = ANY(%s) ORDER BY key "
-                                     "FOR UPDATE", (present,)).fetchall())
-            if any(have.get(k, 0) != expected[k] for k in present):
+        # lock every expected row in one global key order (two commits can then never wait on each other in a
+        # cycle); a key expected absent is created as a version-0 placeholder, which locks it just the same
+        for key in sorted(commit.expected):
+            want = commit.expected[key]
+            if want == 0:
+                conn.execute("INSERT INTO limitr_records (key, version, value, expires) VALUES (%s, 0, NULL, NULL) "
+                             "ON CONFLICT (key) DO NOTHING", (key,))
+            row = conn.execute("SELECT version FROM limitr_records WHERE key = %s FOR UPDATE", (key,)).fetchone()
+            if (row[0] if row else 0) != want:
                 raise _Conflict
-        absent = [k for k, v in expected.items() if v == 0]
-        for key in sorted(absent):  # create the row (or find it was created): that locks it too
-            value = commit.writes.get(key, ...)
-            row = conn.execute(
-                "INSERT INTO limitr_records (key, version, value, expires) VALUES (%s, 0, NULL, NULL) "
-                "ON CONFLICT (key) DO NOTHING RETURNING key", (key,)).fetchone()
-            if row is None:
-                version = conn.execute("SELECT version FROM limitr_records WHERE key = %s FOR UPDATE",
-                                       (key,)).fetchone()
-                if version is not None and version[0] != 0:
-                    raise _Conflict
-            if value is ...:
-                continue
         for key, value in commit.writes.items():
             expires = commit.expires.get(key)
             conn.execute(
