@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import sys
 from decimal import Decimal
 from collections.abc import Sequence
@@ -20,12 +21,16 @@ from limitr_py.diagnostics import Diagnostic
 from limitr_py.documents import FORMATS, SUFFIXES, load_document
 from limitr_py.documents.writers import dump
 from limitr_py.engine.limitr import Limitr
-from limitr_py.errors import PolicyError
+from limitr_py.compile.graph import CompiledPolicy
+from limitr_py.engine.records import plain
+from limitr_py.errors import InvalidArgumentError, PolicyError, StoreError
 from limitr_py.money import exponent
 from limitr_py.resources import resource_path
 from limitr_py.simulate import SimulationError, replay, report
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+DEFAULT_STORE = "sqlite:///limitr.db"
+"""The CLI's store when neither --store nor LIMITR_STORE says otherwise: a SQLite file in the working directory."""
 
 
 class _Usage(Exception):
@@ -56,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the policy JSON Schema")
 
+    explain = sub.add_parser("explain", help="why a call would be allowed or denied, from the store's state")
+    explain.add_argument("policy", metavar="POLICY")
+    explain.add_argument("--customer", required=True)
+    explain.add_argument("--entitlement", required=True)
+    explain.add_argument("--value", default="0", help="units, with a unit suffix if the credit has one")
+    explain.add_argument("--store", default=None,
+                         help=f"store URL (default: $LIMITR_STORE, else {DEFAULT_STORE})")
+    explain.add_argument("--format", choices=["human", "json"], default="human")
+
     simulate = sub.add_parser("simulate", help="replay timestamped usage (JSON lines) against a policy")
     simulate.add_argument("policy", metavar="POLICY")
     simulate.add_argument("events", metavar="EVENTS.jsonl", help="usage and engine calls, one JSON object a line")
@@ -82,6 +96,8 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
             return _convert(args, stdout, stderr)
         if args.command == "simulate":
             return _simulate(args, stdout, stderr)
+        if args.command == "explain":
+            return _explain(args, stdout, stderr)
         stdout.write(resource_path("schemas", "policy.schema.json").read_text(encoding="utf-8"))
         return EXIT_OK
     except _Usage as exc:
@@ -189,20 +205,55 @@ def _convert(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     return EXIT_OK
 
 
+# -- explain -------------------------------------------------------------------------------------------------
+
+def _load_compiled(path: str, stderr: IO[str]) -> CompiledPolicy | None:
+    try:
+        return compile_document(load_document(Path(path)))
+    except PolicyError as exc:
+        stderr.write(exc.render() + "\n")
+        return None
+    except OSError as exc:
+        raise _Usage(f"cannot read `{path}`: {exc.strerror}") from None
+
+
+def _explain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    compiled = _load_compiled(args.policy, stderr)
+    if compiled is None:
+        return EXIT_INVALID
+    url = args.store or os.environ.get("LIMITR_STORE") or DEFAULT_STORE
+    try:
+        with Limitr(compiled, store=url) as engine:
+            decision = engine.explain(args.customer, args.entitlement, args.value)
+    except (StoreError, InvalidArgumentError) as exc:
+        raise _Usage(str(exc)) from None
+    if args.format == "json":
+        stdout.write(json.dumps(plain_json(decision), indent=2) + "\n")
+        return EXIT_OK
+    verdict = "allowed" if decision.allowed else "denied"
+    stdout.write(f"{verdict} by gate `{decision.gate}`"
+                 + (f" ({decision.limit_type})" if decision.limit_type else "")
+                 + (f", headroom {decision.headroom}" if decision.headroom is not None else "") + "\n")
+    for gate in decision.gates:
+        details = ", ".join(f"{k}={v}" for k, v in gate.detail.items() if v is not None)
+        stdout.write(f"  {'pass' if gate.passed else 'FAIL'} {gate.name}: {details}\n")
+    return EXIT_OK
+
+
+def plain_json(value: object) -> object:
+    """A Decision (or any value object) as JSON-safe data: numbers and times as strings."""
+    return json.loads(json.dumps(plain(value), default=str))
+
+
 # -- simulate ------------------------------------------------------------------------------------------------
 
 PROGRESS_EVERY = 10_000
 
 
 def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    try:
-        source = load_document(Path(args.policy))
-        compiled = compile_document(source)
-    except PolicyError as exc:
-        stderr.write(exc.render() + "\n")
+    compiled = _load_compiled(args.policy, stderr)
+    if compiled is None:
         return EXIT_INVALID
-    except OSError as exc:
-        raise _Usage(f"cannot read `{args.policy}`: {exc.strerror}") from None
     show = args.progress or stderr.isatty()
 
     def progress(done: int) -> None:

@@ -117,3 +117,32 @@ def test_real_subprocess() -> None:
     ok = subprocess.run([sys.executable, "-m", "limitr_py", "validate", str(SAMPLES / "ai_chat_caps")],
                         capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_explain_reads_the_state_of_the_store_given_or_named_in_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from limitr_py import Limitr
+
+    policy = SAMPLES / "owostack_seats_emails" / "policy.yaml"
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    with Limitr.new(policy, store=url) as engine:
+        engine.create_customer("acme", plan="pro")
+        engine.allow("acme", "emails", 29000)
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails", "--value", "2000",
+                "--store", url], out, err) == 0
+    # 29,000 used of 10,000 included: 2,000 more would be 21,000 past it, over max_overage 20,000
+    assert out.getvalue().startswith("denied by gate `max_overage` (max_overage), headroom 1000")
+    monkeypatch.setenv("LIMITR_STORE", url)
+    out = io.StringIO()
+    assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails", "--value", "500",
+                "--format", "json"], out, err) == 0
+    decision = json.loads(out.getvalue())
+    assert decision["allowed"] is True and decision["gates"][-1]["name"] == "limit"
+    monkeypatch.delenv("LIMITR_STORE")
+    monkeypatch.chdir(tmp_path)  # the default store is ./limitr.db: a fresh one knows no customer
+    out = io.StringIO()
+    assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails"], out, err) == 0
+    assert out.getvalue().startswith("denied by gate `customer`") and (tmp_path / "limitr.db").exists()
+    assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails", "--store",
+                "nosuch://x"], out, err) == 2
