@@ -71,7 +71,7 @@ policy: {
 
 def seed003(calls: int, plain_ns: float) -> None:
     """Seed 003's policy: a soft monthly limit, two overage-only caps with their own clocks, a promo grant."""
-    print(f"seed 003 (soft limit, 2 caps, promo grant; ratio to the plain hard limit, events off)")
+    print("seed 003 (soft limit, 2 caps, promo grant; ratio to the plain hard limit, events off)")
     for events in (False, True):
         engine = Limitr.new(SEED_003, format="stof", clock=ManualClock(datetime(2026, 3, 2, tzinfo=UTC)))
         engine.create_customer("cus_123", "starter")

@@ -22,9 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.backends import BACKENDS, CLUSTER_PORTS, POSTGRES_URL, REDIS_URL, RedisCluster, reachable  # noqa: E402
-
-from limitr_py import Limitr  # noqa: E402
+from limitr_py import Limitr
+from tests.backends import BACKENDS, CLUSTER_PORTS, POSTGRES_URL, REDIS_URL, RedisCluster, reachable
 
 DOC: dict[str, Any] = {"policy": {"credits": {"tok": {"price": {"amount": 0.001}}}, "plans": {"p": {
     "default": True, "entitlements": {"chat": {"limit": {"credit": "tok", "value": 10**12, "mode": "soft"}}}}}}}

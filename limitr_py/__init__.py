@@ -8,8 +8,8 @@ from limitr_py.clock import Clock, ManualClock, SystemClock
 from limitr_py.compile import check_document, load_policy
 from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
-from limitr_py.engine.limitr import Limitr
 from limitr_py.engine.estimates import Estimate
+from limitr_py.engine.limitr import Limitr
 from limitr_py.engine.state import Cap, Grant
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Gate
 from limitr_py.errors import (
@@ -29,25 +29,25 @@ __all__ = [
     "Cap",
     "Clock",
     "CompiledPolicy",
+    "ConcurrentUpdateError",
     "Customer",
     "Decision",
+    "Diagnostic",
     "Estimate",
     "Event",
     "Gate",
     "Grant",
-    "ManualClock",
-    "SystemClock",
-    "ConcurrentUpdateError",
-    "Diagnostic",
     "IdempotencyConflictError",
     "InvalidArgumentError",
     "Limitr",
     "LimitrError",
+    "ManualClock",
     "PolicyCompileError",
     "PolicyError",
     "PolicySchemaError",
     "PolicySyntaxError",
     "StoreError",
+    "SystemClock",
     "__version__",
     "check_document",
     "load_policy",

@@ -10,18 +10,18 @@ import fnmatch
 import json
 import os
 import sys
-from decimal import Decimal
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
 from limitr_py import __version__
 from limitr_py.compile import compile_document
+from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
 from limitr_py.documents import FORMATS, SUFFIXES, load_document
 from limitr_py.documents.writers import dump
 from limitr_py.engine.limitr import Limitr
-from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.engine.records import plain
 from limitr_py.errors import InvalidArgumentError, PolicyError, StoreError
 from limitr_py.money import exponent

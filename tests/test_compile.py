@@ -56,7 +56,8 @@ def test_values_are_converted_to_the_credit_unit() -> None:
 
 def test_tiers_are_sorted_with_the_unbounded_tier_last() -> None:
     p = load_policy(policy(credits={"img": {"pricing_model": "tiered", "tiers": [
-        {"price": {"amount": 0.02}}, {"up_to": 1000, "price": {"amount": 0.03}}, {"up_to": 100, "price": {"amount": 0.04}}]}}))
+        {"price": {"amount": 0.02}}, {"up_to": 1000, "price": {"amount": 0.03}},
+        {"up_to": 100, "price": {"amount": 0.04}}]}}))
     assert [t.up_to for t in p.credits["img"].pricing.tiers] == [100, 1000, None]
     assert [t.amount for t in p.credits["img"].pricing.tiers] == [Decimal("0.04"), Decimal("0.03"), Decimal("0.02")]
 
@@ -85,7 +86,8 @@ def test_the_graph_is_immutable() -> None:
 
 def test_schema_and_semantic_problems_are_reported_together() -> None:
     doc = policy(credits={"c": {"overhead_cost": "cheap"}},
-                 plans={"p": {"entitlements": {"e": {"limit": {"credit": "nope", "mode": "soft", "hard_trailing": True}}}}})
+                 plans={"p": {"entitlements": {"e": {"limit": {"credit": "nope", "mode": "soft",
+                                                               "hard_trailing": True}}}}})
     with pytest.raises(PolicySchemaError) as info:
         load_policy(doc)
     assert sorted(d.code for d in info.value.diagnostics) == ["L202", "L301", "L308"]
@@ -101,7 +103,8 @@ def test_semantic_only_problems_raise_compile_error() -> None:
     [
         (policy(credits={"c": {"pricing_model": "volume"}}), ["L302"]),
         (policy(credits={"c": {"pricing_model": "flat", "tiers": [{"price": {"amount": 1}}]}}), ["L302"]),
-        (policy(credits={"c": {"pricing_model": "tiered", "tiers": [{"price": {"amount": 1}}, {"price": {"amount": 2}}]}}),
+        (policy(credits={"c": {"pricing_model": "tiered",
+                               "tiers": [{"price": {"amount": 1}}, {"price": {"amount": 2}}]}}),
          ["L303"]),
         (policy(credits={"c": {"pricing_model": "tiered", "tiers": [{"up_to": 5, "price": {"amount": 1}},
                                                                      {"up_to": 5, "price": {"amount": 1}},
@@ -112,7 +115,8 @@ def test_semantic_only_problems_raise_compile_error() -> None:
         (policy(credits={"free": {}}, exchange={"x": {"currency": "free"}}), ["L304"]),  # unpriced credit
         (policy(notifications={"n": {"events": ["meter-overage"], "when": "a ="}}), ["L311"]),
         (policy(hold_ttl="0s"), ["L312"]),
-        (policy(credits={"c": {}}, plans={"p": {"topups": {"t": {"credit": "c", "expires_after": "-1day"}}}}), ["L312"]),
+        (policy(credits={"c": {}}, plans={"p": {"topups": {"t": {"credit": "c", "expires_after": "-1day"}}}}),
+         ["L312"]),
     ],
 )
 def test_semantic_checks(doc: dict[str, Any], expected: list[str]) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
+
+import pytest
 
 from limitr_py import Limitr, ManualClock
 from tests.engine_helpers import Recorder, limit, policy

@@ -76,7 +76,8 @@ def test_reserve_without_value_holds_the_standard_increment_then_the_learned_est
     median = e.estimate("u", "chat", quantile="0.5")
     assert median is not None and median.value == 20 and median.samples == 3 and median.scope == "policy"
     high = e.estimate("u", "chat")
-    assert high is not None and D(20) + D("1.2810") * D("66.6667").sqrt() < high.value < D(20) + D("1.2820") * D("66.6667").sqrt()
+    spread = D("66.6667").sqrt()
+    assert high is not None and D(20) + D("1.2810") * spread < high.value < D(20) + D("1.2820") * spread
     hold = e.reserve("u", "chat", quantile="0.5")
     assert hold is not None and e.held("u", "chat") == 20
     for value in (40, 40):

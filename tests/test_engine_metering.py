@@ -67,7 +67,8 @@ def test_graduated_prices_walk_the_tiers_from_the_customers_position() -> None:
 
 def test_volume_pricing_can_credit_a_call_that_crosses_into_a_cheaper_band() -> None:
     tiers = [{"up_to": 10, "price": {"amount": 2}}, {"price": {"amount": 1}}]
-    engine, _ = policy({"chat": limit(0, "tok", mode="soft")}, credits={"tok": {"pricing_model": "volume", "tiers": tiers}})
+    engine, _ = policy({"chat": limit(0, "tok", mode="soft")},
+                       credits={"tok": {"pricing_model": "volume", "tiers": tiers}})
     engine.create_customer("u")
     rec = Recorder(engine)
     engine.allow("u", "chat", 10)  # 10 × 2 = 20
@@ -290,7 +291,8 @@ def test_check_and_explain_agree_and_name_the_deciding_gate() -> None:
 
 def test_credit_exchange_chains_through_runes() -> None:
     engine, _ = policy({"api": limit(10, "tok")}, credits={"tok": {"price": {"amount": 0.002}}},
-                       exchange={"euro": {"value": 1.14, "currency": "usd"}, "partner": {"value": 2, "currency": "tok"}})
+                       exchange={"euro": {"value": 1.14, "currency": "usd"},
+                                 "partner": {"value": 2, "currency": "tok"}})
     assert engine.credit_exchange("euro", "rune", 10) == D("11.40")
     assert engine.credit_exchange("partner", "rune", 1) == D("0.004")  # 2 tok × 0.002
     assert engine.credit_exchange("rune", "tok", 1) == 500

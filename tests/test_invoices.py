@@ -3,11 +3,10 @@ closed periods, and the invariant that overage lines equal the events' overage p
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,7 +43,8 @@ def test_each_rating_model_and_lumens_included_credits_on_one_invoice() -> None:
     engine.allow("c", "pkg", 12500)
     engine.allow("c", "fees", 150)
     engine.allow("c", "api", 12000)
-    vol = [e.payload["overage_price"] for e in rec.events if e.name == "meter-overage" and e.payload["entitlement"] == "vol"]
+    vol = [e.payload["overage_price"] for e in rec.events
+           if e.name == "meter-overage" and e.payload["entitlement"] == "vol"]
     assert vol == [D("400.00"), D("-149.95")]
     invoice = engine.invoice("c")
     assert invoice is not None and invoice.currency == "USD"

@@ -11,7 +11,8 @@ from limitr_py.documents import load_document
 from limitr_py.errors import PolicySyntaxError
 
 SAME_POLICY = {
-    "json": '{\n  "policy": {\n    "credits": {\n      "seat": {"label": "Seat", "price": {"amount": 12.50}}\n    }\n  }\n}',
+    "json": ('{\n  "policy": {\n    "credits": {\n      "seat": {"label": "Seat", "price": {"amount": 12.50}}\n'
+             '    }\n  }\n}'),
     "yaml": "policy:\n  credits:\n    seat:\n      label: Seat\n      price: {amount: 12.50}\n",
     "toml": '[policy.credits.seat]\nlabel = "Seat"\nprice = { amount = 12.50 }\n',
     "stof": "policy: {\n    credits: {\n        seat: { label: 'Seat', price: { amount: 12.50 } }\n    }\n}\n",

@@ -25,7 +25,7 @@ def generate(path: Path, customers: int = 1000, per_customer: int = 20) -> list[
     rng = random.Random(2026)
     start = datetime(2026, 3, 1, tzinfo=UTC)
     events = []
-    for i in range(customers * per_customer):
+    for _ in range(customers * per_customer):
         at = start + timedelta(seconds=rng.randrange(0, 30 * 86400))
         events.append({"at": at, "customer": f"c{rng.randrange(customers)}",
                        "entitlement": rng.choice(["api", "chat"]), "value": rng.randrange(1, 15)})

@@ -16,7 +16,7 @@ DATA = sorted(p.stem for p in (FIXTURES / "stof").glob("F*.stof"))
 
 
 def test_all_thirteen_data_fixtures_are_present() -> None:
-    assert DATA == [f"F{i:02d}" for i in range(1, 14)]
+    assert [f"F{i:02d}" for i in range(1, 14)] == DATA
 
 
 @pytest.mark.parametrize("name", DATA)

@@ -10,7 +10,6 @@ import multiprocessing
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest

@@ -9,7 +9,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 
 from limitr_py import Limitr, StoreError
 from limitr_py.engine.values import Event

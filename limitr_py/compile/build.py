@@ -123,7 +123,8 @@ class Builder:
 
     def resets(self, raw: dict[str, Any], pointer: str) -> tuple[timedelta | None, Schedule | None]:
         if raw.get("reset_inc") is not None and raw.get("reset_sch") is not None:
-            self.problem("L305", "`reset_inc` and `reset_sch` are mutually exclusive", pointer_join(pointer, "reset_sch"),
+            self.problem("L305", "`reset_inc` and `reset_sch` are mutually exclusive",
+                         pointer_join(pointer, "reset_sch"),
                          "keep `reset_inc` for a rolling period or `reset_sch` for a calendar schedule")
         return (self.duration(raw.get("reset_inc"), pointer_join(pointer, "reset_inc")),
                 self.schedule(raw.get("reset_sch"), pointer_join(pointer, "reset_sch")))
@@ -139,7 +140,8 @@ class Builder:
         billing_units = self.quantity(raw.get("billing_units"), unit, pointer_join(pointer, "billing_units"))
         if model in ("flat", "package"):
             if tiers_raw:
-                self.problem("L302", f"a `{model}` pricing model takes `price`, not `tiers`", pointer_join(pointer, "tiers"),
+                self.problem("L302", f"a `{model}` pricing model takes `price`, not `tiers`",
+                             pointer_join(pointer, "tiers"),
                              "remove `tiers`, or set `pricing_model: 'tiered'` (or `volume`, `stairstep`)")
             if model == "package":
                 if price is None:
@@ -226,7 +228,8 @@ class Builder:
             if credit else (lambda key, **kw: None)
         mode = raw.get("mode", "hard")
         if raw.get("hard_trailing") and mode != "hard":
-            self.problem("L308", "`hard_trailing` can only be true when mode is `hard`", pointer_join(pointer, "hard_trailing"),
+            self.problem("L308", "`hard_trailing` can only be true when mode is `hard`",
+                         pointer_join(pointer, "hard_trailing"),
                          "set `mode: 'hard'` or remove `hard_trailing`")
         governor = bool(raw.get("governor_enabled"))
         if governor:
@@ -251,7 +254,8 @@ class Builder:
             hard_trailing=bool(raw.get("hard_trailing", False)), grants_apply=bool(raw.get("grants_apply", True)),
             minimum=q("minimum", non_negative=False), resets=bool(raw.get("resets", False)),
             reset_inc=reset_inc, reset_sch=reset_sch,
-            override_expires_on=Decimal(raw["override_expires_on"]) if raw.get("override_expires_on") is not None else None,
+            override_expires_on=(Decimal(raw["override_expires_on"]) if raw.get("override_expires_on") is not None
+                                 else None),
             governor_enabled=governor, governor_capacity=q("governor_capacity"),
             governor_refill_rate=Decimal(refill) if refill is not None else None,
             ewma_alpha=Decimal(raw.get("ewma_alpha", Decimal("0.2"))), pricing=pricing, max_overage=q("max_overage"),
@@ -405,7 +409,8 @@ class Builder:
             currency=raw.get("currency", "USD") if isinstance(raw.get("currency", "USD"), str) else "USD",
             credits=_frozen(self.credits), plans=_frozen(plans), exchange=exchange,
             notifications=_frozen(notifications),
-            estimate_min_samples=raw.get("estimate_min_samples", 5) if isinstance(raw.get("estimate_min_samples", 5), int) else 5,
+            estimate_min_samples=(raw.get("estimate_min_samples", 5)
+                                  if isinstance(raw.get("estimate_min_samples", 5), int) else 5),
             hold_ttl=hold_ttl, version=raw.get("version") if isinstance(raw.get("version"), str) else None,
             fingerprint="")
         return replace(policy, fingerprint=fingerprint(policy))

@@ -6,7 +6,7 @@ import bisect
 import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from limitr_py.diagnostics import Diagnostic, pointer_tokens

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from limitr_py.diagnostics import Diagnostic, dotted, pointer_join
 from limitr_py.documents.source import MAX_NODES, LineIndex, Loc, SourceDocument, syntax_diagnostic
@@ -24,7 +24,8 @@ from limitr_py.units import UNITS, UnitError, format_decimal, parse_number_liter
 
 _BARE_WORDS = {"true": True, "false": False, "null": None}
 _ESCAPES = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
-_NUMBER_SPLIT = re.compile(r"^([+-]?(?:0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][+-]?[\d_]+)?))(.*)$")
+_NUMBER_SPLIT = re.compile(
+    r"^([+-]?(?:0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][+-]?[\d_]+)?))(.*)$")
 
 
 @dataclass(slots=True)
@@ -412,7 +413,7 @@ def _classify(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         return at(before[-2].offset, "L104", "constructors are not supported: `new …`", "write the object as `{ … }`")
     if before and before[-1].text == "new":
         return at(before[-1].offset, "L104", "constructors are not supported: `new …`", "write the object as `{ … }`")
-    if len(before) >= 2 and before[-2].text == "as" and before[-3:-2] and before[-3].text in ("}", "]", ")") \
+    if (len(before) >= 2 and before[-2].text == "as" and before[-3:-2] and before[-3].text in ("}", "]", ")")) \
             or (before and before[-1].text == "as"):
         tok = before[-2] if before[-1].text != "as" else before[-1]
         return at(tok.offset, "L104", "casts (`as Type`) are not supported", "remove the cast")

@@ -24,7 +24,7 @@ _FIELDS = {
 
 
 def _entries(name: str, raw: Any) -> list[Mapping[str, Any]]:
-    if isinstance(raw, Mapping) or isinstance(raw, str) or not isinstance(raw, list | tuple):
+    if isinstance(raw, Mapping | str) or not isinstance(raw, list | tuple):
         raise InvalidArgumentError(f"{name} must be a list of dicts")
     for i, entry in enumerate(raw):
         if not isinstance(entry, Mapping):

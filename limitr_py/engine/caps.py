@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-
 from decimal import Decimal
 
 from limitr_py.compile.graph import DEFAULT_PERIOD, CompiledPolicy, Pricing
 from limitr_py.engine.exchange import RUNE, from_runes, to_runes
 from limitr_py.engine.pricing import UNBOUNDED_QUANTITY
 from limitr_py.engine.resolve import Customers, reachable
-from limitr_py.engine.state import ZERO, Cap, CustomerState
+from limitr_py.engine.state import ZERO, Cap, CustomerState, as_of
 
 _US = timedelta(microseconds=1)
 
@@ -61,15 +60,9 @@ def current(cap: Cap, now: datetime) -> Cap | None:
     return replace(cap, started=started + period * periods, meter_value=ZERO)
 
 
-def make_current(caps: Mapping[str, Cap], now: datetime) -> tuple[dict[str, Cap], bool]:
-    out: dict[str, Cap] = {}
-    changed = False
-    for key, cap in caps.items():
-        now_cap = current(cap, now)
-        changed |= now_cap is not cap
-        if now_cap is not None:
-            out[key] = now_cap
-    return out, changed
+def make_current(table: Mapping[str, Cap], now: datetime) -> tuple[dict[str, Cap], bool]:
+    """Every cap as of `now` (expired ones dropped) and whether anything changed."""
+    return as_of(table, current, now)
 
 
 def holders(customers: Customers, caller: CustomerState) -> list[tuple[CustomerState, bool]]:
@@ -152,4 +145,5 @@ def call_caps(cap_arg: object) -> tuple[Cap, ...]:
     if isinstance(cap_arg, Cap):
         return (replace(cap_arg, temp=True),)
     assert isinstance(cap_arg, Mapping)
-    return tuple(Cap(id=f"tmp-{credit}", value=ceiling, credit=credit, temp=True) for credit, ceiling in cap_arg.items())
+    return tuple(Cap(id=f"tmp-{credit}", value=ceiling, credit=credit, temp=True)
+                 for credit, ceiling in cap_arg.items())

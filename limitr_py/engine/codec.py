@@ -40,7 +40,7 @@ def loads(key: str, text: str) -> Any:
             d = _Decoder(f"`{key}`")
             return {**raw, **{k: d.value("datetime", raw[k], k) for k in ("at", "until") if k in raw}}
         return raw
-    except Exception as exc:  # noqa: BLE001 - any failure here means the stored text is not what we wrote
+    except Exception as exc:
         raise StoreError(f"corrupt record `{key}`: {exc}") from None
 
 
@@ -78,7 +78,7 @@ def load_event(text: str) -> Event:
     try:
         raw = _untagged(json.loads(text))
         return Event(raw["name"], raw["payload"], raw["at"], raw["id"])
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise StoreError(f"corrupt outbox event: {exc}") from None
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 import calendar
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from limitr_py.compile.graph import CompiledPolicy, Limit
 from limitr_py.engine.exchange import exchange
 from limitr_py.engine.records import plain
-from limitr_py.engine.values import BillingConfig
 from limitr_py.engine.state import ZERO, CustomerState, OverageLimit, PurchaseLimit, UsageAlert, UsageLimit, Window
+from limitr_py.engine.values import BillingConfig
 
 INTERVALS = ("day", "week", "month", "year")
 _FIXED = {"day": timedelta(days=1), "week": timedelta(days=7)}

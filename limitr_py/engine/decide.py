@@ -13,13 +13,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from limitr_py.compile.graph import CompiledPolicy, Credit, Limit, Plan, Pricing
 from limitr_py import money
+from limitr_py.compile.graph import CompiledPolicy, Credit, Limit, Plan, Pricing
 from limitr_py.engine import caps, controls, grants, meters
 from limitr_py.engine.customers import customer_payload
 from limitr_py.engine.exchange import to_runes
-from limitr_py.engine.resolve import limit_for, plan_for, resolve_customer, scope_owner
 from limitr_py.engine.records import plain
+from limitr_py.engine.resolve import limit_for, plan_for, resolve_customer, scope_owner
 from limitr_py.engine.state import ZERO, Cap, ClosedPeriod, CustomerState, Grant, MeterState
 from limitr_py.engine.values import Decision, Gate
 from limitr_py.errors import InvalidArgumentError
@@ -103,7 +103,7 @@ def credit_overhead(credit: Credit, units: Decimal, context: Mapping[str, Any] |
     if fn is not None:
         try:
             result = fn(units, context)
-        except Exception:  # noqa: BLE001 - Limitr logs and falls back; a broken cost hook must not deny calls
+        except Exception:
             return fallback
         if isinstance(result, bool) or not isinstance(result, int | float | Decimal):
             return fallback
@@ -361,10 +361,7 @@ class Decider:
         gate_valid = _limit_check(limit, gate_new, meter_value + held_value) if held_value else own_valid
         hard = limit.mode == "hard" and not req.force
         grants_cover = limit.grants_apply and gate_overage > 0 and balance >= gate_overage
-        if hard:
-            allowed = (own_valid and gate_valid) or (grants_cover and (not own_valid or not gate_valid))
-        else:
-            allowed = True
+        allowed = not hard or (own_valid and gate_valid) or grants_cover
         headroom = None if limit.mode == "observe" else limit_value + balance - meter_value - held_value
         gates.append(Gate("limit", allowed, {"mode": limit.mode, "limit": limit_value, "current": meter_value,
                                              "held": held_value, "requested": value, "new": new,

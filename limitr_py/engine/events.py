@@ -93,7 +93,7 @@ class EventBus:
                 continue
             try:
                 handler(delivered)
-            except Exception:  # noqa: BLE001 - see the module docstring
+            except Exception:
                 log.exception("event handler %r failed on %s", handler, delivered.name)
                 failed.add(consumer)
             else:

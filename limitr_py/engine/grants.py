@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from limitr_py.compile.graph import DEFAULT_PERIOD, CompiledPolicy, Plan, Topup
 from limitr_py.engine.exchange import exchange, from_runes, resolve, to_runes
-from limitr_py.engine.state import ZERO, Grant
+from limitr_py.engine.state import ZERO, Grant, as_of
 
 Grants = Mapping[str, Grant]
 _US = timedelta(microseconds=1)
@@ -88,19 +88,13 @@ def current(g: Grant, now: datetime) -> Grant | None:
     return replace(g, granted_on=g.granted_on + period * periods, value=_refills(g, g.value, periods))
 
 
-def make_current(grants: Grants, now: datetime) -> tuple[dict[str, Grant], bool]:
+def make_current(table: Mapping[str, Grant], now: datetime) -> tuple[dict[str, Grant], bool]:
     """Every grant as of `now` (expired ones dropped) and whether anything changed."""
-    out: dict[str, Grant] = {}
-    changed = False
-    for key, g in grants.items():
-        now_g = current(g, now)
-        changed |= now_g is not g
-        if now_g is not None:
-            out[key] = now_g
-    return out, changed
+    return as_of(table, current, now)
 
 
-def reconcile_topups(plan: Plan | None, customer_type: str, grants: Grants, now: datetime) -> tuple[dict[str, Grant], bool]:
+def reconcile_topups(plan: Plan | None, customer_type: str, grants: Grants,
+                     now: datetime) -> tuple[dict[str, Grant], bool]:
     """Top-up grants follow their top-up: dropped when it left the plan (or its included scope), updated to its
     current definition otherwise; a missing included top-up is granted (id `included:<topup>`)."""
     topups = plan.topups if plan is not None else {}
@@ -124,7 +118,8 @@ def reconcile_topups(plan: Plan | None, customer_type: str, grants: Grants, now:
         out[key] = updated
     have = {g.topup for g in out.values()}
     for name, topup in topups.items():
-        if topup.included and name not in have and (not topup.included_scopes or customer_type in topup.included_scopes):
+        in_scope = not topup.included_scopes or customer_type in topup.included_scopes
+        if topup.included and name not in have and in_scope:
             out[f"included:{name}"] = from_topup(topup, f"included:{name}", now)
             changed = True
     return out, changed

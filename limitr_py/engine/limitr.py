@@ -26,15 +26,15 @@ from limitr_py.compile.build import Builder
 from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
 from limitr_py.documents import load_document
 from limitr_py.engine import arguments as args
-from limitr_py.engine.arguments import UNSET
+from limitr_py.engine import billing_args, codec, controls, estimates, holds, invoices, margins, meters
 from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
-from limitr_py.engine import controls, estimates, holds, invoices, margins, meters
-from limitr_py.engine import billing_args
 from limitr_py.engine import grants as grants_mod
+from limitr_py.engine.arguments import UNSET
+from limitr_py.engine.codec import EncodedStore
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
-from limitr_py.engine.events import EventBus, Handler
 from limitr_py.engine.estimates import Estimate
+from limitr_py.engine.events import EventBus, Handler
 from limitr_py.engine.exchange import RUNE, exchange
 from limitr_py.engine.exchange import resolve as resolve_path
 from limitr_py.engine.records import customer_from, customer_record, plain
@@ -43,8 +43,6 @@ from limitr_py.engine.state import ZERO, Cap, CustomerState, FeatureConfig, Gran
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Invoice
 from limitr_py.errors import ConcurrentUpdateError, IdempotencyConflictError, InvalidArgumentError, PolicyCompileError
 from limitr_py.schedules import ScheduleError, parse_schedule
-from limitr_py.engine import codec
-from limitr_py.engine.codec import EncodedStore
 from limitr_py.stores import ABSENT, Commit, CommitResult, OutboxEntry, Store, Versioned, open_store
 from limitr_py.units import Quantity
 
@@ -393,7 +391,7 @@ class Limitr:
             taken = self._store.read(alias_keys)
             for alt in list(change.aliases):
                 owner = taken[_alias_key(alt)].value
-                if owner not in (None, ident) or alt in group and alt != ident:
+                if owner not in (None, ident) or (alt in group and alt != ident):
                     raise InvalidArgumentError(f"alt id `{alt}` already belongs to customer `{owner or alt}`")
                 at.versions[_alias_key(alt)] = taken[_alias_key(alt)].version
             at.put_customers(change.customers)
@@ -1349,7 +1347,8 @@ class Limitr:
             return None
         return margins.customer_breakdown(self._decider, snap, state, self._clock.now())
 
-    def local_margin_breakdown(self, plan: str, entitlements: Mapping[str, Any], scaled: bool = True) -> dict[str, Any] | None:
+    def local_margin_breakdown(self, plan: str, entitlements: Mapping[str, Any],
+                               scaled: bool = True) -> dict[str, Any] | None:
         """Margins of hypothetical usage on a plan: entitlement → meter value, or a mapping with `meter` and
         optionally `limit`, `credit`, `overhead`, `context`. None for an unknown plan."""
         found = self._compiled.plans.get(args.ident(plan, "plan"))

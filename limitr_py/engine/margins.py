@@ -86,7 +86,8 @@ def plan_breakdown(decider: Decider, plan: Plan, usage: Mapping[str, Any], scale
         factor = Decimal(1)
         period = ent.limit.period
         if scaled and period is not None and period != plan_period(plan):
-            factor = Decimal(plan_period(plan) // timedelta(microseconds=1)) / Decimal(period // timedelta(microseconds=1))
+            us = timedelta(microseconds=1)
+            factor = Decimal(plan_period(plan) // us) / Decimal(period // us)
         meter, limit = meter * factor, limit * factor
         if spec.get("overhead") is not None:
             cost = _number(spec["overhead"], f"`{name}` overhead") * factor

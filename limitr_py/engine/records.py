@@ -168,7 +168,8 @@ def customer_record(c: CustomerState) -> dict[str, Any]:
     return {"id": c.id, "plan": c.plan, "type": c.type, "label": c.label, "refs": list(c.refs),
             "alt_ids": list(c.alt_ids), "metadata": dict(c.metadata), "created": encode(c.created),
             "meters": {k: meter_record(m) for k, m in c.meters.items()},
-            "overrides": {k: {**{f: encode(getattr(o.limit, f)) for f in _OVERRIDE_FIELDS}, "expires": encode(o.expires)}
+            "overrides": {k: {**{f: encode(getattr(o.limit, f)) for f in _OVERRIDE_FIELDS},
+                              "expires": encode(o.expires)}
                           for k, o in c.overrides.items()},
             "grants": encode(c.grants), "caps": encode(c.caps), "billing": encode(c.billing), "parent": c.parent,
             "entities": list(c.entities), "billing_anchor": encode(c.billing_anchor), "periods": encode(c.periods)}

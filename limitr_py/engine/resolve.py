@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
@@ -37,6 +37,16 @@ def scope_owner(customers: Customers, caller: CustomerState, scope: str | None) 
     customer of that type through refs (breadth-first, each once, cycles skipped); None when there is none."""
     if scope is None or scope == caller.type:
         return caller
+    return next((c for c in up_refs(customers, caller) if c.type == scope), None)
+
+
+def reachable(customers: Customers, caller: CustomerState) -> list[CustomerState]:
+    """Every customer reachable through the caller's refs, breadth-first, the caller excluded."""
+    return list(up_refs(customers, caller))
+
+
+def up_refs(customers: Customers, caller: CustomerState) -> Iterator[CustomerState]:
+    """Customers reachable through refs, nearest first (breadth-first), each once, the caller excluded."""
     seen = {caller.id}
     queue = deque(caller.refs)
     while queue:
@@ -45,28 +55,9 @@ def scope_owner(customers: Customers, caller: CustomerState, scope: str | None) 
             continue
         seen.add(ref)
         found = customers.get(ref)
-        if found is None:
-            continue
-        if found.type == scope:
-            return found
-        queue.extend(found.refs)
-    return None
-
-
-def reachable(customers: Customers, caller: CustomerState) -> list[CustomerState]:
-    """Every customer reachable through the caller's refs, breadth-first, the caller excluded."""
-    seen, out = {caller.id}, []
-    queue = deque(caller.refs)
-    while queue:
-        ref = queue.popleft()
-        if ref in seen:
-            continue
-        seen.add(ref)
-        found = customers.get(ref)
         if found is not None:
-            out.append(found)
+            yield found
             queue.extend(found.refs)
-    return out
 
 
 def limit_for(owner: CustomerState, entitlement: Entitlement, now: datetime) -> tuple[Limit | None, bool]:

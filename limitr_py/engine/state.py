@@ -8,16 +8,18 @@ estimates — is a frozen value replaced whole when it changes; `Cap` and `Grant
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from limitr_py.compile.graph import Limit
 from limitr_py.schedules import Schedule
 
 ZERO = Decimal(0)
 HISTORY_SIZE = 3
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,20 @@ class ClosedPeriod:
     billed: Decimal  # runes: list price of the billable units, net of refunds
     covered: Decimal  # runes: list price of the billable units grants paid for
     covered_units: Decimal = ZERO
+
+
+def as_of(table: Mapping[str, T], current: Callable[[T, datetime], T | None],
+          now: datetime) -> tuple[dict[str, T], bool]:
+    """Every entry of a table (grants, caps) as of `now` — `current` rolls resets and returns None once expired —
+    and whether anything changed."""
+    out: dict[str, T] = {}
+    changed = False
+    for key, entry in table.items():
+        now_entry = current(entry, now)
+        changed |= now_entry is not entry
+        if now_entry is not None:
+            out[key] = now_entry
+    return out, changed
 
 
 @dataclass(slots=True)

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg_errors
 
 from limitr_py.errors import StoreError
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
+from limitr_py.stores.sql import write_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
@@ -124,14 +125,7 @@ class PostgresStore:
                 "INSERT INTO limitr_records (key, version, value, expires) VALUES (%s, 1, %s, %s) "
                 "ON CONFLICT (key) DO UPDATE SET version = limitr_records.version + 1, value = excluded.value, "
                 "expires = excluded.expires", (key, value, expires))
-        for entry in commit.events:
-            conn.execute("INSERT INTO limitr_outbox (id, grp, body, consumers) VALUES (%s, %s, %s, %s)",
-                         (entry.id, entry.group, entry.body, json.dumps(entry.consumers)))
-        for event_id, owed in commit.acks.items():
-            if owed:
-                conn.execute("UPDATE limitr_outbox SET consumers = %s WHERE id = %s", (json.dumps(owed), event_id))
-            else:
-                conn.execute("DELETE FROM limitr_outbox WHERE id = %s", (event_id,))
+        write_outbox(conn.execute, commit, "%s")
         if commit.now is not None and (self._purged is None or commit.now - self._purged >= PURGE_EVERY):
             self._purged = commit.now
             conn.execute("DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < %s AND "

@@ -18,6 +18,7 @@ from typing import Any
 
 from limitr_py.errors import InvalidArgumentError, StoreError
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
+from limitr_py.stores.sql import write_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
@@ -106,14 +107,7 @@ class SQLiteStore:
                     "INSERT INTO limitr_records (key, version, value, expires) VALUES (?, 1, ?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET version = version + 1, value = excluded.value, "
                     "expires = excluded.expires", (key, value, expires.isoformat() if expires else None))
-            for entry in commit.events:
-                conn.execute("INSERT INTO limitr_outbox (id, grp, body, consumers) VALUES (?, ?, ?, ?)",
-                             (entry.id, entry.group, entry.body, json.dumps(entry.consumers)))
-            for event_id, owed in commit.acks.items():
-                if owed:
-                    conn.execute("UPDATE limitr_outbox SET consumers = ? WHERE id = ?", (json.dumps(owed), event_id))
-                else:
-                    conn.execute("DELETE FROM limitr_outbox WHERE id = ?", (event_id,))
+            write_outbox(conn.execute, commit, "?")
             if commit.now is not None and (self._purged is None or commit.now - self._purged >= PURGE_EVERY):
                 self._purged = commit.now
                 conn.execute("DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < ?",
