@@ -140,3 +140,26 @@ def test_reserve_then_settle_racing_never_exceeds_the_limit(backend: str, store_
             assert engine.value("u", "api") == 200 and engine.held("u", "api") == 0
 
 
+
+
+@pytest.mark.usefixtures("redis_cluster")
+def test_cluster_keeps_a_group_in_one_slot_and_spreads_groups_over_the_masters(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    backends.check_service("redis")
+    url = backends.cluster_url(tmp_path_factory.mktemp("cluster"))
+    with Limitr.new(DOC, store=url) as engine:
+        inner: Any = engine.store.inner  # type: ignore[attr-defined]
+        for i in range(30):
+            engine.create_customer(f"solo{i}")
+        nodes = {inner.client.get_node_from_key(inner._key(f"customer:solo{i}", f"solo{i}")).port for i in range(30)}
+        assert nodes == set(backends.CLUSTER_PORTS)  # 30 groups over 3 masters
+        engine.create_customer("acme", type="org")
+        engine.create_customer("ann", refs=["acme"], alt_ids=["ann@acme.com"])
+        engine.add_entity("acme", "workspace")
+        slots = {inner.client.keyslot(inner._key(f"customer:{c}", "acme")) for c in ("acme", "ann", "workspace")}
+        assert len(slots) == 1  # the org, its user and its entity: every call on them stays in one slot
+        engine.add_customer_cap("acme", 3, cap_id="shared", shared=True)
+        assert engine.allow("ann@acme.com", "gpu", 2) and not engine.allow("ann", "gpu", 2)
+        with pytest.raises(Exception, match="group"):
+            engine.create_customer("mixed", refs=["acme", "solo1"])
+        inner.flush()

@@ -152,7 +152,7 @@ def corrupt(url: str, engine: Limitr, key: str, text: str) -> None:
             conn.execute("UPDATE limitr_records SET value = %s, version = version + 1 WHERE key = %s",
                          (text, inner._p + key))
     else:
-        name = inner._key(key)
+        name = inner._key(key, "u" if inner.grouped else None)  # customer `u` is its own group
         inner.client.hset(name, "d", text)
         inner.client.hincrby(name, "v", 1)
     if getattr(engine, "_cache", None) is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from contextvars import ContextVar
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +21,9 @@ from limitr_py.errors import StoreError
 from limitr_py.stores.base import Commit, CommitResult, OutboxEntry, Store, Versioned
 
 _CACHE_SIZE = 50_000
+
+CURRENT_GROUP: ContextVar[str | None] = ContextVar("limitr_group", default=None)
+"""The customer group the engine is working in (only stores that shard by group look at it)."""
 
 
 def dumps(key: str, value: Any) -> str:
@@ -91,6 +95,7 @@ class EncodedStore:
         self.inner = inner
         self.url = inner.url
         self.remote = inner.remote
+        self.grouped = getattr(inner, "grouped", False)
         self._decoded: OrderedDict[tuple[str, int], Any] = OrderedDict()
 
     def _decode(self, key: str, record: Versioned) -> Versioned:
@@ -106,12 +111,13 @@ class EncodedStore:
         return Versioned(record.version, value)
 
     def read(self, keys: list[str]) -> dict[str, Versioned]:
-        return {key: self._decode(key, record) for key, record in self.inner.read(keys).items()}
+        raw = self.inner.read(keys, group=CURRENT_GROUP.get()) if self.grouped else self.inner.read(keys)  # type: ignore[call-arg]
+        return {key: self._decode(key, record) for key, record in raw.items()}
 
     def commit(self, commit: Commit) -> CommitResult:
         writes = {key: None if value is None else dumps(key, value) for key, value in commit.writes.items()}
         result = self.inner.commit(Commit(commit.expected, writes, commit.events, commit.acks, commit.expires,
-                                          commit.now))
+                                          commit.now, commit.group or CURRENT_GROUP.get()))
         if result.ok or not result.fresh:
             return result
         return CommitResult(False, {key: self._decode(key, record) for key, record in result.fresh.items()})

@@ -13,7 +13,8 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -73,6 +74,14 @@ def _idempotency_key(key: str) -> str:
     return f"idempotency:{key}"
 
 
+def _locator_key(ident: str) -> str:
+    return f"locator:{ident}"
+
+
+ESTIMATES_GROUP = "limitr-estimates"
+"""Policy-wide estimates are shared by every customer: on a sharded store they live in a group of their own."""
+
+
 def _settled_key(hold_id: str) -> str:
     return f"settled:{hold_id}"
 
@@ -122,6 +131,8 @@ class Limitr:
         self._store: Store = EncodedStore(opened) if opened.encoded else opened
         self._cache: dict[str, Versioned] | None = {} if opened.remote else None
         self._fresh: dict[str, Versioned] = {}
+        self._grouped = bool(getattr(opened, "grouped", False))
+        self._groups: dict[str, str] = {}  # id or alt id → customer group (sharded stores only)
         self._clock: Clock = clock if clock is not None else SystemClock()
         for name, fn in (overhead or {}).items():
             if name not in compiled.credits:
@@ -201,6 +212,61 @@ class Limitr:
 
     # -- the read-decide-commit loop -------------------------------------------------------------------------
 
+    # -- customer groups (stores that shard: Redis Cluster) ----------------------------------------------------
+
+    def _group_for(self, ident: str) -> str | None:
+        """The group whose slot holds `ident`'s records: a customer's group is the group of its first ref (its
+        org), else its own id; `locator:<id>` records it, in the slot of the id itself, cached per process."""
+        if not self._grouped:
+            return None
+        group = self._groups.get(ident)
+        if group is None:
+            with self._in_group(ident, group=True):  # a locator lives in the slot of the id it locates
+                found = self._store.read([_locator_key(ident)])[_locator_key(ident)].value
+            group = self._groups[ident] = found if isinstance(found, str) else ident
+        return group
+
+    def _locate_in(self, ident: str, group: str) -> bool:
+        """Record that `ident` (an id or alt id) lives in `group` (its own commit, in the slot of `ident`); False
+        when it already lives in another group (an alt id taken by a customer elsewhere)."""
+        if not self._grouped or self._group_for(ident) == group:
+            return True
+        if self._group_for(ident) != ident:
+            return False
+        key = _locator_key(ident)
+        with self._in_group(ident, group=True):
+            for _ in range(MAX_ATTEMPTS):
+                record = self._store.read([key])[key]
+                if record.value is not None and record.value != group:
+                    return False
+                if self._store.commit(Commit({key: record.version}, {key: group})).ok:
+                    break
+        self._groups[ident] = group
+        return True
+
+    def _group_of_refs(self, refs: tuple[str, ...]) -> str | None:
+        """The group a customer with these refs belongs to; on a sharded store all refs must share one."""
+        if not self._grouped or not refs:
+            return None
+        groups = {self._group_for(ref) for ref in refs}
+        if len(groups) > 1:
+            raise InvalidArgumentError(f"on a sharded store a customer's refs must belong to one group; "
+                                       f"`{'`, `'.join(refs)}` do not")
+        return groups.pop()
+
+    @contextmanager
+    def _in_group(self, ident_or_group: str | None, *, group: bool = False) -> Iterator[None]:
+        """Run store calls in the group of `ident` (or in the group itself with `group=True`)."""
+        if not self._grouped or ident_or_group is None:
+            yield
+            return
+        name = ident_or_group if group else self._group_for(ident_or_group)
+        token = codec.CURRENT_GROUP.set(name)
+        try:
+            yield
+        finally:
+            codec.CURRENT_GROUP.reset(token)
+
     def _read(self, keys: list[str], cached: bool) -> dict[str, Versioned]:
         """Records from the store; on a remote store, decisions may start from this process's cached copies
         (the commit's version check catches any that moved). Call-scoped keys (idempotency, settled holds) are
@@ -242,6 +308,9 @@ class Limitr:
 
         `extra` keys are read in the first round trip too; their values come back in the third element.
         """
+        if self._grouped and codec.CURRENT_GROUP.get() is None:
+            with self._in_group(ident):
+                return self._snapshot(ident, extra, cached=cached)
         first = [_customer_key(ident), _alias_key(ident), *extra]
         read = self._read(first, cached)
         if self._fresh:  # records a conflict just sent back win over assumptions
@@ -274,6 +343,11 @@ class Limitr:
 
     def _run(self, ident: str, attempt_fn: Callable[[_Attempt, datetime], T], *,
              idempotency: tuple[str, str] | None = None, extra: Iterable[str] = ()) -> T:
+        with self._in_group(ident):
+            return self._run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
+
+    def _run_in_group(self, ident: str, attempt_fn: Callable[[_Attempt, datetime], T], *,
+                      idempotency: tuple[str, str] | None = None, extra: Iterable[str] = ()) -> T:
         """Read, decide with `attempt_fn`, commit; retry on conflict; publish the events of the winning attempt.
 
         `idempotency` = (key, fingerprint of the arguments): recorded with the result in the same commit; a
@@ -328,7 +402,8 @@ class Limitr:
         for event in events:
             owed = self._bus.consumers(event)
             if owed:
-                entries.append(OutboxEntry(event.id, _customer_key(ident), codec.dump_event(event), owed))
+                group = codec.CURRENT_GROUP.get() or _customer_key(ident)
+                entries.append(OutboxEntry(event.id, group, codec.dump_event(event), owed))
         return tuple(entries)
 
     def _publish(self, events: list[Event], outbox: tuple[OutboxEntry, ...]) -> None:
@@ -354,7 +429,8 @@ class Limitr:
         for entry in self._store.pending(limit):
             event = codec.load_event(entry.body)
             done = self._bus.deliver(event, only=entry.consumers)
-            self._store.commit(Commit({}, {}, acks={entry.id: tuple(c for c in entry.consumers if c not in done)}))
+            owed = tuple(c for c in entry.consumers if c not in done)
+            self._store.commit(Commit({}, {}, acks={entry.id: owed}, group=entry.group))
             handled += 1
         return handled
 
@@ -399,6 +475,14 @@ class Limitr:
             at.events.extend(change.events)
             return ops.public(state)
 
+        if self._grouped:  # a customer lives in its org's group (its first ref's), so one call never spans slots
+            group = self._group_of_refs(refs_t) or self._group_for(ident) or ident
+            if refs_t and self._group_for(ident) not in (ident, group):
+                raise InvalidArgumentError(f"`{ident}` already belongs to another group; on a sharded store its "
+                                           f"refs cannot move it")
+            for name in (ident, *alts_t):
+                if not self._locate_in(name, group):
+                    raise InvalidArgumentError(f"alt id `{name}` already belongs to a customer of another group")
         return self._run(ident, attempt)
 
     def customer(self, id: str) -> Customer | None:
@@ -458,7 +542,10 @@ class Limitr:
         return self._run(ident, attempt)
 
     def set_customer_refs(self, id: str, refs: Iterable[str]) -> bool:
+        """Replace a customer's refs. On a sharded store the new refs must be in the customer's group."""
         refs_t = args.names(refs, "refs")
+        if self._grouped and refs_t and self._group_of_refs(refs_t) != self._group_for(args.ident(id)):
+            raise InvalidArgumentError(f"on a sharded store `{id}` cannot ref customers of another group")
 
         def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
             c.refs = refs_t
@@ -486,6 +573,8 @@ class Limitr:
             at.events.append(("customer-set", ops.customer_payload(copy)))
             return True
 
+        if self._grouped and not self._locate_in(alt_id, self._group_for(ident) or ident):
+            return False
         return self._run(ident, attempt)
 
     def delete_alt_customer_id(self, alt: str) -> bool:
@@ -567,6 +656,11 @@ class Limitr:
     def set_customer(self, record: Mapping[str, Any]) -> Customer:
         """Insert or replace a customer from a record of `customers()` (state restore); re-registers alt ids."""
         state = customer_from(record)
+        if self._grouped:
+            group = self._group_of_refs(state.refs) or self._group_for(state.id) or state.id
+            for name in (state.id, *state.alt_ids):
+                if not self._locate_in(name, group):
+                    raise InvalidArgumentError(f"alt id `{name}` already belongs to a customer of another group")
 
         def attempt(at: _Attempt, now: datetime) -> Customer:
             old = at.snap.customers.get(state.id)
@@ -1156,7 +1250,8 @@ class Limitr:
         own = call.meter.estimates.get(key) if call.meter is not None else None
         if own is not None and own.samples >= self._compiled.estimate_min_samples:
             return estimates.predict(own, basis, quantile, "customer")
-        table = self._store.read([_estimates_key(call.entitlement)])[_estimates_key(call.entitlement)].value
+        with self._in_group(ESTIMATES_GROUP, group=True):
+            table = self._store.read([_estimates_key(call.entitlement)])[_estimates_key(call.entitlement)].value
         shared = (table or {}).get(key)
         return None if shared is None else estimates.predict(shared, basis, quantile, "policy")
 
@@ -1164,11 +1259,12 @@ class Limitr:
         """Policy-wide estimates are one record per entitlement shared by every customer: updated in their own
         small commit after the call's, so learning never makes metering calls conflict."""
         key = _estimates_key(learn.entitlement)
-        for _ in range(MAX_ATTEMPTS):
-            record = self._store.read([key])[key]
-            table = holds.learn_policy(record.value, learn, self._clock.now())
-            if self._store.commit(Commit({key: record.version}, {key: table})).ok:
-                return
+        with self._in_group(ESTIMATES_GROUP, group=True):
+            for _ in range(MAX_ATTEMPTS):
+                record = self._store.read([key])[key]
+                table = holds.learn_policy(record.value, learn, self._clock.now())
+                if self._store.commit(Commit({key: record.version}, {key: table})).ok:
+                    return
 
     # -- billing controls (Owostack, Autumn), entities, invoices --------------------------------------------
 
@@ -1288,6 +1384,8 @@ class Limitr:
             at.events.append(("customer-set", ops.customer_payload(entity)))
             return True
 
+        if self._grouped:  # an entity lives with its customer
+            self._locate_in(ent_id, self._group_for(ident) or ident)
         return self._run(ident, attempt, extra=(_customer_key(ent_id),))
 
     def remove_entity(self, id: str, entity_id: str, *, feature: str | None = None) -> bool:
@@ -1331,7 +1429,8 @@ class Limitr:
             return None
         members = []
         if state.entities:
-            read = self._store.read([_customer_key(e) for e in state.entities])
+            with self._in_group(ident):
+                read = self._store.read([_customer_key(e) for e in state.entities])
             for record in read.values():
                 if record.value is not None:
                     view = {**snap.customers, record.value.id: record.value}

@@ -14,6 +14,8 @@ The outbox: events written in the same commit as the state they describe (`Commi
 acknowledged by later commits (`Commit.acks`), and listed by `pending()` after a crash.
 
 Durable backends store text: they declare `encoded = True` and the engine hands them JSON (engine/codec.py).
+A backend that shards (Redis Cluster) declares `grouped = True`: every read and commit then names the customer
+group all its keys belong to, and the backend keeps a group's keys together (one hash slot).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Commit:
     acks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # event id → consumers still owed (() = done)
     expires: Mapping[str, datetime] = field(default_factory=dict)  # written keys the store may drop after then
     now: datetime | None = None  # the engine's time: keys whose expiry is before it may be dropped
+    group: str | None = None  # the customer group every key of the commit belongs to (stores that shard by it)
 
 
 @dataclass(frozen=True, slots=True)

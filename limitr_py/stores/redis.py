@@ -5,10 +5,9 @@ read and applies the writes and outbox changes together; a failed check answers 
 keys that moved, in the same round trip. With the engine deciding on its cached records, an `allow()` is one
 network round trip in the steady state.
 
-Cluster: every key of a call carries one hash tag, so a commit always lands on one slot. The tag is the store's
-`group` of a key: the customer id for customer-scoped keys; a call that spans customers (refs, shared caps,
-entities) must keep them in one group — the engine asks `group_of` (see `tag=`) and by default tags everything
-with a single group on a single node, or with `{limitr}` when `?tag=single` is given.
+Cluster: the store is `grouped`. Every key carries its customer group as hash tag (`limitr:{<group>}:<key>`),
+so all keys of a call — a customer, its refs, their shared caps, entities — share one slot, and different groups
+spread over the masters. On one node everything carries the single tag `{limitr}` (`?tag=` to change it).
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ SCRIPT = resources.files("limitr_py.stores").joinpath("lua/commit.lua").read_tex
 class RedisStore:
     encoded = True
     remote = True
+    grouped = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -40,6 +40,7 @@ class RedisStore:
         options = parse_qs(parts.query)
         self.prefix = options.get("prefix", ["limitr"])[0]
         self.cluster = parts.scheme == "redis+cluster"
+        self.grouped = self.cluster
         # all records share one hash tag so that any call's keys (a user, its org, their shared caps) sit in one
         # slot; a deployment that shards by customer group sets `?tag=` per engine
         self.tag = options.get("tag", ["limitr"])[0]
@@ -53,14 +54,14 @@ class RedisStore:
         except RedisError as exc:
             raise StoreError(f"cannot reach `{url}`: {exc}") from None
 
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}:{{{self.tag}}}:{key}"
+    def _key(self, key: str, group: str | None = None) -> str:
+        return f"{self.prefix}:{{{group or self.tag}}}:{key}"
 
-    def read(self, keys: list[str]) -> dict[str, Versioned]:
+    def read(self, keys: list[str], group: str | None = None) -> dict[str, Versioned]:
         try:
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
-                pipe.hmget(self._key(key), "v", "d")
+                pipe.hmget(self._key(key, group), "v", "d")
             rows = pipe.execute()
         except RedisError as exc:
             raise StoreError(f"reading `{self.url}` failed: {exc}") from None
@@ -85,7 +86,8 @@ class RedisStore:
             args += [entry.id, entry.group, entry.body, json.dumps(entry.consumers)]
         for event_id, owed in commit.acks.items():
             args += [event_id, json.dumps(owed) if owed else ""]
-        names = [self._key(k) for k in keys] + [self._key("outbox"), self._key("outbox:order")]
+        group = commit.group if self.grouped else None
+        names = [self._key(k, group) for k in keys] + [self._key("outbox", group), self._key("outbox:order", group)]
         try:
             try:
                 result = self.client.evalsha(self.sha, len(names), *names, *args)
@@ -97,40 +99,46 @@ class RedisStore:
         if int(result[0]) == 1:
             return OK
         fresh = {}
-        by_name = {self._key(k): k for k in keys}
+        by_name = {self._key(k, group): k for k in keys}
         for i in range(1, len(result), 3):
             name = result[i].decode() if isinstance(result[i], bytes) else result[i]
             version, data = int(result[i + 1]), result[i + 2]
             fresh[by_name[name]] = Versioned(version, data.decode() if data else None) if version else ABSENT
         return CommitResult(False, fresh) if fresh else CONFLICT
 
-    def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
-        start = len(self._key(""))
+    def _names(self, pattern: str) -> list[str]:
+        """Every key name of this store matching `prefix:{<any group>}:<pattern>` (all masters of a cluster)."""
+        tag = "*" if self.grouped else self.tag
         try:
-            names = sorted(n.decode() for n in self.client.scan_iter(match=self._key(prefix) + "*", count=1000))
+            return sorted({n.decode() for n in self.client.scan_iter(
+                match=f"{self.prefix}:{{{tag}}}:{pattern}", count=1000)})
         except RedisError as exc:
             raise StoreError(f"scanning `{self.url}` failed: {exc}") from None
-        for name in names:
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
+        for name in self._names(prefix + "*"):
             data = self.client.hget(name, "d")
             if data is not None:
-                yield name[start:], data.decode()
+                yield name.split("}:", 1)[1], data.decode()
 
     def pending(self, limit: int = 1000) -> list[OutboxEntry]:
-        try:
-            ids = self.client.lrange(self._key("outbox:order"), 0, limit - 1)
-            entries = self.client.hmget(self._key("outbox"), ids) if ids else []
-        except RedisError as exc:
-            raise StoreError(f"reading the outbox of `{self.url}` failed: {exc}") from None
-        out = []
-        for event_id, raw in zip(ids, entries, strict=True):
-            if raw is not None:
-                group, body, consumers = json.loads(raw)
-                out.append(OutboxEntry(event_id.decode(), group, body, tuple(json.loads(consumers))))
-        return out
+        out: list[OutboxEntry] = []
+        for order in self._names("outbox:order"):
+            outbox = order[: -len(":order")]
+            try:
+                ids = self.client.lrange(order, 0, limit - 1)
+                entries = self.client.hmget(outbox, ids) if ids else []
+            except RedisError as exc:
+                raise StoreError(f"reading the outbox of `{self.url}` failed: {exc}") from None
+            for event_id, raw in zip(ids, entries, strict=True):
+                if raw is not None:
+                    group, body, consumers = json.loads(raw)
+                    out.append(OutboxEntry(event_id.decode(), group, body, tuple(json.loads(consumers))))
+        return out[:limit]
 
     def flush(self) -> None:
-        """Delete every key of this store's prefix and tag (tests)."""
-        for name in self.client.scan_iter(match=f"{self.prefix}:{{{self.tag}}}:*", count=1000):
+        """Delete every key of this store's prefix (tests)."""
+        for name in self._names("*"):
             self.client.delete(name)
 
     def close(self) -> None:
