@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from contextvars import ContextVar
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 from typing import Any

@@ -8,8 +8,6 @@ CONFLICT DO NOTHING` and a commit that finds the row already there rolls back as
 from __future__ import annotations
 
 import json
-import os
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +18,7 @@ from psycopg import errors as pg_errors
 
 from limitr_py.errors import StoreError
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
-from limitr_py.stores.sql import write_outbox
+from limitr_py.stores.sql import ThreadConnections, write_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
@@ -52,9 +50,8 @@ class PostgresStore:
         self._p = f"{self.prefix}:" if self.prefix else ""
         query = "&".join(f"{k}={v}" for k, values in options.items() for v in values)
         self._dsn = urlunsplit(parts._replace(query=query))
-        self._local = threading.local()
-        self._all: list[Any] = []
-        self._all_lock = threading.Lock()
+        self._connections: ThreadConnections[psycopg.Connection[Any]] = ThreadConnections(
+            self._connect, lambda conn: not conn.closed)
         self._purged: datetime | None = None
         try:
             with self._conn().transaction():
@@ -65,17 +62,14 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StoreError(f"cannot use `{url}`: {exc}") from None
 
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot reach `{self.url}`: {exc}") from None
+
     def _conn(self) -> psycopg.Connection[Any]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or getattr(self._local, "pid", None) != os.getpid():
-            try:
-                conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-            except psycopg.Error as exc:
-                raise StoreError(f"cannot reach `{self.url}`: {exc}") from None
-            self._local.conn, self._local.pid = conn, os.getpid()
-            with self._all_lock:  # held until close(): a thread's exit must not leave a connection to the GC
-                self._all.append((os.getpid(), conn))
-        return conn  # type: ignore[no-any-return]
+        return self._connections.get()
 
     def read(self, keys: list[str]) -> dict[str, Versioned]:
         out = dict.fromkeys(keys, ABSENT)
@@ -150,9 +144,4 @@ class PostgresStore:
         conn.execute("DELETE FROM limitr_outbox WHERE starts_with(grp, %s)", (self._p,))
 
     def close(self) -> None:
-        with self._all_lock:
-            for pid, conn in self._all:
-                if pid == os.getpid():  # a forked child must not close its parent's connections
-                    conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()

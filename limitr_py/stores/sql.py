@@ -1,12 +1,16 @@
-"""What the SQL stores (SQLite, PostgreSQL) share: the outbox statements of a commit."""
+"""What the SQL stores (SQLite, PostgreSQL) share: connections per thread, and the outbox statements of a commit."""
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from limitr_py.stores.base import Commit
+
+C = TypeVar("C")
 
 
 def write_outbox(execute: Callable[[str, tuple[Any, ...]], Any], commit: Commit, mark: str) -> None:
@@ -19,3 +23,34 @@ def write_outbox(execute: Callable[[str, tuple[Any, ...]], Any], commit: Commit,
             execute(f"UPDATE limitr_outbox SET consumers = {mark} WHERE id = {mark}", (json.dumps(owed), event_id))
         else:
             execute(f"DELETE FROM limitr_outbox WHERE id = {mark}", (event_id,))
+
+
+class ThreadConnections(Generic[C]):
+    """One connection per thread (and per process: a forked child opens its own), all closed by `close()`.
+
+    Connections are held here until then, so a thread's exit never leaves one for the garbage collector.
+    """
+
+    def __init__(self, open_connection: Callable[[], C], is_open: Callable[[C], bool] = lambda c: True) -> None:
+        self._open = open_connection
+        self._is_open = is_open
+        self._local = threading.local()
+        self._all: list[tuple[int, C]] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> C:
+        conn: C | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid() or not self._is_open(conn):
+            conn = self._open()
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._all.append((os.getpid(), conn))
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for pid, conn in self._all:
+                if pid == os.getpid():  # a forked child must not close its parent's connections
+                    conn.close()  # type: ignore[attr-defined]
+            self._all.clear()
+        self._local = threading.local()

@@ -8,17 +8,14 @@ on the same record. One connection per thread (and per process after a fork).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from limitr_py.errors import InvalidArgumentError, StoreError
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
-from limitr_py.stores.sql import write_outbox
+from limitr_py.stores.sql import ThreadConnections, write_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
@@ -52,27 +49,23 @@ class SQLiteStore:
         parent = Path(self.path).parent
         if not parent.is_dir():
             raise StoreError(f"cannot open `{url}`: directory `{parent}` does not exist")
-        self._local = threading.local()
-        self._all: list[Any] = []
-        self._all_lock = threading.Lock()
+        self._connections = ThreadConnections(self._connect)
         self._purged: datetime | None = None
         with self._tx() as conn:
             conn.executescript(SCHEMA)
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            try:
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                       check_same_thread=False)  # used by one thread; closed by close()
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open `{self.url}`: {exc}") from None
-            self._local.conn, self._local.pid = conn, os.getpid()
-            with self._all_lock:  # held until close(): a thread's exit must not leave a connection to the GC
-                self._all.append((os.getpid(), conn))
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)  # used by one thread; closed by close()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open `{self.url}`: {exc}") from None
         return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        return self._connections.get()
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._conn(), self.url)
@@ -126,12 +119,7 @@ class SQLiteStore:
         return [OutboxEntry(i, g, b, tuple(json.loads(c))) for i, g, b, c in rows]
 
     def close(self) -> None:
-        with self._all_lock:
-            for pid, conn in self._all:
-                if pid == os.getpid():  # a forked child must not close its parent's connections
-                    conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()
 
 
 class _Transaction:
