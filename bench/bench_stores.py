@@ -13,7 +13,6 @@ import argparse
 import multiprocessing
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -123,30 +122,14 @@ def round_trips(url: str, calls: int = 2000) -> float:
 ONE_MASTER = 7201
 
 
-def one_master_cluster() -> subprocess.Popen[bytes]:
-    """A cluster of a single master holding every slot (redis-cli will not create one with fewer than 3)."""
-    node = Path(tempfile.mkdtemp(prefix="limitr-one-master-"))
-    proc = subprocess.Popen(["redis-server", "--port", str(ONE_MASTER), "--bind", "127.0.0.1", "--cluster-enabled",
-                             "yes", "--cluster-config-file", str(node / "nodes.conf"), "--dir", str(node),
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not reachable("127.0.0.1", ONE_MASTER):
-        time.sleep(0.05)
-    subprocess.run(["redis-cli", "-p", str(ONE_MASTER), "cluster", "addslotsrange", "0", "16383"], check=True,
-                   capture_output=True)
-    while b"cluster_state:ok" not in subprocess.run(["redis-cli", "-p", str(ONE_MASTER), "cluster", "info"],
-                                                    capture_output=True).stdout:
-        time.sleep(0.1)
-    return proc
-
-
 def cluster_scaling(seconds: float) -> None:
     """Throughput with 1 vs 3 masters, 16 workers each metering its own customer (its own group)."""
-    one = one_master_cluster()
+    one = RedisCluster(ports=(ONE_MASTER,))
+    one.start()
     try:
         single, _, _ = measure(_engine_worker, f"redis+cluster://127.0.0.1:{ONE_MASTER}?prefix=b1", 16, seconds)
     finally:
-        one.terminate()
-        one.wait()
+        one.stop()
     triple, _, _ = measure(_engine_worker, f"redis+cluster://127.0.0.1:{CLUSTER_PORTS[0]}?prefix=b3", 16, seconds)
     print(f"redis-cluster  16 workers: 1 master {single:,.0f}/s, 3 masters {triple:,.0f}/s "
           f"({triple / single:.2f}×)")

@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -43,46 +43,75 @@ def _namespace() -> str:
     return "t" + uuid.uuid4().hex[:12]
 
 
-class RedisCluster:
-    """Three masters as local `redis-server` processes in a temporary directory (Docker does not run here)."""
+class RedisProcess:
+    """A `redis-server` of the tests' own. Its log goes to a pipe read by a thread, so waiting for it to be ready
+    (or for its cluster to form) is waiting on what the server says, not on the clock."""
 
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="limitr-cluster-"))
-        self.procs: list[subprocess.Popen[bytes]] = []
+    READY = "Ready to accept connections"
+    CLUSTER_OK = "Cluster state changed: ok"
 
-    def start(self) -> None:
+    def __init__(self, port: int, directory: Path, *options: str) -> None:
         server = shutil.which("redis-server")
         if server is None:
             unavailable("redis-server is not installed")
-            return
-        if all(reachable("127.0.0.1", p) for p in CLUSTER_PORTS):
-            return  # already running (started by .ci/run or an earlier session)
-        for port in CLUSTER_PORTS:
-            node = self.dir / str(port)
-            node.mkdir()
-            self.procs.append(subprocess.Popen(
-                [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", str(node / "nodes.conf"), "--dir", str(node), "--save", "",
-                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 10
-        while not all(reachable("127.0.0.1", p) for p in CLUSTER_PORTS):
-            if time.monotonic() > deadline:
-                unavailable("the local redis cluster nodes did not start")
-            time.sleep(0.05)
-        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in CLUSTER_PORTS),
-                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
-        deadline = time.monotonic() + 15
-        while b"cluster_state:ok" not in subprocess.run(
-                ["redis-cli", "-p", str(CLUSTER_PORTS[0]), "cluster", "info"], capture_output=True).stdout:
-            if time.monotonic() > deadline:
-                unavailable("the local redis cluster did not become ready")
-            time.sleep(0.1)
+        self.port = port
+        self._said = {self.READY: threading.Event(), self.CLUSTER_OK: threading.Event()}
+        self.proc = subprocess.Popen(
+            [str(server), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
+             "--logfile", "", *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+
+    def _read_log(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            for text, said in self._said.items():
+                if text in line:
+                    said.set()
+
+    def wait_for(self, text: str, timeout: float = 15) -> None:
+        if not self._said[text].wait(timeout):
+            self.stop()
+            unavailable(f"redis-server on port {self.port} never said `{text}`")
 
     def stop(self) -> None:
-        for proc in self.procs:
-            proc.terminate()
-        for proc in self.procs:
-            proc.wait(timeout=10)
+        self.proc.kill()
+        self.proc.wait()
+        self._reader.join(timeout=10)  # the log pipe ends with the process
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class RedisCluster:
+    """Three masters as local `redis-server` processes in a temporary directory (Docker does not run here)."""
+
+    def __init__(self, ports: tuple[int, ...] = CLUSTER_PORTS) -> None:
+        self.ports = ports
+        self.dir = Path(tempfile.mkdtemp(prefix="limitr-cluster-"))
+        self.nodes: list[RedisProcess] = []
+
+    def start(self) -> None:
+        if all(reachable("127.0.0.1", p) for p in self.ports):
+            return  # already running (started by .ci/run or an earlier session)
+        for port in self.ports:
+            node = self.dir / str(port)
+            node.mkdir()
+            self.nodes.append(RedisProcess(port, node, "--cluster-enabled", "yes", "--cluster-config-file",
+                                           str(node / "nodes.conf"), "--appendonly", "no"))
+        for node in self.nodes:
+            node.wait_for(RedisProcess.READY)
+        if len(self.ports) == 1:  # redis-cli will not create a cluster of fewer than 3 masters: give it every slot
+            subprocess.run(["redis-cli", "-p", str(self.ports[0]), "cluster", "addslotsrange", "0", "16383"],
+                           check=True, capture_output=True, timeout=30)
+        else:
+            subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+                            "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
+        for node in self.nodes:
+            node.wait_for(RedisProcess.CLUSTER_OK)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,30 +87,19 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def own_redis(tmp_path: Path) -> Iterator[backends.RedisProcess]:
     """A redis-server of the test's own, persisting every write (AOF, appendfsync always)."""
-    if shutil.which("redis-server") is None:
-        backends.unavailable("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path),
-                             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not backends.reachable("127.0.0.1", port):
-        assert time.monotonic() < deadline, "redis-server did not start"
-        time.sleep(0.02)
-    yield proc, port
-    proc.kill()
-    proc.wait()
+    server = backends.RedisProcess(free_port(), tmp_path, "--appendonly", "yes", "--appendfsync", "always")
+    server.wait_for(backends.RedisProcess.READY)
+    yield server
+    server.stop()
 
 
-def test_a_store_that_goes_away_fails_closed(own_redis: tuple[subprocess.Popen[bytes], int]) -> None:
-    proc, port = own_redis
-    with Limitr.new(DOC, store=f"redis://127.0.0.1:{port}/0") as engine:
+def test_a_store_that_goes_away_fails_closed(own_redis: backends.RedisProcess) -> None:
+    with Limitr.new(DOC, store=f"redis://127.0.0.1:{own_redis.port}/0") as engine:
         engine.create_customer("u")
         assert engine.allow("u", "api", 1)
-        proc.kill()
-        proc.wait()
+        own_redis.stop()
         with pytest.raises(StoreError):
             engine.allow("u", "api", 1)  # no store, no answer: never an allow
         with pytest.raises(StoreError):
@@ -173,7 +159,8 @@ class EventLog:
             out.write(f"{event.payload['meter']['value']}\n")
 
 
-def load_worker(url: str, log: str, events: str) -> None:
+def load_worker(url: str, log: str, events: str, loaded: Any) -> None:
+    """Allow forever, logging each allowed call; `loaded` is set once 40 calls are logged."""
     engine = Limitr.new(DOC, store=url)
     engine.on("meter-changed", EventLog(events))
     i = 0
@@ -181,6 +168,8 @@ def load_worker(url: str, log: str, events: str) -> None:
         if engine.allow("u", "gpu", 1, idempotency_key=f"k{i}"):
             with open(log, "a") as out:
                 out.write(f"k{i}\n")
+            if i + 1 == 40:
+                loaded.set()
         i += 1
 
 
@@ -191,8 +180,8 @@ def crash_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         backends.check_service("postgres")
         return backends.postgres_url(tmp_path)
-    _, port = request.getfixturevalue("own_redis")
-    return f"redis://127.0.0.1:{port}/0"
+    server = request.getfixturevalue("own_redis")
+    return f"redis://127.0.0.1:{server.port}/0"
 
 
 def test_a_killed_worker_loses_no_committed_usage_and_its_events_arrive_after_restart(
@@ -201,13 +190,12 @@ def test_a_killed_worker_loses_no_committed_usage_and_its_events_arrive_after_re
         engine.create_customer("u")
         engine.add_customer_cap("u", 10**9, cap_id="spend")
     log, events = tmp_path / "allowed.log", tmp_path / "events.log"
-    proc = multiprocessing.get_context("spawn").Process(target=load_worker, args=(crash_url, str(log), str(events)))
+    ctx = multiprocessing.get_context("spawn")
+    loaded = ctx.Event()
+    proc = ctx.Process(target=load_worker, args=(crash_url, str(log), str(events), loaded))
     proc.start()
-    deadline = time.monotonic() + 60
-    while not log.exists() or len(log.read_text().splitlines()) < 40:
-        assert time.monotonic() < deadline and proc.is_alive(), "the worker made no progress"
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
+    assert loaded.wait(timeout=60) and proc.is_alive(), "the worker made no progress"
+    os.kill(proc.pid, signal.SIGKILL)  # in the middle of the load: it keeps calling allow() until killed
     proc.join()
     logged = len(log.read_text().splitlines())
     with Limitr.new(DOC, store=crash_url) as engine:
