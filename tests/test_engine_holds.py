@@ -196,3 +196,13 @@ def test_settled_hold_records_expire_so_state_does_not_grow() -> None:
     if not e.store.url.startswith("redis"):  # Redis drops them by its own TTL, in real time
         assert len(list(e.store.scan("settled:"))) == 1
     assert e.value("u", "gpu") == 51
+
+
+def test_hypothetical_margins_convert_units_to_the_credits_unit() -> None:
+    e, _ = policy({"storage": limit(1000, "mb", mode="soft")},
+                  credits={"mb": {"stof_units": "MB", "price": {"amount": 0.001}}})
+    # '2GB' is 2,000 MB: 1,000 MB past the included 1,000, at $0.001 each
+    breakdown = e.local_margin_breakdown("main", {"storage": "2GB"})
+    assert breakdown is not None and breakdown["revenue"] == D("1.000")
+    with pytest.raises(InvalidArgumentError):
+        e.local_margin_breakdown("main", {"storage": "2s"})

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from limitr_py.compile.graph import DEFAULT_PERIOD, CompiledPolicy, Pricing
 from limitr_py.engine.exchange import RUNE, from_runes, to_runes
+from limitr_py.engine.meters import periods_passed
 from limitr_py.engine.pricing import UNBOUNDED_QUANTITY
 from limitr_py.engine.resolve import Customers, reachable
 from limitr_py.engine.state import ZERO, Cap, CustomerState, as_of
-
-_US = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +52,7 @@ def current(cap: Cap, now: datetime) -> Cap | None:
         return cap
     period = cap.reset_inc or DEFAULT_PERIOD
     started = cap.started or cap.created_on or now
-    elapsed, step = (now - started) // _US, period // _US
-    periods = (elapsed - 1) // step if elapsed > step else 0
+    periods = periods_passed(started, period, now)
     if periods <= 0:
         return cap
     return replace(cap, started=started + period * periods, meter_value=ZERO)

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from limitr_py.engine.records import _Decoder, customer_from, customer_record, encode
+from limitr_py.engine.records import Decoder, customer_from, customer_record, encode
 from limitr_py.engine.state import EstimateState
 from limitr_py.engine.values import Event
 from limitr_py.errors import StoreError
@@ -38,10 +38,10 @@ def loads(key: str, text: str) -> Any:
         if key.startswith("customer:"):
             return customer_from(raw)
         if key.startswith("estimates:"):
-            d = _Decoder(f"`{key}`")
+            d = Decoder(f"`{key}`")
             return {segment: d.obj(EstimateState, e, segment) for segment, e in raw.items()}
         if key.startswith(("idempotency:", "settled:")):
-            d = _Decoder(f"`{key}`")
+            d = Decoder(f"`{key}`")
             return {**raw, **{k: d.value("datetime", raw[k], k) for k in ("at", "until") if k in raw}}
         return raw
     except Exception as exc:

@@ -249,10 +249,8 @@ class Decider:
         if isinstance(call, str):
             allowed = call == "feature"
             return Outcome(allowed, Decision(allowed, call, None, None, tuple(gates)), changed)
-        eff = None
-        if call.caller.billing.empty and call.caller.parent is None and call.limit.max_overage is None:
-            pass
-        else:
+        eff = None  # billing controls: only worked out when the caller, its customer or the limit has any
+        if not call.caller.billing.empty or call.caller.parent is not None or call.limit.max_overage is not None:
             eff = controls.effective(self.policy, snap.customers, call.caller, call.entitlement, call.limit)
             if eff.mode != call.limit.mode:
                 call.limit = replace(call.limit, mode=eff.mode)
@@ -271,7 +269,7 @@ class Decider:
             new = value
             if write:
                 self._archive(call, changed, reset_to, events, send)  # type: ignore[arg-type]
-                meter = self._meter(changed, call, now)
+                meter = self.writable_meter(changed, call, now)
                 meters.reset(meter, reset_to)  # type: ignore[arg-type]
         gates.append(Gate("reset", True, {"reset": reset, "period_start": reset_to}))
 
@@ -287,7 +285,7 @@ class Decider:
         if value > 0 and meter is not None and meter.holds:
             live = {k: h for k, h in meter.holds.items() if h.expires >= now}
             if write and len(live) != len(meter.holds):
-                meter = self._meter(changed, call, now)
+                meter = self.writable_meter(changed, call, now)
                 meter.holds = live
             for h in live.values():
                 if h.value > 0:
@@ -335,7 +333,7 @@ class Decider:
             gates.append(Gate("governor", ok, {"tokens": tokens, "capacity": limit.governor_capacity,
                                                "requested": value}))
             if write:
-                meter = self._meter(changed, call, now)
+                meter = self.writable_meter(changed, call, now)
                 meter.governor_tokens = tokens - value if ok and value > 0 else tokens
                 meter.governor_last_refill = now
                 if not ok:
@@ -396,7 +394,7 @@ class Decider:
 
         who = self._who(call) if send else {}
         if allowed:  # I. commit
-            meter = self._meter(changed, call, now)
+            meter = self.writable_meter(changed, call, now)
             meter.value = new
             meter.overhead = overhead_total
             meters.push_history(meter, value, limit.ewma_alpha, now)
@@ -407,7 +405,7 @@ class Decider:
             if billable_diff != 0 and billed:
                 listed = price_units(policy, call, billable_diff, billable) or ZERO
                 paid = (price_units(policy, call, covered, billable) or ZERO) if covered > 0 else ZERO
-                meter = self._meter(changed, call, now)
+                meter = self.writable_meter(changed, call, now)
                 meter.billed += listed
                 meter.covered += paid
                 meter.covered_units += covered
@@ -633,7 +631,7 @@ class Decider:
                 "credit": call.credit.name}
 
     @staticmethod
-    def _meter(changed: dict[str, CustomerState], call: _Call, now: datetime) -> MeterState:
+    def writable_meter(changed: dict[str, CustomerState], call: _Call, now: datetime) -> MeterState:
         """The call's meter, writable: copied into a copy of its owner on first write, created when missing."""
         if not call.meter_owned:
             owner = _editable(changed, call.owner)

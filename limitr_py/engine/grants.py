@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from limitr_py.compile.graph import DEFAULT_PERIOD, CompiledPolicy, Plan, Topup
 from limitr_py.engine.exchange import exchange, from_runes, resolve, to_runes
+from limitr_py.engine.meters import periods_passed
 from limitr_py.engine.state import ZERO, Grant, as_of
 
 Grants = Mapping[str, Grant]
@@ -81,8 +82,7 @@ def current(g: Grant, now: datetime) -> Grant | None:
             periods += 1
         return replace(g, last_reset=start, value=_refills(g, g.value, periods))
     period = g.reset_inc or DEFAULT_PERIOD
-    elapsed, step = (now - g.granted_on) // _US, period // _US
-    periods = (elapsed - 1) // step if elapsed > step else 0  # how often `now − granted_on > period` holds
+    periods = periods_passed(g.granted_on, period, now)
     if periods <= 0:
         return g
     return replace(g, granted_on=g.granted_on + period * periods, value=_refills(g, g.value, periods))

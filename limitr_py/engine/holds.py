@@ -51,16 +51,6 @@ def live_holds(meter: MeterState | None, now: datetime) -> dict[str, Hold]:
     return {} if meter is None else {k: h for k, h in meter.holds.items() if h.expires >= now}
 
 
-def writable_meter(changed: dict[str, CustomerState], call: _Call, now: datetime) -> MeterState:
-    """The call's meter in a private copy of its owner, created when missing (started now)."""
-    owner = _editable(changed, call.owner)
-    call.owner = owner
-    existing = owner.meters.get(call.entitlement)
-    meter = existing.copy() if existing is not None else MeterState(call.limit.credit, now)
-    owner.meters[call.entitlement] = meter
-    return meter
-
-
 def reserve(decider: Decider, snap: Snapshot, req: Request, hold_id: str, ttl: timedelta, basis: Decimal | None,
             segment: str | None, now: datetime) -> tuple[bool, dict[str, CustomerState], Decimal]:
     """Hold `req.value` if a check with it (other holds included) passes. Returns (held, changed, value)."""
@@ -69,7 +59,7 @@ def reserve(decider: Decider, snap: Snapshot, req: Request, hold_id: str, ttl: t
     if not decision.allowed or call is None:
         return False, {}, ZERO
     changed: dict[str, CustomerState] = {}
-    meter = writable_meter(changed, call, now)
+    meter = Decider.writable_meter(changed, call, now)
     meter.holds = live_holds(meter, now)
     meter.holds[hold_id] = Hold(call.value, call.overhead, now + ttl, basis, segment)
     return True, changed, call.value
@@ -97,7 +87,7 @@ def release(decider: Decider, snap: Snapshot, customer: str, entitlement: str, h
     if call is None or call.meter is None or hold_id not in call.meter.holds:
         return None
     changed: dict[str, CustomerState] = {}
-    meter = writable_meter(changed, call, now)
+    meter = Decider.writable_meter(changed, call, now)
     del meter.holds[hold_id]
     return changed
 

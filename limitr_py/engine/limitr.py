@@ -793,21 +793,9 @@ class Limitr:
             return ZERO
         return call.meter.value
 
-    def value(self, id: str, entitlement: str, percent: bool = False, grants: bool = True) -> Decimal | None:
-        """Usage this period in the credit's units (or, with `percent`, the share of the limit used)."""
-        call, now = self._locate(id, entitlement)
-        if call is None:
-            return None
-        if percent:
-            left = self.remaining(id, entitlement, True, grants)
-            return None if left is None else 100 - left
-        return self._current(call, now)
-
-    def remaining(self, id: str, entitlement: str, percent: bool = False, grants: bool = True) -> Decimal | None:
-        """Units left this period, grants included unless `grants=False` (negative after a trailing overshoot);
-        None for observe limits and flags."""
-        call, now = self._locate(id, entitlement)
-        if call is None or call.limit.mode == "observe":
+    def _left(self, call: _Call, now: datetime, percent: bool, grants: bool) -> Decimal | None:
+        """What `remaining` answers for a located call (one read serves every read method that needs it)."""
+        if call.limit.mode == "observe":
             return None
         used, limit_value = self._current(call, now), call.limit.value
         if grants:
@@ -818,6 +806,22 @@ class Limitr:
         if not percent:
             return left
         return ZERO if limit_value == 0 else max(ZERO, left) / limit_value * 100
+
+    def value(self, id: str, entitlement: str, percent: bool = False, grants: bool = True) -> Decimal | None:
+        """Usage this period in the credit's units (or, with `percent`, the share of the limit used)."""
+        call, now = self._locate(id, entitlement)
+        if call is None:
+            return None
+        if percent:
+            left = self._left(call, now, True, grants)
+            return None if left is None else 100 - left
+        return self._current(call, now)
+
+    def remaining(self, id: str, entitlement: str, percent: bool = False, grants: bool = True) -> Decimal | None:
+        """Units left this period, grants included unless `grants=False` (negative after a trailing overshoot);
+        None for observe limits and flags."""
+        call, now = self._locate(id, entitlement)
+        return None if call is None else self._left(call, now, percent, grants)
 
     def limit(self, id: str, entitlement: str, grants: bool = True) -> Decimal | None:
         """The limit in credit units (plus the grant balance for a customer unless `grants=False`); `id` may be a
@@ -839,7 +843,7 @@ class Limitr:
     def allowance(self, id: str, entitlement: str, grants: bool = True) -> Decimal | None:
         """`remaining`, capped by the governor's tokens available now."""
         call, now = self._locate(id, entitlement)
-        left = self.remaining(id, entitlement, False, grants)
+        left = None if call is None else self._left(call, now, False, grants)
         if call is None or left is None or not meters.governed(call.limit):
             return left
         pending = meters.reset_pending(call.limit, call.meter, now) is not None
@@ -880,7 +884,7 @@ class Limitr:
         call, now = self._locate(id, entitlement)
         if call is None or call.meter is None or meters.reset_pending(call.limit, call.meter, now) is not None:
             return None
-        left = self.remaining(id, entitlement, False, grants)
+        left = self._left(call, now, False, grants)
         per_ms = (call.meter.ewma_rate or ZERO) if smoothed else meters.rate(call.meter.history)
         if left is None or left <= 0 or per_ms <= 0:
             return None

@@ -12,11 +12,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from limitr_py.compile.graph import Plan
+from limitr_py.engine import arguments as args
 from limitr_py.engine import meters
-from limitr_py.engine.decide import Decider, Snapshot, credit_overhead, list_price, price_units
+from limitr_py.engine.decide import Decider, Snapshot, credit_overhead, list_price, price_units, quantity_in
 from limitr_py.engine.state import ZERO, CustomerState
 from limitr_py.errors import InvalidArgumentError
-from limitr_py.units import parse_quantity
 
 _CENT = Decimal("0.01")
 
@@ -59,14 +59,6 @@ def plan_period(plan: Plan) -> timedelta:
     return timedelta(days=30)
 
 
-def _number(raw: Any, what: str) -> Decimal:
-    try:
-        q = parse_quantity(raw)
-    except ValueError as exc:
-        raise InvalidArgumentError(f"{what}: {exc}") from None
-    return q.amount
-
-
 def plan_breakdown(decider: Decider, plan: Plan, usage: Mapping[str, Any], scaled: bool) -> dict[str, Any]:
     """Hypothetical usage per entitlement: a meter value, or {meter, limit?, credit?, overhead?, context?}.
     With `scaled`, a limit that resets on a rolling period other than the plan's is scaled to the plan period
@@ -78,11 +70,13 @@ def plan_breakdown(decider: Decider, plan: Plan, usage: Mapping[str, Any], scale
         if ent is None or ent.limit is None:
             raise InvalidArgumentError(f"plan `{plan.name}` has no metered entitlement `{name}`")
         spec = spec if isinstance(spec, Mapping) else {"meter": spec}
-        meter = _number(spec.get("meter", 0), f"`{name}` meter")
-        limit = _number(spec["limit"], f"`{name}` limit") if spec.get("limit") is not None else ent.limit.value
         credit = policy.credits.get(str(spec.get("credit") or ent.limit.credit))
         if credit is None:
             raise InvalidArgumentError(f"unknown credit `{spec.get('credit')}` for `{name}`")
+        # units convert to the credit's unit, like a call's value (`'2GB'` on a credit kept in MB is 2000)
+        meter = quantity_in(credit, args.quantity(spec.get("meter", 0), f"`{name}` meter"))
+        limit = (quantity_in(credit, args.quantity(spec["limit"], f"`{name}` limit"))
+                 if spec.get("limit") is not None else ent.limit.value)
         factor = Decimal(1)
         period = ent.limit.period
         if scaled and period is not None and period != plan_period(plan):
@@ -90,7 +84,7 @@ def plan_breakdown(decider: Decider, plan: Plan, usage: Mapping[str, Any], scale
             factor = Decimal(plan_period(plan) // us) / Decimal(period // us)
         meter, limit = meter * factor, limit * factor
         if spec.get("overhead") is not None:
-            cost = _number(spec["overhead"], f"`{name}` overhead") * factor
+            cost = args.amount(spec["overhead"], f"`{name}` overhead") * factor
         else:
             cost = credit_overhead(credit, meter, spec.get("context"), decider.overhead_fns)
         own = ent.limit.pricing if ent.limit.pricing is not None and ent.limit.pricing.priced else None

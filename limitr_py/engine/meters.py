@@ -19,22 +19,26 @@ def ms_between(earlier: datetime, later: datetime) -> Decimal:
     return Decimal((later - earlier) // _US) / 1000
 
 
+def periods_passed(started: datetime, period: timedelta, now: datetime) -> int:
+    """How many whole rolling periods ended since `started`: how often `now − start > period` holds while the start
+    steps forward (Limitr's rule, for meters, grants and caps alike: a boundary instant still belongs to the period
+    it closes). That is ceil(elapsed / period) − 1 once more than one period elapsed, else 0."""
+    elapsed, step = (now - started) // _US, period // _US
+    return (elapsed - 1) // step if elapsed > step else 0
+
+
 def period_start(limit: Limit, started: datetime, now: datetime) -> datetime:
     """Start of the period `now` falls in, for a meter whose current period began at `started`.
 
-    Calendar: the schedule's period start if it is later than `started`. Rolling: `started` while
-    `now - started <= period` (a boundary instant still belongs to the period it closes, as in Limitr), else
-    `started + period × (ceil(elapsed / period) − 1)`.
+    Calendar: the schedule's period start if it is later than `started`. Rolling: `started` moved forward by
+    the periods that passed (`periods_passed`).
     """
     if limit.reset_sch is not None:
         start = limit.reset_sch.start_of_period(now)
         return start if started < start else started
     period = limit.period
     assert period is not None
-    elapsed, step = (now - started) // _US, period // _US
-    if elapsed <= step:
-        return started
-    return started + period * (-(-elapsed // step) - 1)
+    return started + period * periods_passed(started, period, now)
 
 
 def reset_pending(limit: Limit, meter: MeterState | None, now: datetime) -> datetime | None:

@@ -78,7 +78,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-class _Decoder:
+class Decoder:
     """Decodes fields by their annotation, with errors that say which field of which record is wrong."""
 
     def __init__(self, where: str) -> None:
@@ -175,7 +175,7 @@ def customer_record(c: CustomerState) -> dict[str, Any]:
             "entities": list(c.entities), "billing_anchor": encode(c.billing_anchor), "periods": encode(c.periods)}
 
 
-def _meter_from(raw: Any, d: _Decoder, where: str) -> MeterState:
+def _meter_from(raw: Any, d: Decoder, where: str) -> MeterState:
     raw = d.mapping(raw, where)
     credit = raw.get("credit")
     if not isinstance(credit, str) or not credit:
@@ -201,14 +201,14 @@ def _meter_from(raw: Any, d: _Decoder, where: str) -> MeterState:
         d.value("Decimal", raw.get("covered_units", "0"), f"{where}.covered_units"))
 
 
-def _override_from(raw: Any, d: _Decoder, where: str) -> Override:
+def _override_from(raw: Any, d: Decoder, where: str) -> Override:
     raw = d.mapping(raw, where)
     annotations = {f.name: str(f.type) for f in dataclasses.fields(Limit)}
     fields = {f: d.value(annotations[f], raw[f], f"{where}.{f}") for f in _OVERRIDE_FIELDS if raw.get(f) is not None}
     return Override(Limit(**fields), d.value("datetime | None", raw.get("expires"), f"{where}.expires"))
 
 
-def _billing_from(raw: Any, d: _Decoder) -> BillingState:
+def _billing_from(raw: Any, d: Decoder) -> BillingState:
     raw = d.mapping(raw, "billing")
 
     def table(name: str, cls: type[T]) -> dict[str, T]:
@@ -242,7 +242,7 @@ def customer_from(raw: Any) -> CustomerState:
     ident = raw.get("id")
     if not isinstance(ident, str) or not ident:
         raise InvalidArgumentError("customer record: `id` must be a non-empty string")
-    d = _Decoder(f"`{ident}`")
+    d = Decoder(f"`{ident}`")
     return CustomerState(
         id=ident, plan=str(raw.get("plan") or ""), type=str(raw.get("type") or "user"),
         label=str(raw.get("label") or "User"), refs=d.value("tuple[str, ...]", raw.get("refs") or [], "refs"),
