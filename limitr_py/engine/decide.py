@@ -430,7 +430,10 @@ class Decider:
             self._move_caps(call, moves, changed, events, send)
             if eff is not None:
                 self._billing_effects(snap, call, eff, changed, events, send, now, value, meter_value, new)
-            if req.probe and send:
+            # only ask "would the smallest call still pass?" when something could now say no (a hard limit, a cap,
+            # a billing control) or an earlier answer was no: a plain soft or observe limit never blocks
+            can_block = limit.mode == "hard" or found or eff is not None
+            if req.probe and send and (can_block or call.entitlement in call.caller.billing.blocked):
                 self._probe(snap, call, req, changed, events, now)
         elif send:  # J. denied by a hard limit
             payload = {"meter": {"value": meter_value, "limit": limit_value, "invalid": new, "diff": value,

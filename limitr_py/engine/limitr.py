@@ -343,6 +343,8 @@ class Limitr:
 
     def _run(self, ident: str, attempt_fn: Callable[[_Attempt, datetime], T], *,
              idempotency: tuple[str, str] | None = None, extra: Iterable[str] = ()) -> T:
+        if not self._grouped:  # the common case: no group to enter (a context manager costs µs per call)
+            return self._run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
         with self._in_group(ident):
             return self._run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
 

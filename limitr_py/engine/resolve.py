@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Mapping
 from datetime import datetime
+from functools import lru_cache
 
 from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
 from limitr_py.engine.state import CustomerState
@@ -29,7 +30,13 @@ def plan_for(policy: CompiledPolicy, customers: Customers, customer: CustomerSta
                 return plan
         return None
 
-    return walk(customer) or policy.default_plan
+    return walk(customer) or _default_plan(policy)
+
+
+@lru_cache(maxsize=64)
+def _default_plan(policy: CompiledPolicy) -> Plan | None:
+    """The policy's default plan, found once (compiled policies are immutable and hashed by identity)."""
+    return policy.default_plan
 
 
 def scope_owner(customers: Customers, caller: CustomerState, scope: str | None) -> CustomerState | None:
