@@ -16,7 +16,7 @@ import yaml
 
 from limitr_py.units import UNITS, format_decimal, parse_quantity
 
-_STOF_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_STOF_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")  # used with fullmatch: `$` would let "A\n" through
 # Words the Stof reader treats specially in key or value position; quoting them keeps the meaning obvious.
 _STOF_RESERVED = {"true", "false", "null", "const", "fn", "async", "import", "root", "new", "as", "data"}
 _STOF_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -84,7 +84,7 @@ def _drop_nulls(value: Any) -> Any:
 
 
 def _stof_key(key: str) -> str:
-    if _STOF_KEY.match(key) and key not in _STOF_RESERVED:
+    if _STOF_KEY.fullmatch(key) and key not in _STOF_RESERVED:
         return key
     return _stof_string(key)
 
