@@ -29,7 +29,10 @@ def as_utc(when: datetime, what: str = "time") -> datetime:
         raise InvalidArgumentError(f"{what} must be a datetime, got `{type(when).__name__}`")
     if when.tzinfo is None or when.utcoffset() is None:
         raise InvalidArgumentError(f"{what} must be timezone-aware, got the naive `{when.isoformat()}`")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:
+        raise InvalidArgumentError(f"{what} `{when.isoformat()}` is out of range") from None
 
 
 class ManualClock:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import json
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from limitr_py import bounds
 from limitr_py.diagnostics import Diagnostic, pointer_join
 from limitr_py.documents.source import SourceDocument
 from limitr_py.resources import resource_path
@@ -157,3 +159,24 @@ def _unknown_field(doc: SourceDocument, parent: str, key: str, known: list[str])
         hint = f"did you mean `{close[0]}`?" if close else (
             f"known fields: {', '.join(f'`{k}`' for k in known[:12])}" if known else None)
     return doc.diagnostic("L201", f"unknown field `{key}`", pointer, hint)
+
+
+def range_problems(doc: SourceDocument) -> list[Diagnostic]:
+    """L204 for every number outside the range of `limitr_py.bounds` (checked before anything else reads the
+    tree: a number like `1e999999999` must never reach code that would expand it). One pass over the tree."""
+    out: list[Diagnostic] = []
+    stack: list[tuple[str, Any]] = [("", doc.tree)]
+    while stack:
+        pointer, node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((pointer_join(pointer, k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((pointer_join(pointer, i), v) for i, v in enumerate(node))
+        elif isinstance(node, Decimal | int) and not isinstance(node, bool):
+            try:
+                bounds.check_int(node) if isinstance(node, int) else bounds.check(node)
+            except bounds.OutOfRange as exc:
+                out.append(doc.diagnostic("L204", str(exc), pointer, "write the number within the documented "
+                                          "range (README: Numbers)", value=True))
+    out.sort(key=lambda d: (d.line, d.col))
+    return out

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+
+from limitr_py import bounds
 
 _K = Decimal(1000)
 _Ki = Decimal(1024)
@@ -78,6 +81,10 @@ class UnitError(ValueError):
     """A quantity that cannot be parsed or converted; the message is one line for users."""
 
 
+class QuantityOutOfRange(UnitError):
+    """A quantity outside the range of `limitr_py.bounds`."""
+
+
 @dataclass(frozen=True, slots=True)
 class Quantity:
     """An exact number with an optional unit (canonical spelling)."""
@@ -117,6 +124,8 @@ def parse_number_literal(text: str) -> int | Decimal:
         value = Decimal(body)
     except InvalidOperation as exc:
         raise UnitError(f"`{text}` is not a number") from exc
+    if value and abs(value.adjusted()) > bounds.MAX_INTEGER_DIGITS + bounds.MAX_FRACTION_DIGITS:
+        return value  # far out of range: left to the range check, never expanded into an int
     if "." not in body and "e" not in body.lower():
         return int(value)
     if "." not in body and value == value.to_integral_value() and abs(value) < 2**53:
@@ -125,27 +134,35 @@ def parse_number_literal(text: str) -> int | Decimal:
 
 
 def parse_quantity(value: object) -> Quantity:
-    """int, Decimal, float (through `str`) or a string such as `'250MB'`, `'1_000'`, `'30days'` → Quantity."""
+    """int, Decimal, float (through `str`) or a string such as `'250MB'`, `'1_000'`, `'30days'` → Quantity, within
+    the range of `limitr_py.bounds` (UnitError otherwise)."""
+    try:
+        return _parse_quantity(value)
+    except bounds.OutOfRange as exc:
+        raise QuantityOutOfRange(str(exc)) from None
+
+
+def _parse_quantity(value: object) -> Quantity:
     if isinstance(value, bool):
         raise UnitError(f"`{value}` is not a number")
     if isinstance(value, int):
-        return Quantity(Decimal(value))
+        return Quantity(Decimal(bounds.check_int(value)))
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise UnitError(f"`{value}` is not a finite number")
-        return Quantity(value)
+        return Quantity(bounds.check(value))
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise UnitError(f"`{value}` is not a finite number")
-        return Quantity(Decimal(str(value)))
+        return Quantity(bounds.check(Decimal(str(value))))
     if isinstance(value, Quantity):
-        return value
+        return Quantity(bounds.check(value.amount), value.unit)
     if not isinstance(value, str):
         raise UnitError(f"`{value!r}` is not a number or a quantity")
+    if len(value) > bounds.MAX_NUMBER_TEXT:
+        raise QuantityOutOfRange(f"a quantity of {len(value)} characters is out of range")
     m = _QUANTITY.match(value)
     if not m:
         raise UnitError(f"`{value}` is not a number or a quantity such as `250MB` or `30days`")
-    number = Decimal(parse_number_literal(m["num"]))
+    number = bounds.check(Decimal(parse_number_literal(m["num"])), m["num"])
     unit = m["unit"] or None
     if unit is not None and unit not in UNITS:
         raise UnitError(f"unknown unit `{unit}` in `{value}`")
@@ -177,7 +194,13 @@ def duration_ms(value: object) -> Decimal:
     q = parse_quantity(value)
     if q.unit is not None and dimension(q.unit) != "time":
         raise UnitError(f"`{value}` is not a duration; use a time unit such as `30days` or `10min`")
-    return convert(q, "ms")
+    ms = convert(q, "ms")
+    if abs(ms) > _MAX_DURATION_MS:
+        raise QuantityOutOfRange(f"`{value}` is longer than the longest duration accepted (100 years)")
+    return ms
+
+
+_MAX_DURATION_MS = Decimal(bounds.MAX_DURATION // timedelta(milliseconds=1))
 
 
 def format_decimal(value: Decimal | int) -> str:

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,8 +142,6 @@ def corrupt(url: str, engine: Limitr, key: str, text: str) -> None:
         name = inner._key(key, "u" if inner.grouped else None)  # customer `u` is its own group
         inner.client.hset(name, "d", text)
         inner.client.hincrby(name, "v", 1)
-    if getattr(engine, "_cache", None) is not None:
-        engine._cache.clear()
 
 
 # -- a worker killed with SIGKILL in the middle of a load test -------------------------------------------------
@@ -209,3 +208,34 @@ def test_a_killed_worker_loses_no_committed_usage_and_its_events_arrive_after_re
         assert set(seen) == set(range(1, int(value) + 1))  # every committed call's event, after the restart
         assert len(seen) - len(set(seen)) <= 1  # a duplicate only for a handler killed before its ack
         assert engine.deliver_pending() == 0
+
+
+@pytest.mark.parametrize("fault", ["deleted", "replaced"])
+def test_a_deleted_or_replaced_sqlite_file_fails_closed(tmp_path: Path, fault: str) -> None:
+    # the open connection would go on writing into the unlinked file: every later answer would be lost to the
+    # next engine that opens the path, so the store refuses instead (issue 10, item 3)
+    path = tmp_path / "limitr.db"
+    with Limitr.new(DOC, store=f"sqlite:///{path}") as engine:
+        engine.create_customer("u")
+        assert engine.allow("u", "api", 1, event=False)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        if fault == "replaced":
+            sqlite3.connect(path).close()
+        with pytest.raises(StoreError, match=r"gone|replaced"):
+            engine.allow("u", "api", 1, event=False)
+        with pytest.raises(StoreError):
+            engine.value("u", "api")
+        errors: list[BaseException] = []
+
+        def other_thread() -> None:  # a thread that opens its first connection now must not create a new file
+            try:
+                engine.allow("u", "api", 1, event=False)
+            except BaseException as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join(timeout=30)
+        assert len(errors) == 1 and isinstance(errors[0], StoreError)
+        assert path.exists() == (fault == "replaced")

@@ -11,12 +11,15 @@ from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
 from limitr_py.documents import SourceDocument, load_document
 from limitr_py.errors import PolicyCompileError, PolicyError, PolicySchemaError
-from limitr_py.schema import validate_tree
+from limitr_py.schema import range_problems, validate_tree
 
 __all__ = ["CompiledPolicy", "canonical", "check_document", "compile_document", "fingerprint", "load_policy"]
 
 
 def _problems(doc: SourceDocument) -> tuple[list[Diagnostic], list[Diagnostic], CompiledPolicy | None]:
+    out_of_range = range_problems(doc)
+    if out_of_range:  # nothing else may read such a tree: the schema and the compiler would expand the numbers
+        return out_of_range, [], None
     schema_problems = validate_tree(doc)
     builder = Builder(doc)
     policy = builder.build()

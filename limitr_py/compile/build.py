@@ -35,7 +35,7 @@ from limitr_py.documents.source import SourceDocument
 from limitr_py.event_names import EVENT_NAMES
 from limitr_py.expressions import Expression, ExpressionError, compile_expression
 from limitr_py.schedules import Schedule, ScheduleError, parse_schedule
-from limitr_py.units import UNITS, UnitError, canonical_unit, duration_ms, format_decimal, to_units
+from limitr_py.units import UNITS, QuantityOutOfRange, UnitError, canonical_unit, duration_ms, format_decimal, to_units
 
 BUILTIN_PAIRS = {"usd": ExchangePair("usd", Decimal(1), "rune")}
 _PLAIN_UNITS = ("float", "int", "")
@@ -82,6 +82,9 @@ class Builder:
             return None
         try:
             amount = to_units(value, unit)
+        except QuantityOutOfRange as exc:
+            self.problem("L204", str(exc), pointer)
+            return None
         except UnitError as exc:
             target = f"`{unit}`" if unit else "plain numbers (the credit has no `stof_units`)"
             self.problem("L309", f"{exc}; this value is in {target}", pointer)
@@ -95,6 +98,9 @@ class Builder:
             return None
         try:
             ms = duration_ms(value)
+        except QuantityOutOfRange as exc:
+            self.problem("L204", str(exc), pointer)
+            return None
         except UnitError as exc:
             self.problem("L309", str(exc), pointer)
             return None

@@ -21,7 +21,6 @@ from limitr_py.documents.source import (
     SourceDocument,
     bracket_depth_exceeds,
     syntax_diagnostic,
-    tree_depth_exceeds,
 )
 from limitr_py.documents.stof_reader import read_stof
 from limitr_py.documents.toml_reader import read_toml
@@ -52,9 +51,6 @@ def load_document(source: str | bytes | Path | Mapping[str, Any], *, format: str
     """
     if isinstance(source, Mapping):
         tree = _from_python(source)
-        if tree_depth_exceeds(tree):
-            raise PolicySyntaxError([Diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels",
-                                                file or "<mapping>")])
         return SourceDocument(tree=tree, format="mapping", file=file or "<mapping>", text="")
     if isinstance(source, Path):
         file = file or str(source)
@@ -123,12 +119,16 @@ def _sniff(text: str, file: str) -> SourceDocument:
                                         furthest.source_line)])
 
 
-def _from_python(value: Any) -> Any:
-    """An in-memory document: floats go through `str` (SPEC §3), never through binary."""
+def _from_python(value: Any, depth: int = 0) -> Any:
+    """An in-memory document: floats go through `str` (SPEC §3), never through binary. Nesting is bounded as in
+    text documents, which also ends a mapping that contains itself."""
+    if depth > MAX_DEPTH:
+        raise PolicySyntaxError([Diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels (or "
+                                                    f"contains itself)", "<mapping>")])
     if isinstance(value, Mapping):
-        return {str(k): _from_python(v) for k, v in value.items()}
+        return {str(k): _from_python(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_from_python(v) for v in value]
+        return [_from_python(v, depth + 1) for v in value]
     if isinstance(value, float):
         if not math.isfinite(value):
             raise PolicySyntaxError([Diagnostic("L101", f"`{value}` is not a finite number")])

@@ -20,7 +20,12 @@ def _reject_constant(name: str) -> Any:
 
 
 def _number(text: str) -> int | Decimal:
-    return Decimal(text)
+    return Decimal(text)  # exactly as written; out-of-range numbers are L204 (schema.range_problems)
+
+
+def _integer(text: str) -> int | Decimal:
+    # `int` refuses texts past 4,300 digits (ValueError); Decimal reads any length in linear time
+    return int(text) if len(text) <= 40 else Decimal(text)
 
 
 def read_json(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
@@ -34,7 +39,8 @@ def read_json(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
         return obj
 
     try:
-        doc.tree = json.loads(text, parse_float=_number, parse_constant=_reject_constant, object_pairs_hook=pairs_hook)
+        doc.tree = json.loads(text, parse_float=_number, parse_int=_integer, parse_constant=_reject_constant,
+                              object_pairs_hook=pairs_hook)
     except json.JSONDecodeError as exc:
         message = exc.msg[0].lower() + exc.msg[1:]
         return doc, [syntax_diagnostic("L101", f"invalid JSON: {message}", file, text, exc.lineno, exc.colno)]

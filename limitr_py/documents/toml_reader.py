@@ -62,6 +62,8 @@ def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
                                        file, text, line, col)]
     except RecursionError:
         return doc, [syntax_diagnostic("L110", "document is nested too deeply", file, text, 1, 1)]
+    except ValueError as exc:  # an integer longer than Python converts (`int` refuses past 4,300 digits)
+        return doc, [syntax_diagnostic("L204", f"a number is out of range: {exc}", file, text, 1, 1)]
     if tree_depth_exceeds(doc.tree):
         return doc, [syntax_diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels", file, text, 1, 1)]
     return doc, []

@@ -12,10 +12,12 @@ from typing import Any
 
 import yaml
 
+from limitr_py import bounds
 from limitr_py.diagnostics import Diagnostic, pointer_join
 from limitr_py.documents.source import MAX_DEPTH, MAX_NODES, Loc, SourceDocument, syntax_diagnostic
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
+_INT_LOADER = _Loader("")  # its integer constructor keeps no state: one loader serves every scalar
 _TAG = "tag:yaml.org,2002:"
 
 
@@ -120,7 +122,10 @@ class _Builder:
         if tag == _TAG + "bool":
             return text.lower() in ("true", "yes", "on", "y")
         if tag == _TAG + "int":
-            return _Loader.construct_yaml_int(_Loader(""), node)
+            if len(text) > bounds.MAX_NUMBER_TEXT:
+                raise _Refused("L204", f"a number of {len(text)} characters is out of range", node,
+                               "write the number within the documented range (README: Numbers)")
+            return _INT_LOADER.construct_yaml_int(node)
         if tag == _TAG + "float":
             cleaned = text.replace("_", "")
             if cleaned.lower().lstrip("+-") in (".inf", ".nan"):

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from limitr_py import bounds
 from limitr_py.clock import as_utc
 from limitr_py.engine.caps import call_caps as build
 from limitr_py.engine.state import Cap
@@ -70,11 +71,19 @@ def duration(value: Any, what: str) -> timedelta:
         out = timedelta(microseconds=int(ms * 1000))
     if out <= timedelta(0):
         raise InvalidArgumentError(f"{what} must be positive, got `{value!r}`")
+    if out > bounds.MAX_DURATION:
+        raise InvalidArgumentError(f"{what} must be at most 100 years, got `{value!r}`")
     return out
 
 
 def when(value: Any, what: str) -> datetime | None:
-    return None if value is None else as_utc(value, what)
+    if value is None:
+        return None
+    out = as_utc(value, what)
+    if not bounds.MIN_YEAR <= out.year <= bounds.MAX_YEAR:
+        raise InvalidArgumentError(f"{what} must fall between the years {bounds.MIN_YEAR} and {bounds.MAX_YEAR}, "
+                                   f"got `{value!r}`")
+    return out
 
 
 def events(event: Any) -> tuple[bool, Mapping[str, Any] | None]:

@@ -96,18 +96,24 @@ class EncodedStore:
         self.url = inner.url
         self.remote = inner.remote
         self.grouped = getattr(inner, "grouped", False)
-        self._decoded: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._decoded: OrderedDict[tuple[str, int], tuple[str, Any]] = OrderedDict()
 
     def _decode(self, key: str, record: Versioned) -> Versioned:
         if record.value is None:
             return record
         memo = (key, record.version)
-        value = self._decoded.get(memo)
-        if value is None:
-            value = loads(key, record.value)
-            self._decoded[memo] = value
-            if len(self._decoded) > _CACHE_SIZE:
+        seen = self._decoded.get(memo)
+        # the text is compared too: a key that expired (or was purged) starts counting versions again, and its
+        # version 1 then is not the version 1 that was decoded before
+        if seen is not None and seen[0] == record.value:
+            return Versioned(record.version, seen[1])
+        value = loads(key, record.value)
+        self._decoded[memo] = (record.value, value)
+        if len(self._decoded) > _CACHE_SIZE:
+            try:
                 self._decoded.popitem(last=False)
+            except KeyError:  # another thread emptied it first
+                pass
         return Versioned(record.version, value)
 
     def read(self, keys: list[str]) -> dict[str, Versioned]:

@@ -32,18 +32,27 @@ from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
 from limitr_py.engine import grants as grants_mod
 from limitr_py.engine.arguments import UNSET
+from limitr_py.engine.cache import RecordCache
 from limitr_py.engine.codec import EncodedStore
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.events import EventBus, Handler
+from limitr_py.engine.exact import exact
 from limitr_py.engine.exchange import RUNE, exchange
 from limitr_py.engine.exchange import resolve as resolve_path
 from limitr_py.engine.records import customer_from, customer_record, plain
 from limitr_py.engine.resolve import plan_for, reachable, resolve_customer
 from limitr_py.engine.state import ZERO, Cap, CustomerState, FeatureConfig, Grant, OverageLimit, Override
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Invoice
-from limitr_py.errors import ConcurrentUpdateError, IdempotencyConflictError, InvalidArgumentError, PolicyCompileError
+from limitr_py.errors import (
+    ConcurrentUpdateError,
+    IdempotencyConflictError,
+    InvalidArgumentError,
+    PolicyCompileError,
+    PolicySchemaError,
+)
 from limitr_py.schedules import ScheduleError, parse_schedule
+from limitr_py.schema import range_problems
 from limitr_py.stores import ABSENT, Commit, CommitResult, OutboxEntry, Store, Versioned, open_store
 from limitr_py.units import Quantity
 
@@ -51,7 +60,6 @@ T = TypeVar("T")
 RawEvent = tuple[str, dict[str, Any]]
 
 _ONE_SHOT = ("idempotency:", "settled:")
-_CACHE_LIMIT = 100_000
 
 MAX_ATTEMPTS = 200
 """Version conflicts one call retries before giving up with ConcurrentUpdateError."""
@@ -120,6 +128,7 @@ class _Attempt:
             self.writes[_alias_key(alt)] = ident
 
 
+@exact
 class Limitr:
     """A policy ready to enforce. Create it with `Limitr.new(doc)`; share it between threads."""
 
@@ -129,8 +138,7 @@ class Limitr:
         opened = open_store(store if store is not None else os.environ.get("LIMITR_STORE"))
         self._durable = opened.encoded
         self._store: Store = EncodedStore(opened) if opened.encoded else opened
-        self._cache: dict[str, Versioned] | None = {} if opened.remote else None
-        self._fresh: dict[str, Versioned] = {}
+        self._cache = RecordCache(skip=_ONE_SHOT) if opened.remote else None
         self._grouped = bool(getattr(opened, "grouped", False))
         self._groups: dict[str, str] = {}  # id or alt id → customer group (sharded stores only)
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -157,6 +165,9 @@ class Limitr:
         if validate:
             compiled = compile_document(source)
         else:
+            out_of_range = range_problems(source)
+            if out_of_range:
+                raise PolicySchemaError(out_of_range)
             builder = Builder(source)
             compiled = builder.build()
             if builder.problems:
@@ -267,54 +278,75 @@ class Limitr:
         finally:
             codec.CURRENT_GROUP.reset(token)
 
-    def _read(self, keys: list[str], cached: bool) -> dict[str, Versioned]:
-        """Records from the store; on a remote store, decisions may start from this process's cached copies
-        (the commit's version check catches any that moved). Call-scoped keys (idempotency, settled holds) are
-        assumed absent rather than read: the commit expects them absent, and a conflict brings them back."""
+    def _read(self, keys: list[str], cached: bool) -> tuple[dict[str, Versioned], bool]:
+        """Records from the store, and whether any came from this process's cache instead.
+
+        On a remote store a decision may start from cached copies (a commit's version check catches any that
+        moved; an answer that writes nothing is confirmed by `_confirm`). Call-scoped keys (idempotency, settled
+        holds) are assumed absent rather than read: the commit expects them absent, and a conflict brings them
+        back."""
         cache = self._cache
         if cache is None or not cached:
             got = self._store.read(keys)
             if cache is not None:
-                cache.update((k, v) for k, v in got.items() if not k.startswith(_ONE_SHOT))
-            return got
-        missing = [k for k in keys if k not in cache and not k.startswith(_ONE_SHOT)]
+                cache.put(got.items())
+            return got, False
+        out: dict[str, Versioned] = {}
+        missing = []
+        for key in keys:
+            held = cache.get(key)
+            if held is not None:
+                out[key] = held
+            elif key.startswith(_ONE_SHOT):
+                out[key] = ABSENT
+            else:
+                missing.append(key)
         if missing:
             got = self._store.read(missing)
-            if len(cache) > _CACHE_LIMIT:
-                cache.clear()
-            cache.update(got)
-        return {k: cache.get(k, ABSENT) for k in keys}
+            cache.put(got.items())
+            out.update(got)
+        return out, len(missing) < len(keys)
 
-    def _remember(self, commit: Commit, result: CommitResult) -> None:
-        """Keep the cache in step with a commit: written keys at their new versions, moved keys refreshed."""
+    def _remember(self, commit: Commit, result: CommitResult, fresh: dict[str, Versioned]) -> None:
+        """Keep the cache in step with a commit: written keys at their new versions, moved keys refreshed; the
+        records a conflict sent back go to `fresh` too, for the call's next attempt (one-shot keys included)."""
         cache = self._cache
         if cache is None:
             return
         if result.ok:
-            for key, value in commit.writes.items():
-                if key in commit.expected and not key.startswith(_ONE_SHOT):
-                    cache[key] = ABSENT if value is None else Versioned(commit.expected[key] + 1, value)
-                else:
-                    cache.pop(key, None)
+            cache.drop(key for key in commit.writes if key not in commit.expected)
+            cache.put((key, Versioned(commit.expected[key] + 1, value)) for key, value in commit.writes.items()
+                      if key in commit.expected)
             return
-        for key in commit.expected:
-            cache.pop(key, None)
-        cache.update((k, v) for k, v in result.fresh.items() if not k.startswith(_ONE_SHOT))
-        self._fresh.update(result.fresh)
+        cache.drop(commit.expected)
+        cache.put(result.fresh.items())
+        fresh.update(result.fresh)
 
-    def _snapshot(self, ident: str, extra: Iterable[str] = (), *,
-                  cached: bool = False) -> tuple[Snapshot, dict[str, int], dict[str, Any]]:
+    def _confirm(self, versions: Mapping[str, int], fresh: dict[str, Versioned]) -> bool:
+        """Whether every record an answer rests on is still at the version it was read at (one round trip).
+        What moved goes to the cache and to `fresh`, so the call's next attempt decides on it."""
+        got = self._store.read(list(versions))
+        moved = {key: record for key, record in got.items() if record.version != versions[key]}
+        if self._cache is not None:
+            self._cache.put(moved.items())
+        fresh.update(moved)
+        return not moved
+
+    def _snapshot(self, ident: str, extra: Iterable[str] = (), *, cached: bool = False,
+                  fresh: dict[str, Versioned] | None = None) -> tuple[Snapshot, dict[str, int], dict[str, Any], bool]:
         """The customer `ident` (by id or alt id) and everyone reachable through its refs, with versions.
 
-        `extra` keys are read in the first round trip too; their values come back in the third element.
+        `extra` keys are read in the first round trip too; their values come back in the third element. The
+        fourth says whether any record came from the cache (so an answer resting on it needs confirming).
+        `fresh` holds records a conflict of this call just sent back: they win over the cache and assumptions.
         """
         if self._grouped and codec.CURRENT_GROUP.get() is None:
             with self._in_group(ident):
-                return self._snapshot(ident, extra, cached=cached)
+                return self._snapshot(ident, extra, cached=cached, fresh=fresh)
         first = [_customer_key(ident), _alias_key(ident), *extra]
-        read = self._read(first, cached)
-        if self._fresh:  # records a conflict just sent back win over assumptions
-            read.update({k: self._fresh.pop(k) for k in first if k in self._fresh})
+        read, from_cache = self._read(first, cached)
+        if fresh:
+            read.update({k: fresh.pop(k) for k in first if k in fresh})
         versions = {k: v.version for k, v in read.items()}
         extras = {k: read[k].value for k in extra}
         customers: dict[str, CustomerState] = {}
@@ -333,13 +365,15 @@ class Limitr:
             pending = []
             if not keys:
                 break
-            for key, rec in self._read(keys, cached).items():
+            got, hit = self._read(keys, cached)
+            from_cache = from_cache or hit
+            for key, rec in got.items():
                 versions[key] = rec.version
                 if rec.value is not None:
                     state: CustomerState = rec.value
                     customers[state.id] = state
                     pending.extend(r for r in state.refs if r not in customers)
-        return Snapshot(customers, aliases), versions, extras
+        return Snapshot(customers, aliases), versions, extras, from_cache
 
     def _run(self, ident: str, attempt_fn: Callable[[_Attempt, datetime], T], *,
              idempotency: tuple[str, str] | None = None, extra: Iterable[str] = ()) -> T:
@@ -360,8 +394,9 @@ class Limitr:
         if idem_key:
             extra = (*extra, idem_key)
         cached = True
+        fresh: dict[str, Versioned] = {}
         for attempt_number in range(MAX_ATTEMPTS):
-            snap, versions, extras = self._snapshot(ident, extra, cached=cached)
+            snap, versions, extras, from_cache = self._snapshot(ident, extra, cached=cached, fresh=fresh)
             now = self._clock.now()
             if idem_key and idempotency:
                 seen = extras[idem_key]
@@ -375,14 +410,16 @@ class Limitr:
             if idem_key and idempotency:
                 attempt.writes[idem_key] = {"fingerprint": idempotency[1], "result": result, "at": now}
                 attempt.expires[idem_key] = now + IDEMPOTENCY_KEEP
-            events = self._events(attempt.events, now)
             if not attempt.writes:
-                self._publish(events, ())
+                if from_cache and not self._confirm(versions, fresh):  # a denial never rests on an unconfirmed copy
+                    continue
+                self._publish(self._events(attempt.events, now), ())
                 return result
+            events = self._events(attempt.events, now)
             outbox = self._outbox(ident, events)
             commit = Commit(versions, attempt.writes, outbox, expires=attempt.expires, now=now)
             done = self._store.commit(commit)
-            self._remember(commit, done)
+            self._remember(commit, done, fresh)
             if done:
                 self._publish(events, outbox)
                 return result
@@ -437,7 +474,7 @@ class Limitr:
         return handled
 
     def _view(self, ident: str) -> tuple[Snapshot, CustomerState | None]:
-        snap, _, _ = self._snapshot(ident)
+        snap, _, _, _ = self._snapshot(ident)
         return snap, resolve_customer(snap.customers, snap.aliases, ident)
 
     # -- customers --------------------------------------------------------------------------------------------
@@ -458,7 +495,7 @@ class Limitr:
             group = dict(at.snap.customers)
             for ref in refs_t:  # refs resolve plans: read them too (they may be outside the current group)
                 if ref not in group:
-                    extra, versions, _ = self._snapshot(ref)
+                    extra, versions, _, _ = self._snapshot(ref)
                     group.update(extra.customers)
                     at.versions.update(versions)
             state, change = ops.create(self._compiled, group, id=ident, plan=plan, type=type, label=label,
@@ -695,7 +732,7 @@ class Limitr:
             idem = (key, repr((op, ident, entitlement, request.value, request.step, request.force,
                                request.overhead, request.send_events)))
         if not write:
-            snap, _, _ = self._snapshot(ident)
+            snap, _, _, _ = self._snapshot(ident)
             return self._decider.check(snap, request, self._clock.now()).allowed
 
         def attempt(at: _Attempt, now: datetime) -> bool:
@@ -752,7 +789,7 @@ class Limitr:
         args.ident(entitlement, "entitlement")
         request = Request(ident, entitlement, args.quantity(value), 0, False, args.context(context),
                           args.optional_amount(overhead, "overhead"), caps=args.call_caps(cap))
-        snap, _, _ = self._snapshot(ident)
+        snap, _, _, _ = self._snapshot(ident)
         return self._decider.check(snap, request, self._clock.now()).decision
 
     def _step(self, id: str, entitlement: str, step: int, event: Any, write: bool, cap: Any) -> bool:
@@ -784,7 +821,7 @@ class Limitr:
         """The resolved meter of a read (None for unknowns and feature flags) and the time it was read at."""
         ident = args.ident(id)
         args.ident(entitlement, "entitlement")
-        snap, _, _ = self._snapshot(ident)
+        snap, _, _, _ = self._snapshot(ident)
         now = self._clock.now()
         call = self._decider.locate(snap, ident, entitlement, now)
         return call, now
@@ -1194,7 +1231,7 @@ class Limitr:
         ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
         ctx = args.context(context)
         q = args.amount(quantile, "quantile")
-        snap, _, _ = self._snapshot(ident)
+        snap, _, _, _ = self._snapshot(ident)
         call = self._decider.locate(snap, ident, ent, self._clock.now())
         if call is None:
             return None

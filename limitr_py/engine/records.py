@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TypeVar
 
+from limitr_py import bounds
 from limitr_py.compile.graph import Limit
 from limitr_py.engine.state import (
     AutoTopup,
@@ -95,13 +96,12 @@ class Decoder:
                 return None
             raise self.fail(field, "is required")
         if base == "Decimal":
+            if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
+                raise self.fail(field, f"is not a number: `{raw!r}`")
             try:
-                out = Decimal(str(raw)) if not isinstance(raw, bool) else None
-            except InvalidOperation:
-                out = None
-            if out is None or not out.is_finite():
-                raise self.fail(field, f"is not a number: `{raw}`")
-            return out
+                return bounds.parse_stored(str(raw))
+            except ValueError as exc:  # OutOfRange included: a stored `1e999999999` is refused, never expanded
+                raise self.fail(field, f"is not a number in range: {exc}") from None
         if base == "datetime":
             try:
                 when = datetime.fromisoformat(str(raw))
@@ -111,7 +111,10 @@ class Decoder:
                 raise self.fail(field, f"has no time zone: `{raw}`")
             return when
         if base == "timedelta":
-            return timedelta(microseconds=int(self.value("Decimal", raw, field) * 1000))
+            try:
+                return timedelta(microseconds=int(self.value("Decimal", raw, field) * 1000))
+            except OverflowError:
+                raise self.fail(field, f"is not a duration in range: `{raw}`") from None
         if base == "Schedule":
             try:
                 return parse_schedule(str(raw))
@@ -122,11 +125,14 @@ class Decoder:
                 raise self.fail(field, f"must be true or false, got `{raw}`")
             return raw
         if base == "int":
-            if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).lstrip("-").isdigit():
+            if isinstance(raw, bool) or not isinstance(raw, int | str) or len(str(raw)) > 30 \
+                    or not str(raw).lstrip("-").isdigit():
                 raise self.fail(field, f"must be an integer, got `{raw}`")
             return int(raw)
         if base == "str":
-            return str(raw)
+            if not isinstance(raw, str):
+                raise self.fail(field, f"must be a string, got `{raw!r}`")
+            return raw
         if base.startswith("tuple[str"):
             if isinstance(raw, str) or not isinstance(raw, list | tuple):
                 raise self.fail(field, "must be a list of strings")

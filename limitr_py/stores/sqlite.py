@@ -8,10 +8,12 @@ on the same record. One connection per thread (and per process after a fork).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 from limitr_py.errors import InvalidArgumentError, StoreError
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
@@ -49,14 +51,34 @@ class SQLiteStore:
         parent = Path(self.path).parent
         if not parent.is_dir():
             raise StoreError(f"cannot open `{url}`: directory `{parent}` does not exist")
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file the store opened
         self._connections = ThreadConnections(self._connect)
         self._purged: datetime | None = None
         with self._tx() as conn:
             conn.executescript(SCHEMA)
+        self._identity = self._file_identity()
+
+    def _file_identity(self) -> tuple[int, int]:
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise StoreError(f"`{self.url}` is gone: {exc.strerror} (the database file was deleted or moved; "
+                             f"refusing to answer from a file no other process sees)") from None
+        return st.st_dev, st.st_ino
+
+    def _check_file(self) -> None:
+        """Fail closed when the file was deleted or replaced since the store opened it: an open connection would
+        go on writing into the unlinked file, and everything it commits would be lost to every other engine."""
+        if self._file_identity() != self._identity:
+            raise StoreError(f"`{self.url}` was replaced by another file since it was opened; reopen the store")
 
     def _connect(self) -> sqlite3.Connection:
+        # after the first connection, never create the file: a missing file is an error, not a fresh database
+        target, uri = self.path, False
+        if self._identity is not None:
+            target, uri = f"file:{quote(os.path.abspath(self.path))}?mode=rw", True
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=uri,
                                    check_same_thread=False)  # used by one thread; closed by close()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
@@ -65,6 +87,8 @@ class SQLiteStore:
         return conn
 
     def _conn(self) -> sqlite3.Connection:
+        if self._identity is not None:
+            self._check_file()
         return self._connections.get()
 
     def _tx(self) -> _Transaction:
