@@ -14,6 +14,7 @@ from limitr_py.engine.state import Cap, Grant
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Gate
 from limitr_py.errors import (
     ConcurrentUpdateError,
+    CorruptRecordError,
     IdempotencyConflictError,
     InvalidArgumentError,
     LimitrError,
@@ -30,6 +31,7 @@ __all__ = [
     "Clock",
     "CompiledPolicy",
     "ConcurrentUpdateError",
+    "CorruptRecordError",
     "Customer",
     "Decision",
     "Diagnostic",

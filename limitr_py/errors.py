@@ -47,6 +47,16 @@ class StoreError(LimitrError):
     """The store is unreachable or its data is corrupt; the engine fails closed."""
 
 
+class CorruptRecordError(StoreError):
+    """A stored record that cannot be decoded; `key` names it. `delete_customer` and `set_customer` still replace
+    a corrupt customer record, so it can always be repaired."""
+
+    def __init__(self, key: str, why: str) -> None:
+        repair = "; delete_customer or set_customer replaces it" if key.startswith("customer:") else ""
+        super().__init__(f"corrupt record `{key}`: {why}{repair}")
+        self.key = key
+
+
 class ConcurrentUpdateError(LimitrError):
     """A commit kept losing version checks after every retry."""
 

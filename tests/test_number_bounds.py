@@ -86,7 +86,7 @@ def test_a_number_out_of_range_in_a_call_is_invalid_argument(value: Any) -> None
     for call in (lambda: e.allow("u", "a", value), lambda: e.track("u", "a", value),
                  lambda: e.grant("u", "unit", value), lambda: e.add_customer_cap("u", value),
                  lambda: e.reserve("u", "a", value), lambda: e.check("u", "a", value)):
-        with pytest.raises(InvalidArgumentError, match="range|finite|number"):
+        with pytest.raises(InvalidArgumentError, match=r"range|finite|number"):
             call()
     assert e.customers() == before
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,10 +27,103 @@ class _Unset:
 UNSET: Any = _Unset()
 
 
+ID_MAX = 255
+"""Longest id (customer, entity, alt id, cap, grant, hold, idempotency key) or name accepted."""
+_ID_FORBIDDEN = frozenset(":{}")  # the store's key separator and Redis Cluster's hash-tag braces
+TEXT_MAX = 1000
+"""Longest label or type."""
+DATA_MAX_DEPTH, DATA_MAX_NODES = 32, 10_000
+"""Metadata and event data: nesting and size every store can hold and every reader can walk."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}…{text[-10:]}"
+
+
 def ident(value: Any, what: str = "customer id") -> str:
+    """An id or name: 1–255 printable characters (no control characters, no lone surrogates), without `:`,
+    `{`, `}` and without surrounding spaces. The same alphabet on every store."""
     if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"{what} must be a non-empty string, got `{value!r}`")
+        raise InvalidArgumentError(f"{what} must be a non-empty string, got `{_shown(value)}`")
+    if len(value) > ID_MAX or not value.isprintable() or not _ID_FORBIDDEN.isdisjoint(value) \
+            or value.strip() != value:
+        raise InvalidArgumentError(f"{what} must be 1–{ID_MAX} printable characters without `:`, `{{`, `}}` or "
+                                   f"surrounding spaces, got `{_shown(value)}`")
     return value
+
+
+def optional_ident(value: Any, what: str) -> str | None:
+    return None if value is None else ident(value, what)
+
+
+def text(value: Any, what: str) -> str:
+    """A label or type: printable text (no control characters or lone surrogates), at most 1,000 characters."""
+    if not isinstance(value, str) or len(value) > TEXT_MAX or not value.isprintable():
+        raise InvalidArgumentError(f"{what} must be printable text of at most {TEXT_MAX} characters, "
+                                   f"got `{_shown(value)}`")
+    return value
+
+
+def optional_text(value: Any, what: str) -> str | None:
+    return None if value is None else text(value, what)
+
+
+def flag(value: Any, what: str) -> bool:
+    """True or False, nothing that merely looks like one (`'no'` is truthy)."""
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{what} must be True or False, got `{_shown(value)}`")
+    return value
+
+
+def optional_flag(value: Any, what: str) -> bool | None:
+    return None if value is None else flag(value, what)
+
+
+def data(value: Any, what: str) -> dict[str, Any]:
+    """Metadata or event data: a mapping of JSON-safe values (strings, bounded numbers, booleans, None, lists,
+    mappings with string keys, datetimes), at most 32 levels and 10,000 values; returned as plain dicts/lists."""
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentError(f"{what} must be a mapping, got `{type(value).__name__}`")
+    count = [0]
+    out: dict[str, Any] = _plain(value, what, 0, count)
+    return out
+
+
+def _plain(value: Any, where: str, depth: int, count: list[int]) -> Any:
+    count[0] += 1
+    if count[0] > DATA_MAX_NODES or depth > DATA_MAX_DEPTH:
+        raise InvalidArgumentError(f"{where}: more than {DATA_MAX_NODES} values or {DATA_MAX_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(f"{where}: text with a lone surrogate cannot be stored") from None
+        return value
+    if isinstance(value, int | Decimal | float):
+        try:
+            return parse_quantity(value).amount if not isinstance(value, int) else bounds.check_int(value)
+        except (UnitError, bounds.OutOfRange) as exc:
+            raise InvalidArgumentError(f"{where}: {exc}") from None
+    if isinstance(value, datetime):
+        return as_utc(value, where)
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgumentError(f"{where}: keys must be strings, got `{_shown(key)}`")
+            out[_plain(key, where, depth + 1, count)] = _plain(item, f"{where}.{key}"[:200], depth + 1, count)
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(item, where, depth + 1, count) for item in value]
+    raise InvalidArgumentError(f"{where}: `{type(value).__name__}` values cannot be stored (use text, numbers, "
+                               f"booleans, lists or mappings)")
+
+
+def optional_data(value: Any, what: str) -> dict[str, Any] | None:
+    return None if value is None else data(value, what)
 
 
 def quantity(value: Any, what: str = "value") -> Quantity:
@@ -92,15 +186,15 @@ def events(event: Any) -> tuple[bool, Mapping[str, Any] | None]:
     if isinstance(event, bool):
         return event, None
     if isinstance(event, Mapping):
-        return True, dict(event)
+        return True, data(event, "event")
     if isinstance(event, str):
         if not event:
             return False, None
         try:
-            data = json.loads(event, parse_float=Decimal)
-        except ValueError:
+            parsed = json.loads(event, parse_float=Decimal)
+        except (ValueError, RecursionError):  # not JSON (or nested past the parser): events on, no data
             return True, None
-        return True, data if isinstance(data, dict) else None
+        return True, data(parsed, "event") if isinstance(parsed, dict) else None
     if event is None:
         return True, None
     raise InvalidArgumentError(f"event must be a bool, a mapping or a JSON string, got `{type(event).__name__}`")
@@ -115,9 +209,14 @@ def context(value: Any) -> Mapping[str, Any] | None:
 def names(value: Any, what: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
-        raise InvalidArgumentError(f"{what} must be a list of non-empty strings, got `{value!r}`")
-    return tuple(value)
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise InvalidArgumentError(f"{what} must be a list of ids, got `{_shown(value)}`")
+    out = tuple(value)
+    if len(out) > 1000:
+        raise InvalidArgumentError(f"{what} holds more than 1,000 ids")
+    for v in out:
+        ident(v, f"each of {what}")
+    return out
 
 
 def call_caps(cap: Any) -> tuple[Any, ...]:
@@ -129,3 +228,29 @@ def call_caps(cap: Any) -> tuple[Any, ...]:
     if not isinstance(cap, Mapping) or not cap:
         raise InvalidArgumentError("cap must be a Cap or a non-empty mapping of credit to ceiling")
     return build({ident(k, "cap credit"): amount(v, f"cap ceiling for `{k}`") for k, v in cap.items()})
+
+
+def known(value: Any, names: Collection[str], what: str) -> str:
+    """One of `names`; anything else is an error with a "did you mean" (a typo must not silently fall back)."""
+    name = ident(value, what)
+    if name not in names:
+        close = difflib.get_close_matches(name, list(names), n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else (
+            f"; use one of {', '.join(f'`{n}`' for n in sorted(names)[:10])}" if names else "")
+        raise InvalidArgumentError(f"unknown {what} `{name}`{hint}")
+    return name
+
+
+def fingerprint(*parts: Any) -> str:
+    """What an idempotency key remembers of a call's arguments. Equal quantities are the same argument however
+    they were spelled (`5`, `Decimal("5")`, `"5"`, `5.0`, `"5.00"`: a job queue or a JSON round trip respells
+    them), so quantities are compared by value and unit."""
+    return repr(tuple(_canonical(p) for p in parts))
+
+
+def _canonical(part: Any) -> Any:
+    if isinstance(part, Quantity):
+        return ("q", _canonical(part.amount), part.unit)
+    if isinstance(part, Decimal):
+        return "0" if not part else str(part.normalize())
+    return part

@@ -17,7 +17,7 @@ from typing import Any
 from limitr_py.engine.records import Decoder, customer_from, customer_record, encode
 from limitr_py.engine.state import EstimateState
 from limitr_py.engine.values import Event
-from limitr_py.errors import StoreError
+from limitr_py.errors import CorruptRecordError, StoreError
 from limitr_py.stores.base import Commit, CommitResult, OutboxEntry, Store, Versioned
 
 _CACHE_SIZE = 50_000
@@ -45,7 +45,7 @@ def loads(key: str, text: str) -> Any:
             return {**raw, **{k: d.value("datetime", raw[k], k) for k in ("at", "until") if k in raw}}
         return raw
     except Exception as exc:
-        raise StoreError(f"corrupt record `{key}`: {exc}") from None
+        raise CorruptRecordError(key, str(exc)) from None
 
 
 def _tagged(value: Any) -> Any:
@@ -119,6 +119,11 @@ class EncodedStore:
     def read(self, keys: list[str]) -> dict[str, Versioned]:
         raw = self.inner.read(keys, group=CURRENT_GROUP.get()) if self.grouped else self.inner.read(keys)  # type: ignore[call-arg]
         return {key: self._decode(key, record) for key, record in raw.items()}
+
+    def versions(self, keys: list[str]) -> dict[str, int]:
+        """The current version of each key, without decoding its record (to replace a corrupt one)."""
+        raw = self.inner.read(keys, group=CURRENT_GROUP.get()) if self.grouped else self.inner.read(keys)  # type: ignore[call-arg]
+        return {key: record.version for key, record in raw.items()}
 
     def commit(self, commit: Commit) -> CommitResult:
         writes = {key: None if value is None else dumps(key, value) for key, value in commit.writes.items()}

@@ -5,14 +5,17 @@ it under the notification's name (meter-* and cap-* events only, as in Limitr), 
 the event's name, then the `"*"` handlers. A handler that raises is logged and skipped: the call it reports on
 has already been committed, so its answer must not change.
 
-Each registration has a consumer id (`<name>|<module>.<qualname>` of the handler, stable across restarts). On
-durable stores the engine writes every event to the outbox with the consumers it is owed to, and removes it once
-each of them returned without raising (acknowledged): after a crash, `deliver_pending()` gives every event to the
-consumers that had not acknowledged it.
+Events are owed to the names handlers are registered under (an event name, a notification name, or "*"), not to
+the handlers themselves: a restarted worker registers new function objects (lambdas, bound methods, other
+functions), and what it owes is "the handlers of `meter-overage`", whoever they are now. On durable stores the
+engine writes every event to the outbox with the names it is owed to, and acknowledges a name once every handler
+registered under it returned without raising: after a crash, `deliver_pending()` gives each pending event to the
+handlers registered now under the names still owed, and acknowledges those.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable
@@ -27,24 +30,31 @@ log = logging.getLogger("limitr_py.events")
 _NOTIFIABLE = ("meter-", "cap-")
 
 
-def consumer_id(name: str, handler: Handler) -> str:
-    target = getattr(handler, "__func__", handler)
-    return f"{name}|{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(target).__name__)}"
+EVENT_NAMES = frozenset({
+    "meter-changed", "meter-overage", "meter-limit", "meter-governed", "meter-reset", "limit-reached",
+    "period-closed", "cap-limit", "cap-after-grants", "cap-threshold-crossed", "customer-set", "customer-removed",
+    "customer-plan-changed", "customer-topup-granted", "customer-cap-added", "customer-cap-removed",
+    "customer-cap-reset", "usage-alert-triggered", "auto-topup-triggered",
+})
+"""Every event the engine sends (README: Events); `on()` also takes the policy's notification names and "*"."""
 
 
 class EventBus:
     def __init__(self, notifications: Iterable[Notification]) -> None:
         self._notifications = tuple(notifications)
+        self._names = EVENT_NAMES | {n.name for n in self._notifications} | {"*"}
         self._handlers: dict[str, tuple[tuple[str, Handler], ...]] = {}
         self._lock = threading.Lock()
 
     def on(self, name: str, handler: Handler) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidArgumentError("event name must be a non-empty string (or \"*\")")
+        if not isinstance(name, str) or name not in self._names:
+            close = difflib.get_close_matches(str(name), sorted(self._names), n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else "; use an event name, a notification name or \"*\""
+            raise InvalidArgumentError(f"no event is named `{name}`{hint}")
         if not callable(handler):
             raise InvalidArgumentError(f"handler for `{name}` must be callable")
         with self._lock:  # copy-on-write: publishing never holds the lock
-            self._handlers[name] = (*self._handlers.get(name, ()), (consumer_id(name, handler), handler))
+            self._handlers[name] = (*self._handlers.get(name, ()), (name, handler))
 
     def off(self, name: str, handler: Handler | None = None) -> None:
         with self._lock:

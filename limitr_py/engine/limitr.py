@@ -46,10 +46,12 @@ from limitr_py.engine.state import ZERO, Cap, CustomerState, FeatureConfig, Gran
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Invoice
 from limitr_py.errors import (
     ConcurrentUpdateError,
+    CorruptRecordError,
     IdempotencyConflictError,
     InvalidArgumentError,
     PolicyCompileError,
     PolicySchemaError,
+    StoreError,
 )
 from limitr_py.schedules import ScheduleError, parse_schedule
 from limitr_py.schema import range_problems
@@ -78,8 +80,9 @@ def _alias_key(alt: str) -> str:
     return f"alias:{alt}"
 
 
-def _idempotency_key(key: str) -> str:
-    return f"idempotency:{key}"
+def _idempotency_key(ident: str, key: str) -> str:
+    """Scoped to the customer (as the call named it): another customer's call with the same key is its own."""
+    return f"idempotency:{ident}:{key}"
 
 
 def _locator_key(ident: str) -> str:
@@ -90,8 +93,9 @@ ESTIMATES_GROUP = "limitr-estimates"
 """Policy-wide estimates are shared by every customer: on a sharded store they live in a group of their own."""
 
 
-def _settled_key(hold_id: str) -> str:
-    return f"settled:{hold_id}"
+def _settled_key(ident: str, hold_id: str) -> str:
+    """Scoped to the customer: settling someone else's hold id never marks yours settled."""
+    return f"settled:{ident}:{hold_id}"
 
 
 def _estimates_key(entitlement: str) -> str:
@@ -390,7 +394,7 @@ class Limitr:
         replay returns the recorded result without deciding again.
         """
         extra = tuple(extra)
-        idem_key = _idempotency_key(idempotency[0]) if idempotency else None
+        idem_key = _idempotency_key(ident, idempotency[0]) if idempotency else None
         if idem_key:
             extra = (*extra, idem_key)
         cached = True
@@ -486,9 +490,10 @@ class Limitr:
         start a meter for every limited entitlement now. An existing id is updated (no new meters). None when no
         plan resolves."""
         ident = args.ident(id)
+        plan = args.known(plan, self._compiled.plans, "plan") if plan != "" else ""
+        type, label = args.text(type, "type"), args.text(label, "label")
         refs_t, alts_t = args.names(refs, "refs"), args.names(alt_ids, "alt_ids")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidArgumentError("metadata must be a mapping")
+        meta = args.optional_data(metadata, "metadata")
         alias_keys = [_alias_key(a) for a in alts_t]
 
         def attempt(at: _Attempt, now: datetime) -> Customer | None:
@@ -499,7 +504,7 @@ class Limitr:
                     group.update(extra.customers)
                     at.versions.update(versions)
             state, change = ops.create(self._compiled, group, id=ident, plan=plan, type=type, label=label,
-                                       refs=refs_t, alt_ids=alts_t, metadata=dict(metadata) if metadata else None,
+                                       refs=refs_t, alt_ids=alts_t, metadata=meta or None,
                                        now=now)
             if state is None:
                 return None
@@ -532,7 +537,8 @@ class Limitr:
         return ops.public(state, controls.billing_view(snap.customers, state, self._clock.now()))
 
     def delete_customer(self, id: str) -> bool:
-        """Delete a customer (by id or alt id) and its alt ids. Customers that ref it keep the dangling ref."""
+        """Delete a customer (by id or alt id) and its alt ids. Customers that ref it keep the dangling ref. A
+        customer whose record cannot be decoded is deleted too (its alt ids then resolve to nobody)."""
         ident = args.ident(id)
 
         def attempt(at: _Attempt, now: datetime) -> bool:
@@ -544,7 +550,28 @@ class Limitr:
             at.events.append(("customer-removed", ops.customer_payload(state)))
             return True
 
-        return self._run(ident, attempt)
+        try:
+            return self._run(ident, attempt)
+        except CorruptRecordError as exc:
+            if exc.key != _customer_key(ident):
+                raise
+            return self._replace_corrupt(ident, None)
+
+    def _replace_corrupt(self, ident: str, state: CustomerState | None) -> bool:
+        """Overwrite (or delete) customer `ident`'s undecodable record, checked against its version only: the
+        one repair that must not need to read what it repairs."""
+        key = _customer_key(ident)
+        versions = getattr(self._store, "versions", None)
+        if versions is None:  # only text stores decode, so only they can hold a corrupt record
+            raise StoreError(f"cannot repair `{key}` on `{self._store.url}`")
+        with self._in_group(ident):
+            for _ in range(MAX_ATTEMPTS):
+                commit = Commit(versions([key]), {key: state})
+                if self._store.commit(commit):
+                    if self._cache is not None:
+                        self._cache.drop([key])
+                    return True
+        raise ConcurrentUpdateError(f"gave up replacing the corrupt record `{key}` after {MAX_ATTEMPTS} conflicts")
 
     def _update(self, ident: str, change: Callable[[CustomerState, _Attempt, datetime], bool]) -> bool:
         """Apply `change` to a copy of the customer; write it and send `customer-set` when it returns True."""
@@ -566,6 +593,8 @@ class Limitr:
         """Move a customer to `plan`, keeping its usage (new meters join the current period). False when the
         plan or customer is unknown or the customer is already on it."""
         ident = args.ident(id)
+        plan = args.ident(plan, "plan")
+        overwrite_meters = args.flag(overwrite_meters, "overwrite_meters")
 
         def attempt(at: _Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
@@ -644,6 +673,10 @@ class Limitr:
         customer, entitlement or credit is unknown.
         """
         ident, ent_name = args.ident(id), args.ident(entitlement, "entitlement")
+        credit = args.optional_ident(credit, "credit")
+        resets = args.optional_flag(resets, "resets")
+        quantity = args.quantity(value) if value is not None else None
+        step = args.quantity(increment, "increment") if increment is not None else None
         if mode is not None and mode not in ("hard", "soft", "observe"):
             raise InvalidArgumentError(f"mode must be `hard`, `soft` or `observe`, got `{mode}`")
         if reset_inc is not None and reset_sch is not None:
@@ -668,9 +701,8 @@ class Limitr:
                 return False
             limit = Limit(
                 credit=found.name, mode=mode or (base.mode if base else "hard"),
-                value=quantity_in(found, args.quantity(value)) if value is not None else (base.value if base else ZERO),
-                increment=(quantity_in(found, args.quantity(increment, "increment")) if increment is not None
-                           else (base.increment if base else ZERO)),
+                value=quantity_in(found, quantity) if quantity is not None else (base.value if base else ZERO),
+                increment=(quantity_in(found, step) if step is not None else (base.increment if base else ZERO)),
                 resets=resets if resets is not None else (base.resets if base else False),
                 reset_inc=period if period or schedule else (base.reset_inc if base else None),
                 reset_sch=schedule if period or schedule else (base.reset_sch if base else None))
@@ -709,11 +741,22 @@ class Limitr:
             at.events.append(("customer-set", ops.customer_payload(state)))
             return ops.public(state)
 
-        return self._run(state.id, attempt)
+        try:
+            return self._run(state.id, attempt)
+        except CorruptRecordError as exc:
+            if exc.key != _customer_key(state.id):
+                raise
+            self._replace_corrupt(state.id, None)  # then restore as onto a deleted customer
+            return self._run(state.id, attempt)
 
     def load_customers(self, records: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]]) -> int:
         """`set_customer` for each record (a list, or a mapping id → record); returns how many were loaded."""
+        if isinstance(records, str | bytes) or not isinstance(records, Mapping | Iterable):
+            raise InvalidArgumentError(f"records must be a list or a mapping of customer records, got "
+                                       f"`{type(records).__name__}`")
         items = list(records.values()) if isinstance(records, Mapping) else list(records)
+        if not all(isinstance(r, Mapping) for r in items):
+            raise InvalidArgumentError("every customer record must be a mapping (as `customers()` exports them)")
         states = [customer_from(r) for r in items]  # every record is checked before any is written
         for state in states:
             self.set_customer(customer_record(state))
@@ -729,8 +772,8 @@ class Limitr:
         idem = None
         if idempotency_key is not None:
             key = args.ident(idempotency_key, "idempotency_key")
-            idem = (key, repr((op, ident, entitlement, request.value, request.step, request.force,
-                               request.overhead, request.send_events)))
+            idem = (key, args.fingerprint(op, ident, entitlement, request.value, request.step, request.force,
+                                          request.overhead, request.send_events))
         if not write:
             snap, _, _, _ = self._snapshot(ident)
             return self._decider.check(snap, request, self._clock.now()).allowed
@@ -767,7 +810,7 @@ class Limitr:
         """
         send, data = args.events(event)
         request = Request(id if isinstance(id, str) else "", entitlement, args.quantity(value), 0, send, data,
-                          args.optional_amount(overhead, "overhead"), bool(force), args.call_caps(cap),
+                          args.optional_amount(overhead, "overhead"), args.flag(force, "force"), args.call_caps(cap),
                           self._probe_on())
         return self._meter_call(id, entitlement, request, write=True, idempotency_key=idempotency_key)
 
@@ -981,13 +1024,14 @@ class Limitr:
             raise InvalidArgumentError(f"a grant must be positive, got `{value}`")
         until = args.when(expires_on, "expires_on")
         key = args.ident(grant_id, "grant_id") if grant_id is not None else _new_id("lgrnt_")
+        meta = args.optional_data(metadata, "metadata")
         made: list[Grant] = []
 
         def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
             if key in c.grants:
                 return False
             g = Grant(id=key, credit=credit_name, value=amount, starting_value=amount, created_on=now,
-                      granted_on=now, expires_on=until, metadata=dict(metadata) if metadata else None)
+                      granted_on=now, expires_on=until, metadata=meta or None)
             c.grants[key] = g
             made.append(g)
             return True
@@ -1037,6 +1081,12 @@ class Limitr:
         the credit has no path to runes, `cap_id` is taken, or an exchangeable cap would price through a
         stairstep curve (no per-unit price)."""
         ident = args.ident(id)
+        credit = args.ident(credit, "credit")
+        flags = {name: args.flag(v, name) for name, v in (
+            ("ignore_grants", ignore_grants), ("overage_only", overage_only), ("observe_only", observe_only),
+            ("overhead_cost", overhead_cost), ("follow_decrements", follow_decrements), ("resets", resets),
+            ("events", events), ("hard_trailing", hard_trailing), ("shared", shared))}
+        exchangeable = args.optional_flag(exchangeable, "exchangeable")
         policy = self._compiled
         if credit != RUNE and credit not in policy.credits and credit not in policy.exchange.pairs:
             return None
@@ -1068,10 +1118,11 @@ class Limitr:
             if state is None or key in state.caps:
                 return None
             cap = Cap(id=key, value=ceiling, credit=credit, exchangeable=bool(exchangeable),
-                      ignore_grants=ignore_grants, overage_only=overage_only, observe_only=observe_only,
-                      overhead_cost=overhead_cost, follow_decrements=follow_decrements, hard_trailing=hard_trailing,
-                      shared=shared, shared_with=shared_t, scope=scope_t, created_on=now, started=now,
-                      resets=bool(resets or period or schedule), reset_inc=period, reset_sch=schedule,
+                      ignore_grants=flags["ignore_grants"], overage_only=flags["overage_only"],
+                      observe_only=flags["observe_only"], overhead_cost=flags["overhead_cost"],
+                      follow_decrements=flags["follow_decrements"], hard_trailing=flags["hard_trailing"],
+                      shared=flags["shared"], shared_with=shared_t, scope=scope_t, created_on=now, started=now,
+                      resets=bool(flags["resets"] or period or schedule), reset_inc=period, reset_sch=schedule,
                       last_reset=schedule.start_of_period(now) if schedule else None, expires_on=until)
             copy = state.copy()
             copy.caps[key] = cap
@@ -1087,7 +1138,7 @@ class Limitr:
     def customer_cap(self, id: str, cap_id: str) -> Cap | None:
         """The cap as of now (a finished period shows as reset, an expired cap as None)."""
         _, state = self._view(args.ident(id))
-        cap = state.caps.get(cap_id) if state else None
+        cap = state.caps.get(args.ident(cap_id, "cap_id")) if state else None
         return None if cap is None else caps_mod.current(cap, self._clock.now())
 
     def reset_customer_cap(self, id: str, cap_id: str, events: bool = True) -> bool:
@@ -1099,6 +1150,7 @@ class Limitr:
 
     def _cap_change(self, id: str, cap_id: str, events: bool, name: str, *, remove: bool) -> bool:
         ident = args.ident(id)
+        cap_id, events = args.ident(cap_id, "cap_id"), args.flag(events, "events")
 
         def attempt(at: _Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
@@ -1131,6 +1183,7 @@ class Limitr:
         """
         ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
         ctx = args.context(context)
+        segment = args.optional_text(segment, "segment")
         lifetime = args.duration(ttl, "ttl") if ttl is not None else self._compiled.hold_ttl
         q = args.amount(quantile, "quantile")
         given_overhead = args.optional_amount(overhead, "overhead")
@@ -1167,13 +1220,15 @@ class Limitr:
         """Resolve a hold: drop it and record the actual usage (forced: the work already happened), then learn
         from it. A hold settles once; settling it again records nothing and returns False."""
         ident, ent, hid = args.ident(id), args.ident(entitlement, "entitlement"), args.ident(hold_id, "hold_id")
+        idem_key = args.optional_ident(idempotency_key, "idempotency_key")
+        segment = args.optional_text(segment, "segment")
         send, data = args.events(event)
         request = Request(ident, ent, args.quantity(value), 0, send, data,
                           args.optional_amount(overhead, "overhead"), True)
         basis_n = args.optional_amount(basis, "basis")
         learned: list[holds.Learn] = []
 
-        settled_key = _settled_key(hid)
+        settled_key = _settled_key(ident, hid)
 
         def attempt(at: _Attempt, now: datetime) -> bool:
             learned.clear()
@@ -1198,8 +1253,8 @@ class Limitr:
                     at.put_customers(outcome.changed)
             return outcome.allowed
 
-        done = self._run(ident, attempt, idempotency=(idempotency_key, repr(("settle", ident, ent, hid, value)))
-                         if idempotency_key is not None else None, extra=(settled_key,))
+        idem = (idem_key, args.fingerprint("settle", ident, ent, hid, request.value)) if idem_key else None
+        done = self._run(ident, attempt, idempotency=idem, extra=(settled_key,))
         for learn in learned:
             self._learn_policy(learn)
         return done
@@ -1230,6 +1285,7 @@ class Limitr:
         observations, else every customer's; None before anything is learned (or per-basis without a basis)."""
         ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
         ctx = args.context(context)
+        segment = args.optional_text(segment, "segment")
         q = args.amount(quantile, "quantile")
         snap, _, _, _ = self._snapshot(ident)
         call = self._decider.locate(snap, ident, ent, self._clock.now())
@@ -1246,6 +1302,7 @@ class Limitr:
         per-basis entitlement without a basis."""
         ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
         ctx = args.context(context)
+        segment = args.optional_text(segment, "segment")
         quantity = args.quantity(value)
         given_overhead = args.optional_amount(overhead, "overhead")
         basis_n = args.optional_amount(basis, "basis")
@@ -1396,8 +1453,9 @@ class Limitr:
         """Create an entity of a customer (a customer that refs it). With `feature` the entity takes one unit of
         it on the customer (a seat): when that is denied, nothing is created and the answer is False."""
         ident, ent_id = args.ident(id), args.ident(entity_id, "entity_id")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidArgumentError("metadata must be a mapping")
+        feature = args.optional_ident(feature, "feature")
+        type, label = args.text(type, "type"), args.optional_text(label, "label")
+        meta = args.optional_data(metadata, "metadata")
         events_on = self._bus.active
 
         def attempt(at: _Attempt, now: datetime) -> bool:
@@ -1417,7 +1475,7 @@ class Limitr:
             holder.entities = (*holder.entities, ent_id)
             changed[parent.id] = holder
             entity = CustomerState(id=ent_id, plan="", type=type, label=label or ent_id, refs=(parent.id,),
-                                   metadata=dict(metadata or {}), created=now, parent=parent.id)
+                                   metadata=meta or {}, created=now, parent=parent.id)
             view = {**at.snap.customers, **changed, ent_id: entity}
             plan = plan_for(self._compiled, view, entity)
             if plan is not None:
@@ -1434,6 +1492,7 @@ class Limitr:
     def remove_entity(self, id: str, entity_id: str, *, feature: str | None = None) -> bool:
         """Delete an entity; with `feature`, give its unit back to the customer."""
         ident, ent_id = args.ident(id), args.ident(entity_id, "entity_id")
+        feature = args.optional_ident(feature, "feature")
 
         def attempt(at: _Attempt, now: datetime) -> bool:
             parent = resolve_customer(at.snap.customers, at.snap.aliases, ident)
@@ -1496,6 +1555,9 @@ class Limitr:
         found = self._compiled.plans.get(args.ident(plan, "plan"))
         if found is None:
             return None
+        if not isinstance(entitlements, Mapping):
+            raise InvalidArgumentError(f"entitlements must be a mapping of entitlement to usage, got "
+                                       f"`{type(entitlements).__name__}`")
         return margins.plan_breakdown(self._decider, found, entitlements, scaled)
 
     # -- helpers used by tests and tools -------------------------------------------------------------------------
