@@ -17,7 +17,9 @@ import pytest
 
 from limitr_py import Limitr, StoreError
 from limitr_py.engine.values import Event
-from limitr_py.stores import Commit, CommitResult, open_store
+from limitr_py.engine import codec
+from limitr_py.stores import Commit, CommitResult, OutboxEntry, open_store
+from tests.engine_helpers import START
 from tests import backends
 
 DOC: dict[str, Any] = {"policy": {
@@ -239,3 +241,25 @@ def test_a_deleted_or_replaced_sqlite_file_fails_closed(tmp_path: Path, fault: s
         t.join(timeout=30)
         assert len(errors) == 1 and isinstance(errors[0], StoreError)
         assert path.exists() == (fault == "replaced")
+
+
+def test_pending_events_go_to_the_handlers_registered_now_under_their_name(text_store_url: str) -> None:
+    # issue 10, item 12: a crashed worker's events were owed to its handler's module and qualname, so a restarted
+    # worker whose handler is a lambda (or another function) never received them
+    store_url = text_store_url  # the memory store's outbox dies with its process: nothing is pending after it
+    with Limitr.new(DOC, store=store_url) as crashed:
+        crashed.on("meter-changed", lambda e: (_ for _ in ()).throw(RuntimeError("killed before the ack")))
+        crashed.create_customer("u")
+        assert crashed.allow("u", "api", 1)
+        inner = getattr(crashed.store, "inner", crashed.store)
+        # an entry as 0.1 wrote it: owed to `<name>|<module>.<qualname>`
+        group = "u" if getattr(inner, "grouped", False) else None  # customer `u` is its own group
+        body = codec.dump_event(Event("meter-changed", {"n": 1}, START, "legacy-1"))
+        legacy = OutboxEntry("legacy-1", group or "customer:u", body, ("meter-changed|old_module.handler",))
+        inner.commit(Commit({}, {}, (legacy,), group=group))
+    with Limitr.new(DOC, store=store_url) as restarted:
+        seen: list[Event] = []
+        restarted.on("meter-changed", lambda e: seen.append(e))  # a different function object, a lambda
+        assert restarted.deliver_pending() == 2
+        assert sorted(e.id == "legacy-1" for e in seen) == [False, True]
+        assert restarted.deliver_pending() == 0  # acknowledged once each

@@ -471,8 +471,10 @@ class Limitr:
         handled = 0
         for entry in self._store.pending(limit):
             event = codec.load_event(entry.body)
-            done = self._bus.deliver(event, only=entry.consumers)
-            owed = tuple(c for c in entry.consumers if c not in done)
+            # 0.1 wrote `<name>|<module>.<qualname>`; what is owed is the name before the bar
+            names = tuple(dict.fromkeys(c.split("|", 1)[0] for c in entry.consumers))
+            done = self._bus.deliver(event, only=names)
+            owed = tuple(c for c in names if c not in done)
             self._store.commit(Commit({}, {}, acks={entry.id: owed}, group=entry.group))
             handled += 1
         return handled
