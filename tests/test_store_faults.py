@@ -16,11 +16,11 @@ import psycopg
 import pytest
 
 from limitr_py import Limitr, StoreError
-from limitr_py.engine.values import Event
 from limitr_py.engine import codec
+from limitr_py.engine.values import Event
 from limitr_py.stores import Commit, CommitResult, OutboxEntry, open_store
-from tests.engine_helpers import START
 from tests import backends
+from tests.engine_helpers import START
 
 DOC: dict[str, Any] = {"policy": {
     "credits": {"usd_unit": {"price": {"amount": 1}}},
