@@ -1,6 +1,8 @@
 """The `limitr` command. `run(argv, stdout, stderr)` is the whole CLI (tests call it in-process); `main()` wraps it.
 
-Exit codes: 0 success / valid, 1 invalid policy, 2 usage or I/O error.
+Exit codes: 0 success / valid, 1 invalid policy, 2 usage or I/O error, 3 internal error (a bug: one line on stderr
+naming the exception, never a traceback; `validate` still checks every other file). With `--format json`, standard
+output is always one JSON document, errors included.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from limitr_py import __version__
 from limitr_py.compile import compile_document
@@ -28,7 +30,7 @@ from limitr_py.money import exponent
 from limitr_py.resources import resource_path
 from limitr_py.simulate import SimulationError, replay, report
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 DEFAULT_STORE = "sqlite:///limitr.db"
 """The CLI's store when neither --store nor LIMITR_STORE says otherwise: a SQLite file in the working directory."""
 
@@ -89,6 +91,7 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help / --version print and exit 0
         return int(exc.code or 0)
+    as_json = getattr(args, "format", None) == "json"
     try:
         if args.command == "validate":
             return _validate(args, stdout, stderr)
@@ -101,8 +104,22 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
         stdout.write(resource_path("schemas", "policy.schema.json").read_text(encoding="utf-8"))
         return EXIT_OK
     except _Usage as exc:
-        stderr.write(f"limitr: {exc}\n")
-        return EXIT_USAGE
+        return _fail(EXIT_USAGE, "usage", str(exc), stdout, stderr, as_json)
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted", "interrupted", stdout, stderr, as_json)
+    except Exception as exc:  # a bug: reported in one line, not as a traceback
+        return _fail(EXIT_INTERNAL, "internal", _internal(exc), stdout, stderr, as_json)
+
+
+def _internal(exc: BaseException) -> str:
+    return f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} (please report it)"
+
+
+def _fail(code: int, kind: str, message: str, stdout: IO[str], stderr: IO[str], as_json: bool) -> int:
+    stderr.write(f"limitr: {message}\n")
+    if as_json:
+        stdout.write(json.dumps({"error": {"kind": kind, "message": message, "exit": code}}) + "\n")
+    return code
 
 
 def main() -> None:
@@ -133,13 +150,23 @@ def _policy_files(paths: list[str], exclude: list[str]) -> list[Path]:
     return files
 
 
-def _check(path: Path) -> tuple[list[Diagnostic], str | None, str | None]:
+class _Checked(NamedTuple):
+    path: Path
+    diagnostics: list[Diagnostic]
+    format: str | None = None
+    fingerprint: str | None = None
+    internal: str | None = None  # the one-line report of a bug met while checking this file
+
+
+def _check(path: Path) -> _Checked:
     try:
         doc = load_document(path)
         policy = compile_document(doc)
     except PolicyError as exc:
-        return list(exc.diagnostics), None, None
-    return [], doc.format, policy.fingerprint
+        return _Checked(path, list(exc.diagnostics))
+    except Exception as exc:  # a bug in a reader or a check: this file is reported, the others still checked
+        return _Checked(path, [], internal=_internal(exc))
+    return _Checked(path, [], doc.format, policy.fingerprint)
 
 
 def _github_escape(text: str, *, prop: bool = False) -> str:
@@ -148,33 +175,40 @@ def _github_escape(text: str, *, prop: bool = False) -> str:
 
 
 def _validate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    files = _policy_files(args.paths, args.exclude)
-    results = [(path, *_check(path)) for path in files]
-    invalid = [r for r in results if r[1]]
+    results = [_check(path) for path in _policy_files(args.paths, args.exclude)]
+    invalid = [r for r in results if r.diagnostics or r.internal]
+    broken = [r for r in results if r.internal]
+    for r in broken:
+        stderr.write(f"limitr: {r.path}: {r.internal}\n")
     if args.format == "json":
         report = {
             "valid": not invalid,
-            "files": [{"path": str(path), "valid": not diags, "format": fmt, "fingerprint": fp,
-                       "diagnostics": [d.to_json() for d in diags]} for path, diags, fmt, fp in results],
+            "files": [{"path": str(r.path), "valid": not (r.diagnostics or r.internal), "format": r.format,
+                       "fingerprint": r.fingerprint, "diagnostics": [d.to_json() for d in r.diagnostics],
+                       **({"internal_error": r.internal} if r.internal else {})} for r in results],
         }
         stdout.write(json.dumps(report, indent=2) + "\n")
     elif args.format == "github":
-        for _path, diags, _fmt, _fp in results:
-            for d in diags:
+        for r in results:
+            for d in r.diagnostics:
                 props = f"file={_github_escape(d.file, prop=True)},line={d.line},col={d.col},title={d.code}"
                 message = d.message + (f" (hint: {d.hint})" if d.hint else "")
                 stdout.write(f"::error {props}::{_github_escape(message)}\n")
+            if r.internal:
+                stdout.write(f"::error file={_github_escape(str(r.path), prop=True)}::{_github_escape(r.internal)}\n")
     else:
-        for _path, diags, _fmt, _fp in results:
-            shown = diags if args.all else diags[:1]
+        for r in results:
+            shown = r.diagnostics if args.all else r.diagnostics[:1]
             for d in shown:
                 stdout.write(d.render() + "\n\n")
-            if len(diags) > len(shown):
-                stdout.write(f"({len(diags) - len(shown)} more in {diags[0].file}; use --all to see them)\n\n")
-        count = sum(len(r[1]) for r in results)
+            if len(r.diagnostics) > len(shown):
+                stdout.write(f"({len(r.diagnostics) - len(shown)} more in {r.diagnostics[0].file}; "
+                             "use --all to see them)\n\n")
+        count = sum(len(r.diagnostics) for r in results)
         summary = f"{len(results)} file(s) checked: {len(results) - len(invalid)} valid, {len(invalid)} invalid"
-        stdout.write(summary + (f" ({count} problem(s))" if count else "") + "\n")
-    return EXIT_INVALID if invalid else EXIT_OK
+        stdout.write(summary + (f" ({count} problem(s))" if count else "")
+                     + (f", {len(broken)} internal error(s)" if broken else "") + "\n")
+    return EXIT_INTERNAL if broken else EXIT_INVALID if invalid else EXIT_OK
 
 
 # -- convert -------------------------------------------------------------------------------------------------
@@ -207,18 +241,23 @@ def _convert(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 # -- explain -------------------------------------------------------------------------------------------------
 
-def _load_compiled(path: str, stderr: IO[str]) -> CompiledPolicy | None:
+def _load_compiled(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> CompiledPolicy | None:
+    path = args.policy
     try:
         return compile_document(load_document(Path(path)))
     except PolicyError as exc:
         stderr.write(exc.render() + "\n")
+        if args.format == "json":
+            stdout.write(json.dumps({"error": {"kind": "invalid", "message": f"`{path}` is not a valid policy",
+                                               "exit": EXIT_INVALID,
+                                               "diagnostics": [d.to_json() for d in exc.diagnostics]}}) + "\n")
         return None
     except OSError as exc:
         raise _Usage(f"cannot read `{path}`: {exc.strerror}") from None
 
 
 def _explain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    compiled = _load_compiled(args.policy, stderr)
+    compiled = _load_compiled(args, stdout, stderr)
     if compiled is None:
         return EXIT_INVALID
     url = args.store or os.environ.get("LIMITR_STORE") or DEFAULT_STORE
@@ -251,7 +290,7 @@ PROGRESS_EVERY = 10_000
 
 
 def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    compiled = _load_compiled(args.policy, stderr)
+    compiled = _load_compiled(args, stdout, stderr)
     if compiled is None:
         return EXIT_INVALID
     show = args.progress or stderr.isatty()
@@ -269,8 +308,7 @@ def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     except OSError as exc:
         raise _Usage(f"cannot read `{args.events}`: {exc.strerror}") from None
     except SimulationError as exc:
-        stderr.write(f"limitr: {args.events}: {exc}\n")
-        return EXIT_USAGE
+        return _fail(EXIT_USAGE, "usage", f"{args.events}: {exc}", stdout, stderr, args.format == "json")
     if show:
         stderr.write(f"\rsimulated: {summary.events:,} events\n")
     result = report(engine, summary)

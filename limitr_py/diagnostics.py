@@ -6,6 +6,8 @@ Codes are stable: L1xx syntax (the reader), L2xx schema, L3xx semantic checks. `
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 CODES: dict[str, str] = {
@@ -44,6 +46,45 @@ CODES: dict[str, str] = {
     "L314": "package pricing without `billing_units`, or `billing_units` on another model",
 }
 
+GENERAL_HINTS: dict[str, str] = {
+    "L101": "fix the syntax at this position (the README's Formats section lists what each reader accepts)",
+    "L102": "compute the value outside the policy and write it as a literal",
+    "L103": "write the referenced value here as a literal",
+    "L104": "write the computed value as a literal",
+    "L105": "write the policy as plain data under one `policy` field",
+    "L106": "use a unit suffix the README's Formats section lists (`ms`, `s`, `MB`, `GiB`, …)",
+    "L107": "use one of the escapes \\n \\t \\\\ \\\" \\' \\u{…}",
+    "L108": "keep one of the two keys",
+    "L109": "write plain data: maps, lists, strings, numbers, booleans",
+    "L110": "make the document smaller or flatter",
+    "L111": "pass format= or use a .json, .yaml, .toml or .stof suffix",
+    "L112": "save the file as UTF-8",
+    "L201": "remove the field or check its spelling",
+    "L202": "write a value of the type the schema expects here",
+    "L203": "use one of the allowed values",
+    "L204": "keep numbers below 10^30 with at most 30 digits after the point",
+    "L205": "add the missing field",
+    "L206": "write a number, a quantity with its unit (`250MB`) or a duration (`30d`, `1h`)",
+    "L207": "see the schema rule named in the message",
+    "L301": "define the credit under `policy.credits` or fix the name",
+    "L302": "give the pricing model the price or tiers it needs",
+    "L303": "order the tiers by `up_to` and end with one without `up_to`",
+    "L304": "add an exchange pair that leads to runes",
+    "L305": "keep either `reset_inc` or `reset_sch`",
+    "L306": ("use `monthly:N`, `monthly:last`, `weekly:mon`, `nth_weekday:N:mon`, `yearly:M-D`, `quarterly:D` or "
+             "`cron:…`, optionally ending in `@Zone/Name`"),
+    "L307": "give the governor both `capacity` and `refill`, on a hard limit",
+    "L308": "remove `hard_trailing` or make the limit hard",
+    "L309": "use a unit of the credit's dimension",
+    "L310": "make the trial and the subscription entitlement agree",
+    "L311": "use literals, payload paths, arithmetic, comparisons, `and`/`or`/`not` and `in`",
+    "L312": "use a positive amount or duration",
+    "L313": "use a scope a customer type of the policy can have",
+    "L314": "give package pricing `billing_units`, and only package pricing",
+}
+"""The hint a diagnostic carries when its reader or check has nothing more specific to say: every problem
+reported to a user comes with a way to fix it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
@@ -58,6 +99,11 @@ class Diagnostic:
     hint: str | None = None
     source_line: str | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        hint = GENERAL_HINTS.get(self.code) if self.hint is None else self.hint
+        object.__setattr__(self, "hint", _clip_quoted(hint) if hint is not None else None)
+        object.__setattr__(self, "message", _clip_quoted(self.message))
+
     @property
     def severity(self) -> str:
         return "error"
@@ -71,12 +117,12 @@ class Diagnostic:
         if self.source_line is not None:
             gutter = str(self.line)
             pad = " " * len(gutter)
-            text = self.source_line.rstrip("\n").expandtabs(1)
+            text, caret = _window(self.source_line.rstrip("\n").expandtabs(1), self.col - 1)
             lines.append(f"{pad} |")
             lines.append(f"{gutter} | {text}")
-            lines.append(f"{pad} | {' ' * max(0, self.col - 1)}^")
+            lines.append(f"{pad} | {' ' * caret}^")
         if self.pointer:
-            lines.append(f"  = at: {self.pointer}")
+            lines.append(f"  = at: {'/'.join(_clip(t) for t in self.pointer.split('/'))}")
         if self.hint:
             lines.append(f"  = hint: {self.hint}")
         return "\n".join(lines)
@@ -92,6 +138,43 @@ class Diagnostic:
             "pointer": self.pointer,
             "hint": self.hint,
         }
+
+
+def close_match(word: object, choices: Iterable[str]) -> str | None:
+    """The choice `word` is most likely a typo of, or None. A word much longer than every choice cannot be one,
+    and is not compared: difflib's cost grows with the word (a 10 MB key would take seconds and 300 MB)."""
+    options = list(choices)
+    text = str(word)
+    if not options or len(text) > 2 * max(map(len, options)) + 8:
+        return None
+    close = difflib.get_close_matches(text, options, n=1)
+    return close[0] if close else None
+
+
+_QUOTED_WIDTH = 60
+_LINE_WIDTH = 160
+
+
+def _clip(text: str, width: int = _QUOTED_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 20] + "…" + text[-19:]
+
+
+def _clip_quoted(text: str) -> str:
+    """Shortens every `quoted` span longer than 60 characters: a 10 MB key stays readable in a message."""
+    if len(text) <= _QUOTED_WIDTH:
+        return text
+    parts = text.split("`")
+    return "`".join(_clip(part) if i % 2 else part for i, part in enumerate(parts))
+
+
+def _window(line: str, col: int) -> tuple[str, int]:
+    """At most 160 characters of a source line around the column, and the caret's place in them."""
+    if len(line) <= _LINE_WIDTH:
+        return line, max(0, col)
+    start = min(max(0, col - _LINE_WIDTH // 2), len(line) - _LINE_WIDTH)
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if start + _LINE_WIDTH < len(line) else ""
+    return prefix + line[start:start + _LINE_WIDTH] + suffix, col - start + len(prefix)
 
 
 def escape_pointer_token(token: str) -> str:

@@ -8,7 +8,6 @@ two agree.
 
 from __future__ import annotations
 
-import difflib
 import json
 from decimal import Decimal
 from functools import lru_cache
@@ -18,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from limitr_py import bounds
-from limitr_py.diagnostics import Diagnostic, pointer_join
+from limitr_py.diagnostics import Diagnostic, close_match, pointer_join
 from limitr_py.documents.source import SourceDocument
 from limitr_py.resources import resource_path
 
@@ -117,8 +116,8 @@ def _convert(doc: SourceDocument, error: ValidationError) -> list[Diagnostic]:
                                        f"not {_describe(error.instance)}", pointer, value=True)]
     if validator == "enum":
         choices = [str(c) for c in error.validator_value]
-        close = difflib.get_close_matches(str(error.instance), choices, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"use one of {', '.join(f'`{c}`' for c in choices)}"
+        close = close_match(error.instance, choices)
+        hint = f"did you mean `{close}`?" if close else f"use one of {', '.join(f'`{c}`' for c in choices)}"
         return [doc.diagnostic("L203", f"`{name}` must be one of {', '.join(f'`{c}`' for c in choices)}, "
                                        f"not {_describe(error.instance)}", pointer, hint, value=True)]
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
@@ -155,8 +154,8 @@ def _unknown_field(doc: SourceDocument, parent: str, key: str, known: list[str])
     elif parent == "" and not known:
         hint = None
     else:
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f"did you mean `{close[0]}`?" if close else (
+        close = close_match(key, known)
+        hint = f"did you mean `{close}`?" if close else (
             f"known fields: {', '.join(f'`{k}`' for k in known[:12])}" if known else None)
     return doc.diagnostic("L201", f"unknown field `{key}`", pointer, hint)
 
@@ -176,7 +175,6 @@ def range_problems(doc: SourceDocument) -> list[Diagnostic]:
             try:
                 bounds.check_int(node) if isinstance(node, int) else bounds.check(node)
             except bounds.OutOfRange as exc:
-                out.append(doc.diagnostic("L204", str(exc), pointer, "write the number within the documented "
-                                          "range (README: Numbers)", value=True))
+                out.append(doc.diagnostic("L204", str(exc), pointer, value=True))
     out.sort(key=lambda d: (d.line, d.col))
     return out

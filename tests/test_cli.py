@@ -146,3 +146,76 @@ def test_explain_reads_the_state_of_the_store_given_or_named_in_the_environment(
     assert out.getvalue().startswith("denied by gate `customer`") and (tmp_path / "limitr.db").exists()
     assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails", "--store",
                 "nosuch://x"], out, err) == 2
+
+
+# -- hostile files, internal errors and JSON output (issue 10, item 9) ----------------------------------------
+
+HOSTILE_FILES = {
+    "a_exponent.json": '{"policy": {"version": 1e999999999}}',
+    "b_unterminated.stof": "policy: { credits: {} } /* " * 2000,
+    "c_deep.yaml": "a: " + "[" * 100_000,
+    "d_dotted.toml": "a" + ".a" * 50_000 + " = 1\n",
+    "e_bomb.yaml": 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
+        f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)),
+}
+
+
+def _hostile_directory(tmp_path: Path) -> Path:
+    for name, text in HOSTILE_FILES.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "z_valid.yaml").write_bytes((SAMPLES / "ai_chat_caps" / "policy.yaml").read_bytes())
+    return tmp_path
+
+
+def test_validate_reports_every_hostile_file_and_still_checks_the_ones_after_them(tmp_path: Path) -> None:
+    # A real process: what a CI job sees. Before the fix the first of these files never returned.
+    done = subprocess.run([sys.executable, "-m", "limitr_py", "validate", "--format", "json",
+                           str(_hostile_directory(tmp_path))], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    report = json.loads(done.stdout)
+    by_name = {Path(f["path"]).name: f for f in report["files"]}
+    assert set(by_name) == {*HOSTILE_FILES, "z_valid.yaml"}
+    codes = {name: [d["code"] for d in f["diagnostics"]] for name, f in by_name.items()}
+    assert codes == {"a_exponent.json": ["L204"], "b_unterminated.stof": ["L101"], "c_deep.yaml": ["L110"],
+                     "d_dotted.toml": ["L110"], "e_bomb.yaml": ["L110"], "z_valid.yaml": []}
+    assert by_name["z_valid.yaml"]["valid"] and by_name["z_valid.yaml"]["fingerprint"]
+
+
+def test_an_internal_error_is_exit_3_with_one_line_and_the_other_files_are_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No input is known to reach a bug any more, so one is injected: the compiler fails on one file's policy.
+    import limitr_py.cli as cli_module
+
+    real = cli_module.compile_document
+
+    def compile_or_fail(doc):  # type: ignore[no-untyped-def]
+        if doc.file.endswith("b_bug.yaml"):
+            raise RuntimeError("injected\nbug")
+        return real(doc)
+
+    monkeypatch.setattr(cli_module, "compile_document", compile_or_fail)
+    for name in ("a_ok.yaml", "b_bug.yaml", "c_ok.yaml"):
+        (tmp_path / name).write_bytes((SAMPLES / "ai_chat_caps" / "policy.yaml").read_bytes())
+    code, out, err = cli("validate", str(tmp_path))
+    assert code == 3
+    assert err.count("\n") == 1 and "b_bug.yaml: internal error: RuntimeError: injected bug" in err
+    assert "3 file(s) checked: 2 valid, 1 invalid, 1 internal error(s)" in out
+    code, out, err = cli("validate", "--format", "json", str(tmp_path))
+    report = json.loads(out)
+    assert code == 3 and [f["valid"] for f in report["files"]] == [True, False, True]
+    assert report["files"][1]["internal_error"].startswith("internal error: RuntimeError")
+
+
+@pytest.mark.parametrize("argv", [
+    ["validate", "--format", "json", "no/such/path"],
+    ["explain", "no/such/policy.yaml", "--customer", "c", "--entitlement", "e", "--format", "json"],
+    ["explain", str(INVALID / "L302_pricing_model.yaml"), "--customer", "c", "--entitlement", "e",
+     "--format", "json"],
+    ["simulate", str(SAMPLES / "ai_chat_caps" / "policy.yaml"), "no/such/events.jsonl", "--format", "json"],
+])
+def test_format_json_prints_one_json_document_even_on_errors(argv: list[str]) -> None:
+    code, out, err = cli(*argv)
+    assert code in (1, 2) and err
+    report = json.loads(out)
+    assert report["error"]["exit"] == code and report["error"]["message"]

@@ -23,8 +23,8 @@ def _problems(doc: SourceDocument) -> tuple[list[Diagnostic], list[Diagnostic], 
     schema_problems = validate_tree(doc)
     builder = Builder(doc)
     policy = builder.build()
-    semantic = [d for d in builder.problems
-                if (d.line, d.col, d.pointer) not in {(s.line, s.col, s.pointer) for s in schema_problems}]
+    reported = {(s.line, s.col, s.pointer) for s in schema_problems}
+    semantic = [d for d in builder.problems if (d.line, d.col, d.pointer) not in reported]
     return schema_problems, semantic, policy
 
 

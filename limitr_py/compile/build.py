@@ -6,7 +6,6 @@ The pass is defensive: a part of the tree the schema already rejected (wrong typ
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -30,7 +29,7 @@ from limitr_py.compile.graph import (
     Pricing,
     Topup,
 )
-from limitr_py.diagnostics import Diagnostic, pointer_join
+from limitr_py.diagnostics import Diagnostic, close_match, pointer_join
 from limitr_py.documents.source import SourceDocument
 from limitr_py.event_names import EVENT_NAMES
 from limitr_py.expressions import Expression, ExpressionError, compile_expression
@@ -121,8 +120,8 @@ class Builder:
     def credit_ref(self, name: Any, pointer: str) -> str | None:
         if name in self.credit_names:
             return str(name)
-        close = difflib.get_close_matches(str(name), self.credit_names, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else (
+        close = close_match(name, self.credit_names)
+        hint = f"did you mean `{close}`?" if close else (
             f"define it under `policy.credits.{name}`" if name else "name one of the policy's credits")
         self.problem("L301", f"a credit named `{name}` does not exist in this policy", pointer, hint)
         return None
@@ -210,10 +209,10 @@ class Builder:
             if units_raw in UNITS:
                 units = canonical_unit(units_raw)
             else:
-                close = difflib.get_close_matches(str(units_raw), list(UNITS), n=1)
+                close = close_match(units_raw, UNITS)
                 self.problem("L309", f"credit `{name}` has invalid units `{units_raw}`",
                              pointer_join(pointer, "stof_units"),
-                             f"did you mean `{close[0]}`?" if close else "use `float` for plain numbers, or a unit "
+                             f"did you mean `{close}`?" if close else "use `float` for plain numbers, or a unit "
                                                                           "such as `MB`, `s`, `GiB`")
         overhead = None
         if raw.get("overhead") is not None:
@@ -368,9 +367,9 @@ class Builder:
         events = tuple(raw.get("events") or ("*",))
         for i, event in enumerate(events):
             if event != "*" and event not in EVENT_NAMES:
-                close = difflib.get_close_matches(event, EVENT_NAMES, n=1)
+                close = close_match(event, EVENT_NAMES)
                 self.problem("L203", f"unknown event `{event}`", pointer_join(pointer_join(pointer, "events"), i),
-                             f"did you mean `{close[0]}`?" if close else "use an event name such as `meter-overage`")
+                             f"did you mean `{close}`?" if close else "use an event name such as `meter-overage`")
         when: Expression | None = None
         if raw.get("when") is not None:
             try:

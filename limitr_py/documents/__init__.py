@@ -7,6 +7,7 @@ policy came from.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -75,9 +76,27 @@ def load_document(source: str | bytes | Path | Mapping[str, Any], *, format: str
     return _sniff(text, file)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone surrogate: a Python `str` can hold one, UTF-8 text cannot (it would fail later, in the fingerprint)."""
+
+
+def _refuse_surrogate(text: str, file: str) -> None:
+    m = _SURROGATE.search(text)
+    if m is not None:
+        line, col = LineIndex(text).position(m.start())
+        raise PolicySyntaxError([syntax_diagnostic("L112", f"character U+{ord(m.group()):04X} is not UTF-8 text "
+                                                   "(a lone surrogate)", file, text, line, col, "",
+                                                   "decode the text with errors='strict' before loading it")])
+
+
 def _decode(source: str | bytes, file: str) -> str:
     if isinstance(source, str):
+        _refuse_surrogate(source, file)
         return source.removeprefix("\ufeff")
+    if not isinstance(source, bytes | bytearray | memoryview):
+        raise PolicySyntaxError([Diagnostic("L101", f"a policy is text, bytes, a path or a mapping, not "
+                                                    f"{type(source).__name__}", file)])
+    source = bytes(source)
     try:
         return source.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
@@ -126,7 +145,10 @@ def _from_python(value: Any, depth: int = 0) -> Any:
         raise PolicySyntaxError([Diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels (or "
                                                     f"contains itself)", "<mapping>")])
     if isinstance(value, Mapping):
-        return {str(k): _from_python(v, depth + 1) for k, v in value.items()}
+        return {_from_python(str(k), depth + 1): _from_python(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, str):
+        _refuse_surrogate(value, "<mapping>")
+        return value
     if isinstance(value, list | tuple):
         return [_from_python(v, depth + 1) for v in value]
     if isinstance(value, float):

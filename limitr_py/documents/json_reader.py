@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from limitr_py.diagnostics import Diagnostic, pointer_join
-from limitr_py.documents.source import LineIndex, Loc, SourceDocument, syntax_diagnostic
+from limitr_py.documents.source import LineIndex, Loc, SourceDocument, quoted, syntax_diagnostic
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(quoted('"'))
 _SCALAR = re.compile(r"-?\d[\d.eE+\-]*|true|false|null")
 _WS = re.compile(r"[ \t\r\n]*")
 
@@ -100,9 +100,9 @@ class _Indexer:
                 line, col = self.lines.position(key_at)
                 vline, vcol = self.lines.position(self.i)
                 if key in seen:
-                    self.problems.append(syntax_diagnostic(
-                        "L108", f"duplicate key `{key}`", self.doc.file, self.text, line, col, p,
-                        "JSON keeps only the last value; remove the other one"))
+                    self.problems.append(Diagnostic(
+                        "L108", f"duplicate key `{key}`", self.doc.file, line, col, p,
+                        "JSON keeps only the last value; remove the other one", self.doc.source_line(line)))
                 seen.add(key)
                 self.locations[p] = Loc(line, col, vline, vcol)
                 self.value(p)

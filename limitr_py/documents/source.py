@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,8 +105,25 @@ def syntax_diagnostic(code: str, message: str, file: str, text: str, line: int, 
     return Diagnostic(code, message, file, max(1, line), max(1, col), pointer, hint, src)
 
 
-_QUOTED_OR_COMMENT = re.compile(r"""r\#"[\s\S]*?"\#|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`"""
-                                r"|//[^\n]*|/\*[\s\S]*?\*/")
+def quoted(quote: str) -> str:
+    """A regex for a `quote`-delimited string with backslash escapes that an unterminated string cannot slow.
+
+    Unrolled and possessive: each character is looked at once and no backtracking state is kept per character
+    (the textbook `"(?:[^"\\]|\\.)*"` keeps one per character: 3.5 GiB for a 30 MB string). An unterminated
+    string matches to the end of the text, so a scanner never starts again from every later quote.
+    """
+    q = re.escape(quote)
+    return rf"{q}[^{q}\\]*+(?:\\[\s\S][^{q}\\]*+)*+(?:{q}|\\?\Z)"
+
+
+STRING = "|".join([r'r\#"[^"]*+(?:"(?!\#)[^"]*+)*+(?:"\#|\Z)', quoted('"'), quoted("'"), quoted("`")])
+"""A Stof raw string `r#"…"#` or a quoted string (JSON's is the `"` one), matched in one pass."""
+
+COMMENT = r"//[^\n]*+|/\*[^*]*+(?:\*(?!/)[^*]*+)*+(?:\*/|\Z)"
+"""A line or block comment; an unterminated block comment runs to the end of the text."""
+
+_QUOTED_OR_COMMENT = re.compile(f"{STRING}|{COMMENT}")
+
 _BRACKETS = re.compile(r"[\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
@@ -116,11 +132,12 @@ def bracket_depth_exceeds(text: str, limit: int = MAX_DEPTH) -> int | None:
     """Offset of the bracket where `{`/`[` nesting first passes `limit` (outside strings and comments), or None.
 
     Run before the JSON and Stof parsers so a hostile document is refused cheaply instead of recursing in them.
-    The work happens in the regex engine: strings and comments are blanked, then brackets are summed.
+    Strings and comments are blanked in the regex engine, then the brackets are summed as they are found.
     """
     blanked = _QUOTED_OR_COMMENT.sub(lambda m: " " * len(m.group()), text)
-    brackets = list(_BRACKETS.finditer(blanked))
-    for depth, m in zip(itertools.accumulate(_STEP[m.group()] for m in brackets), brackets, strict=True):
+    depth = 0
+    for m in _BRACKETS.finditer(blanked):
+        depth += _STEP[m.group()]
         if depth > limit:
             return m.start()
     return None

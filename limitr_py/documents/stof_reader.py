@@ -18,7 +18,15 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from limitr_py.diagnostics import Diagnostic, dotted, pointer_join
-from limitr_py.documents.source import MAX_NODES, LineIndex, Loc, SourceDocument, syntax_diagnostic
+from limitr_py.documents.source import (
+    COMMENT,
+    MAX_NODES,
+    STRING,
+    LineIndex,
+    Loc,
+    SourceDocument,
+    syntax_diagnostic,
+)
 from limitr_py.resources import resource_path
 from limitr_py.units import UNITS, UnitError, format_decimal, parse_number_literal
 
@@ -284,11 +292,11 @@ def read_stof(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
 # Error classification: name the non-data construct instead of lark's "unexpected token".
 
 _TOKEN = re.compile(
-    r"""(?P<ws>\s+)|(?P<comment>//[^\n]*|/\*[\s\S]*?\*/)
-      |(?P<str>r\#"[\s\S]*?"\#|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`)
+    rf"""(?P<ws>\s+)|(?P<comment>{COMMENT})
+      |(?P<str>{STRING})
       |(?P<word>[A-Za-z_@][A-Za-z0-9_@\-]*)
       |(?P<num>[+-]?\d[\w.]*)
-      |(?P<punct>[{}\[\]:,;()<>.|+\-*/%?!&=\#])
+      |(?P<punct>[{{}}\[\]:,;()<>.|+\-*/%?!&=\#])
       |(?P<other>.)""",
     re.VERBOSE,
 )
@@ -375,6 +383,12 @@ def _classify(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         return syntax_diagnostic(code, f"{message} at `{dotted(pointer)}`" if where else message,
                                  file, text, line, col, pointer, hint)
 
+    unterminated = _unterminated(text, offset)
+    if unterminated is not None:
+        start, what, closer = unterminated
+        s_line, s_col = index.position(start)
+        return syntax_diagnostic("L101", f"unterminated {what}", file, text, s_line, s_col, "",
+                                 f"close it with `{closer}`")
     # fn NAME (  /  async fn NAME (
     for back in (2, 1):
         if len(before) >= back and before[-back].text == "fn":
@@ -438,6 +452,25 @@ def _classify(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
     shown = bad if len(bad) <= 20 else bad[:20] + "…"
     return syntax_diagnostic("L101", f"unexpected `{shown}`", file, text, line, col, pointer, hint)
+
+
+_OPENERS = (('r#"', "raw string", '"#'), ("/*", "block comment", "*/"), ('"', "string", '"'), ("'", "string", "'"),
+            ("`", "string", "`"))
+_STRING_AT = re.compile(STRING)
+
+
+def _unterminated(text: str, offset: int) -> tuple[int, str, str] | None:
+    """(start, what, closer) when the parse stopped at a string or comment that is never closed."""
+    for opener, what, closer in _OPENERS:
+        # lark stops at the `#` of `r#"`, after reading the `r` as a name
+        start = offset - 1 if opener == 'r#"' and offset > 0 and text.startswith("#", offset) else offset
+        if text.startswith(opener, start):
+            if opener in ('r#"', "/*"):
+                if text.find(closer, start + len(opener)) < 0:
+                    return start, what, closer
+            elif (m := _STRING_AT.match(text + "\0", start)) and m.end() > len(text):
+                return start, what, closer  # it ran past the end: no closing quote
+    return None
 
 
 _READABLE = {

@@ -14,15 +14,42 @@ from decimal import Decimal
 from typing import Any
 
 from limitr_py.diagnostics import Diagnostic, pointer_join
-from limitr_py.documents.source import MAX_DEPTH, Loc, SourceDocument, syntax_diagnostic, tree_depth_exceeds
+from limitr_py.documents.source import (
+    MAX_DEPTH,
+    LineIndex,
+    Loc,
+    SourceDocument,
+    quoted,
+    syntax_diagnostic,
+    tree_depth_exceeds,
+)
 
 _AT = re.compile(r"\(at line (\d+), column (\d+)\)")
 _BARE = r"[A-Za-z0-9_\-]+"
-_QUOTED = r'"(?:[^"\\]|\\.)*"|\'[^\']*\''
+_QUOTED = quoted('"') + r"|'[^'\n]*+'"
 _KEY = rf"(?:{_BARE}|{_QUOTED})(?:\s*\.\s*(?:{_BARE}|{_QUOTED}))*"
 _HEADER = re.compile(rf"^\s*(\[\[?)\s*({_KEY})\s*\]\]?")
 
 _PART = re.compile(rf"{_BARE}|{_QUOTED}")
+
+# tomllib's work grows with the square of a dotted key's length (40,000 parts: 47 s and 6 GiB), so a key deeper
+# than the document may nest is refused before tomllib sees it. Strings and comments are masked first (to `x`s
+# of the same length, so offsets still point into the text); each pattern is possessive: one pass, linear.
+_MASKED = re.compile("|".join([
+    r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+(?:"""|\Z)',
+    r"'''[^']*+(?:'(?!'')[^']*+)*+(?:'''|\Z)",
+    quoted('"'),
+    r"'[^'\n]*+'?",
+    r"\#[^\n]*+",
+]))
+_DEEP_KEY = re.compile(rf"(?<![\w-])[\w-]++(?:[ \t]*+\.[ \t]*+[\w-]++){{{MAX_DEPTH},}}")
+
+
+def _deep_key(text: str) -> int | None:
+    """Offset of a dotted key with more than MAX_DEPTH parts, or None."""
+    masked = _MASKED.sub(lambda m: "x" * len(m.group()), text)
+    m = _DEEP_KEY.search(masked)
+    return m.start() if m else None
 
 
 def _parts(key: str) -> list[str]:
@@ -51,6 +78,11 @@ def _plain(value: Any) -> Any:
 
 def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
     doc = SourceDocument(tree=None, format="toml", file=file, text=text, indexer=_index)
+    deep = _deep_key(text)
+    if deep is not None:
+        line, col = LineIndex(text).position(deep)
+        return doc, [syntax_diagnostic("L110", f"a dotted key is nested deeper than {MAX_DEPTH} levels", file,
+                                       text, line, col)]
     try:
         doc.tree = _plain(tomllib.loads(text, parse_float=Decimal))
     except tomllib.TOMLDecodeError as exc:

@@ -7,6 +7,7 @@ Floats are read from their source text into Decimal, never through binary floati
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -28,9 +29,35 @@ class _Refused(Exception):
         self.pointer: str | None = None
 
 
+# libyaml's composer recurses on the C stack and crashes the process somewhere past 10,000 levels. Flow nesting
+# is at most the number of `[`/`{`, block nesting at most the longest line, so a document under this bound is
+# composed directly; one over it first has its depth measured on the parser's event stream (flat, linear).
+_COMPOSE_SAFELY = 2_000
+_LONG_LINE = re.compile(f"[^\n]{{{_COMPOSE_SAFELY // 2}}}")
+
+
+def _too_deep(text: str) -> yaml.Mark | None:
+    """Where nesting first passes MAX_DEPTH, or None; cheap unless the document could nest that deep at all."""
+    if text.count("[") + text.count("{") < _COMPOSE_SAFELY // 2 and not _LONG_LINE.search(text):
+        return None
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return event.start_mark
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
+
+
 def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
     doc = SourceDocument(tree=None, format="yaml", file=file, text=text)
     try:
+        deep = _too_deep(text)
+        if deep is not None:
+            return doc, [syntax_diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels", file,
+                                           text, deep.line + 1, deep.column + 1)]
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -45,6 +72,12 @@ def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
     if root is None:
         doc.tree = {}
         return doc, problems
+    expanded = _expanded_size(root)
+    if expanded is not None:
+        m = expanded.start_mark
+        return doc, [syntax_diagnostic("L110", "document expands to too many values (an alias bomb?)", file, text,
+                                       m.line + 1, m.column + 1, "",
+                                       "write the data out instead of repeating it through aliases")]
     builder = _Builder(doc, problems)
     try:
         doc.tree = builder.value(root, "", 0)
@@ -53,6 +86,37 @@ def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
         problems.append(syntax_diagnostic(exc.code, exc.message, file, text, m.line + 1, m.column + 1,
                                           exc.pointer or "", exc.hint))
     return doc, problems
+
+
+def _expanded_size(root: yaml.Node) -> yaml.Node | None:
+    """The node whose expansion takes the document past MAX_NODES values (or that contains itself), else None.
+
+    An alias is the same node object as its anchor, so sizes are memoized per node: the check costs the number
+    of distinct nodes (what was parsed), not the number of expanded ones (which an alias bomb makes exponential).
+    Iterative post-order, so no input can make it recurse.
+    """
+    size: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in size:
+            continue
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        if children_done:
+            open_nodes.discard(id(node))
+            total = 1 + sum(size[id(c)] for c in children)
+            if total > MAX_NODES:
+                return node
+            size[id(node)] = total
+            continue
+        if id(node) in open_nodes:
+            return node  # a recursive alias: the node contains itself
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+    return None
 
 
 class _Builder:
@@ -104,9 +168,9 @@ class _Builder:
             p = pointer_join(pointer, key)
             line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if key in out:
-                self.problems.append(syntax_diagnostic(
-                    "L108", f"duplicate key `{key}`", self.doc.file, self.doc.text, line, col, p,
-                    "YAML keeps only the last value; remove the other one"))
+                self.problems.append(Diagnostic(
+                    "L108", f"duplicate key `{key}`", self.doc.file, line, col, p,
+                    "YAML keeps only the last value; remove the other one", self.doc.source_line(line)))
             self.doc.locations[p] = Loc(line, col, value_node.start_mark.line + 1, value_node.start_mark.column + 1)
             out[key] = self.value(value_node, p, depth + 1)
         return out
@@ -124,7 +188,7 @@ class _Builder:
         if tag == _TAG + "int":
             if len(text) > bounds.MAX_NUMBER_TEXT:
                 raise _Refused("L204", f"a number of {len(text)} characters is out of range", node,
-                               "write the number within the documented range (README: Numbers)")
+                               "keep numbers below 10^30 with at most 30 digits after the point")
             return _INT_LOADER.construct_yaml_int(node)
         if tag == _TAG + "float":
             cleaned = text.replace("_", "")

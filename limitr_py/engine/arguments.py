@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Any
 
 from limitr_py import bounds
 from limitr_py.clock import as_utc
+from limitr_py.diagnostics import close_match
 from limitr_py.engine.caps import call_caps as build
 from limitr_py.engine.state import Cap
 from limitr_py.errors import InvalidArgumentError
@@ -234,8 +234,8 @@ def known(value: Any, names: Collection[str], what: str) -> str:
     """One of `names`; anything else is an error with a "did you mean" (a typo must not silently fall back)."""
     name = ident(value, what)
     if name not in names:
-        close = difflib.get_close_matches(name, list(names), n=1)
-        hint = f"; did you mean `{close[0]}`?" if close else (
+        close = close_match(name, names)
+        hint = f"; did you mean `{close}`?" if close else (
             f"; use one of {', '.join(f'`{n}`' for n in sorted(names)[:10])}" if names else "")
         raise InvalidArgumentError(f"unknown {what} `{name}`{hint}")
     return name

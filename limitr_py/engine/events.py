@@ -15,12 +15,12 @@ handlers registered now under the names still owed, and acknowledges those.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable
 
 from limitr_py.compile.graph import Notification
+from limitr_py.diagnostics import close_match
 from limitr_py.engine.values import Event
 from limitr_py.errors import InvalidArgumentError
 
@@ -48,8 +48,8 @@ class EventBus:
 
     def on(self, name: str, handler: Handler) -> None:
         if not isinstance(name, str) or name not in self._names:
-            close = difflib.get_close_matches(str(name), sorted(self._names), n=1)
-            hint = f"; did you mean `{close[0]}`?" if close else "; use an event name, a notification name or \"*\""
+            close = close_match(name, sorted(self._names))
+            hint = f"; did you mean `{close}`?" if close else "; use an event name, a notification name or \"*\""
             raise InvalidArgumentError(f"no event is named `{name}`{hint}")
         if not callable(handler):
             raise InvalidArgumentError(f"handler for `{name}` must be callable")
