@@ -11,26 +11,40 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import psycopg
+from psycopg import conninfo
 from psycopg import errors as pg_errors
 
-from limitr_py.errors import StoreError
+from limitr_py.errors import InvalidArgumentError, StoreError
+from limitr_py.stores import url_options
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
 from limitr_py.stores.sql import ThreadConnections, write_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
-    key TEXT PRIMARY KEY, version BIGINT NOT NULL, value TEXT, expires TIMESTAMPTZ
+    key TEXT PRIMARY KEY, version BIGINT NOT NULL, value TEXT, expires TIMESTAMPTZ, ns TEXT
 );
 CREATE INDEX IF NOT EXISTS limitr_records_expires ON limitr_records (expires) WHERE expires IS NOT NULL;
 CREATE TABLE IF NOT EXISTS limitr_outbox (
-    seq BIGSERIAL PRIMARY KEY, id TEXT UNIQUE NOT NULL, grp TEXT NOT NULL, body TEXT NOT NULL, consumers TEXT NOT NULL
+    seq BIGSERIAL PRIMARY KEY, id TEXT UNIQUE NOT NULL, grp TEXT NOT NULL, body TEXT NOT NULL, consumers TEXT NOT NULL,
+    ns TEXT
 );
+ALTER TABLE limitr_records ADD COLUMN IF NOT EXISTS ns TEXT;
+ALTER TABLE limitr_outbox ADD COLUMN IF NOT EXISTS ns TEXT;
+CREATE INDEX IF NOT EXISTS limitr_records_ns ON limitr_records (ns, key);
+CREATE INDEX IF NOT EXISTS limitr_outbox_ns ON limitr_outbox (ns, seq);
 """
 PURGE_EVERY = timedelta(minutes=1)
 """Expired records (idempotency keys, settled holds) are deleted at most this often, by engine time."""
+
+# A `?prefix=` is an exact namespace: every row carries it in `ns` ('' without a prefix), and listing, flushing,
+# purging and the outbox select by `ns`. Keys still start with `prefix:` (the 0.1 layout, so their rows keep
+# their identity); rows 0.1 wrote have no `ns` until they are next written, and are matched by that prefix.
+_MINE = "(ns = %s OR (ns IS NULL AND starts_with({column}, %s)))"
+_OURS = frozenset({"prefix"})
+_BAD_OPTION = ("connection option", "bad value for", "value:")
+"""How libpq and psycopg word a malformed URL option (a usage error, not an unreachable server)."""
 _SCHEMA_LOCK = 7_307_313  # advisory lock id: two processes creating the schema at once take turns
 
 
@@ -44,29 +58,47 @@ class PostgresStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        parts = urlsplit(url.replace("postgres://", "postgresql://", 1))
-        options = parse_qs(parts.query)
-        self.prefix = options.pop("prefix", [""])[0]
+        self._shown = url_options.redact(url)  # messages never show a password
+        mine, driver = url_options.split(url, _OURS)
+        self.prefix = url_options.namespace(mine["prefix"], "prefix", url) if "prefix" in mine else ""
         self._p = f"{self.prefix}:" if self.prefix else ""
-        query = "&".join(f"{k}={v}" for k, values in options.items() for v in values)
-        self._dsn = urlunsplit(parts._replace(query=query))
+        self._dsn = url_options.with_query(url.replace("postgres://", "postgresql://", 1), driver)
+        try:
+            self._timeout = {} if "connect_timeout" in conninfo.conninfo_to_dict(self._dsn) else {"connect_timeout": 10}
+        except psycopg.ProgrammingError as exc:  # libpq's own check of the option names
+            raise InvalidArgumentError(f"{' '.join(str(exc).split())} in store URL `{self._shown}`") from None
         self._connections: ThreadConnections[psycopg.Connection[Any]] = ThreadConnections(
             self._connect, lambda conn: not conn.closed)
         self._purged: datetime | None = None
         try:
-            with self._conn().transaction():
-                conn = self._conn()
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                for statement in filter(str.strip, SCHEMA.split(";")):
-                    conn.execute(statement)
+            # DDL takes table locks even when it changes nothing, and would wait on (or deadlock with) other
+            # processes' commits: it runs only when the schema is not current yet, one process at a time.
+            if not self._schema_current():
+                with self._conn().transaction():
+                    conn = self._conn()
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    for statement in filter(str.strip, SCHEMA.split(";")):
+                        conn.execute(statement)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot use `{url}`: {exc}") from None
+            raise StoreError(f"cannot use `{self._shown}`: {exc}") from None
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
+            return psycopg.connect(self._dsn, autocommit=True, **self._timeout)
         except psycopg.Error as exc:
-            raise StoreError(f"cannot reach `{self.url}`: {exc}") from None
+            message = " ".join(str(exc).split())
+            if any(sign in message for sign in _BAD_OPTION):
+                raise InvalidArgumentError(f"{message} in store URL `{self._shown}`") from None
+            raise StoreError(f"cannot reach `{self._shown}`: {message}") from None
+
+    def _schema_current(self) -> bool:
+        indexes = self._conn().execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY(%s)",
+            (["limitr_records_expires", "limitr_records_ns", "limitr_outbox_ns"],)).fetchone()
+        return bool(indexes and indexes[0] == 3)
+
+    def _mine(self, column: str) -> tuple[str, tuple[str, str]]:
+        return _MINE.format(column=column), (self.prefix, self._p)
 
     def _conn(self) -> psycopg.Connection[Any]:
         return self._connections.get()
@@ -80,7 +112,7 @@ class PostgresStore:
             for key, version, value in rows:
                 out[key[cut:]] = Versioned(version, value)
         except psycopg.Error as exc:
-            raise StoreError(f"reading `{self.url}` failed: {exc}") from None
+            raise StoreError(f"reading `{self._shown}` failed: {exc}") from None
         return out
 
     def commit(self, commit: Commit) -> CommitResult:
@@ -91,7 +123,7 @@ class PostgresStore:
         except (_Conflict, pg_errors.UniqueViolation, pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
             return CONFLICT
         except psycopg.Error as exc:
-            raise StoreError(f"commit to `{self.url}` failed: {exc}") from None
+            raise StoreError(f"commit to `{self._shown}` failed: {exc}") from None
         return OK
 
     def _prefixed(self, commit: Commit) -> Commit:
@@ -108,40 +140,55 @@ class PostgresStore:
         for key in sorted(commit.expected):
             want = commit.expected[key]
             if want == 0:
-                conn.execute("INSERT INTO limitr_records (key, version, value, expires) VALUES (%s, 0, NULL, NULL) "
-                             "ON CONFLICT (key) DO NOTHING", (key,))
+                conn.execute("INSERT INTO limitr_records (key, version, value, expires, ns) "
+                             "VALUES (%s, 0, NULL, NULL, %s) ON CONFLICT (key) DO NOTHING", (key, self.prefix))
             row = conn.execute("SELECT version FROM limitr_records WHERE key = %s FOR UPDATE", (key,)).fetchone()
             if (row[0] if row else 0) != want:
                 raise _Conflict
         for key, value in commit.writes.items():
             expires = commit.expires.get(key)
             conn.execute(
-                "INSERT INTO limitr_records (key, version, value, expires) VALUES (%s, 1, %s, %s) "
+                "INSERT INTO limitr_records (key, version, value, expires, ns) VALUES (%s, 1, %s, %s, %s) "
                 "ON CONFLICT (key) DO UPDATE SET version = limitr_records.version + 1, value = excluded.value, "
-                "expires = excluded.expires", (key, value, expires))
-        write_outbox(conn.execute, commit, "%s")
+                "expires = excluded.expires, ns = excluded.ns", (key, value, expires, self.prefix))
+        write_outbox(conn.execute, commit, "%s", self.prefix)
         if commit.now is not None and (self._purged is None or commit.now - self._purged >= PURGE_EVERY):
             self._purged = commit.now
-            conn.execute("DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < %s AND "
-                         "starts_with(key, %s)", (commit.now, self._p))
+            where, args = self._mine("key")
+            conn.execute(f"DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < %s AND {where}",
+                         (commit.now, *args))
 
     def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
         cut = len(self._p)
-        rows = self._conn().execute("SELECT key, value FROM limitr_records WHERE starts_with(key, %s) "
-                                    "AND value IS NOT NULL ORDER BY key", (self._p + prefix,)).fetchall()
+        where, args = self._mine("key")
+        try:
+            rows = self._conn().execute(f"SELECT key, value FROM limitr_records WHERE {where} AND "
+                                        "starts_with(key, %s) AND value IS NOT NULL ORDER BY key",
+                                        (*args, self._p + prefix)).fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"scanning `{self._shown}` failed: {exc}") from None
         for key, value in rows:
             yield key[cut:], value
 
     def pending(self, limit: int = 1000) -> list[OutboxEntry]:
-        rows = self._conn().execute("SELECT id, grp, body, consumers FROM limitr_outbox WHERE starts_with(grp, %s) "
-                                    "ORDER BY seq LIMIT %s", (self._p, limit)).fetchall()
+        where, args = self._mine("grp")
+        try:
+            rows = self._conn().execute(f"SELECT id, grp, body, consumers FROM limitr_outbox WHERE {where} "
+                                        "ORDER BY seq LIMIT %s", (*args, limit)).fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(f"reading the outbox of `{self._shown}` failed: {exc}") from None
         return [OutboxEntry(i, g[len(self._p):], b, tuple(json.loads(c))) for i, g, b, c in rows]
 
     def flush(self) -> None:
-        """Delete every record and outbox entry (tests)."""
+        """Delete every record and outbox entry of this namespace (tests)."""
         conn = self._conn()
-        conn.execute("DELETE FROM limitr_records WHERE starts_with(key, %s)", (self._p,))
-        conn.execute("DELETE FROM limitr_outbox WHERE starts_with(grp, %s)", (self._p,))
+        try:
+            where, args = self._mine("key")
+            conn.execute(f"DELETE FROM limitr_records WHERE {where}", args)
+            where, args = self._mine("grp")
+            conn.execute(f"DELETE FROM limitr_outbox WHERE {where}", args)
+        except psycopg.Error as exc:
+            raise StoreError(f"flushing `{self._shown}` failed: {exc}") from None
 
     def close(self) -> None:
         self._connections.close()

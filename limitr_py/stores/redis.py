@@ -17,16 +17,23 @@ from collections.abc import Iterator
 from datetime import timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import redis
 import redis.cluster
 from redis.exceptions import NoScriptError, RedisError
 
-from limitr_py.errors import StoreError
+from limitr_py.errors import InvalidArgumentError, StoreError
+from limitr_py.stores import url_options
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
 
 SCRIPT = resources.files("limitr_py.stores").joinpath("lua/commit.lua").read_text(encoding="utf-8")
+
+
+_OURS = frozenset({"prefix", "tag"})
+_DRIVER_OPTIONS = frozenset(redis.connection.URL_QUERY_ARGUMENT_PARSERS) | {
+    "client_name", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile"}
+"""Query options redis-py reads from a URL (it checks their values); anything else is refused by name."""
 
 
 class RedisStore:
@@ -36,23 +43,27 @@ class RedisStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        parts = urlsplit(url)
-        options = parse_qs(parts.query)
-        self.prefix = options.get("prefix", ["limitr"])[0]
-        self.cluster = parts.scheme == "redis+cluster"
+        self._shown = url_options.redact(url)  # messages never show a password
+        mine, driver = url_options.split(url, _OURS)
+        url_options.refuse_unknown(driver, _DRIVER_OPTIONS | _OURS, url)
+        self.prefix = url_options.namespace(mine.get("prefix", "limitr"), "prefix", url)
+        self.cluster = urlsplit(url).scheme == "redis+cluster"
         self.grouped = self.cluster
         # all records share one hash tag so that any call's keys (a user, its org, their shared caps) sit in one
         # slot; a deployment that shards by customer group sets `?tag=` per engine
-        self.tag = options.get("tag", ["limitr"])[0]
+        self.tag = url_options.namespace(mine.get("tag", "limitr"), "tag", url)
+        client_url = url_options.with_query(url.replace("redis+cluster://", "redis://", 1), driver)
         try:
             if self.cluster:
-                self.client: Any = redis.cluster.RedisCluster.from_url(
-                    url.replace("redis+cluster://", "redis://", 1).split("?", 1)[0])
+                self.client: Any = redis.cluster.RedisCluster.from_url(client_url)
             else:
-                self.client = redis.Redis.from_url(url.split("?", 1)[0])
+                self.client = redis.Redis.from_url(client_url)
+        except ValueError as exc:  # redis-py's own check of an option's value
+            raise InvalidArgumentError(f"{exc} (`{self._shown}`)") from None
+        try:
             self.sha = self.client.script_load(SCRIPT)
         except RedisError as exc:
-            raise StoreError(f"cannot reach `{url}`: {exc}") from None
+            raise StoreError(f"cannot reach `{self._shown}`: {exc}") from None
 
     def _key(self, key: str, group: str | None = None) -> str:
         return f"{self.prefix}:{{{group or self.tag}}}:{key}"
@@ -64,7 +75,7 @@ class RedisStore:
                 pipe.hmget(self._key(key, group), "v", "d")
             rows = pipe.execute()
         except RedisError as exc:
-            raise StoreError(f"reading `{self.url}` failed: {exc}") from None
+            raise StoreError(f"reading `{self._shown}` failed: {exc}") from None
         out = {}
         for key, (version, data) in zip(keys, rows, strict=True):
             out[key] = ABSENT if version is None else Versioned(int(version), None if data is None else data.decode())
@@ -95,7 +106,7 @@ class RedisStore:
                 self.sha = self.client.script_load(SCRIPT)
                 result = self.client.evalsha(self.sha, len(names), *names, *args)
         except RedisError as exc:
-            raise StoreError(f"commit to `{self.url}` failed: {exc}") from None
+            raise StoreError(f"commit to `{self._shown}` failed: {exc}") from None
         if int(result[0]) == 1:
             return OK
         fresh = {}
@@ -113,11 +124,14 @@ class RedisStore:
             return sorted({n.decode() for n in self.client.scan_iter(
                 match=f"{self.prefix}:{{{tag}}}:{pattern}", count=1000)})
         except RedisError as exc:
-            raise StoreError(f"scanning `{self.url}` failed: {exc}") from None
+            raise StoreError(f"scanning `{self._shown}` failed: {exc}") from None
 
     def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
         for name in self._names(prefix + "*"):
-            data = self.client.hget(name, "d")
+            try:
+                data = self.client.hget(name, "d")
+            except RedisError as exc:
+                raise StoreError(f"scanning `{self._shown}` failed: {exc}") from None
             if data is not None:
                 yield name.split("}:", 1)[1], data.decode()
 
@@ -129,7 +143,7 @@ class RedisStore:
                 ids = self.client.lrange(order, 0, limit - 1)
                 entries = self.client.hmget(outbox, ids) if ids else []
             except RedisError as exc:
-                raise StoreError(f"reading the outbox of `{self.url}` failed: {exc}") from None
+                raise StoreError(f"reading the outbox of `{self._shown}` failed: {exc}") from None
             for event_id, raw in zip(ids, entries, strict=True):
                 if raw is not None:
                     group, body, consumers = json.loads(raw)
@@ -138,8 +152,11 @@ class RedisStore:
 
     def flush(self) -> None:
         """Delete every key of this store's prefix (tests)."""
-        for name in self._names("*"):
-            self.client.delete(name)
+        try:
+            for name in self._names("*"):
+                self.client.delete(name)
+        except RedisError as exc:
+            raise StoreError(f"flushing `{self._shown}` failed: {exc}") from None
 
     def close(self) -> None:
         self.client.close()

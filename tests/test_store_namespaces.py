@@ -1,0 +1,161 @@
+"""Store URLs: `?prefix=` is an exact namespace, driver options reach the driver, bad options are refused by name
+(issue 10, item 11 and "PostgreSQL and Redis URL options").
+
+PostgreSQL namespaces are tested in a schema of their own (through the URL's `options=-c search_path=…`, which is
+itself one of the encoded options that used to fail), so an engine without a prefix sees only what this test
+wrote; the schema is dropped afterwards. Redis namespaces use fresh prefixes and delete their keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from limitr_py import InvalidArgumentError, Limitr, StoreError
+from limitr_py.stores import open_store
+from tests import backends
+from tests.test_store_faults import DOC
+
+
+def _failing(event: Any) -> None:
+    raise RuntimeError("keeps the event pending")
+
+
+def _fill(url: str, customer: str) -> None:
+    with Limitr.new(DOC, store=url) as engine:
+        engine.on("meter-changed", _failing)  # its event stays in the outbox: pending() must show it
+        engine.create_customer(customer)
+        assert engine.allow(customer, "api", 1)
+
+
+def _flush(url: str) -> None:
+    store = open_store(url)
+    try:
+        store.flush()  # type: ignore[attr-defined]
+    finally:
+        store.close()
+
+
+def _view(url: str) -> tuple[set[str], int]:
+    with Limitr.new(DOC, store=url) as engine:
+        return {c["id"] for c in engine.customers()}, len(engine.store.pending())
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    backends.check_service("postgres")
+    schema = "limitr_ns_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(backends.POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{backends.POSTGRES_URL}?options=-c%20search_path%3D{schema}"
+    with psycopg.connect(backends.POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_postgres_prefixes_are_exact_namespaces(pg_schema: str) -> None:
+    # Before: the engine without a prefix listed and delivered every prefix's rows, and prefix `t` listed and
+    # flushed prefix `t:customer`'s (its keys start with `t:`).
+    urls = {"none": pg_schema, "t": f"{pg_schema}&prefix=t", "t:customer": f"{pg_schema}&prefix=t:customer"}
+    for name, url in urls.items():
+        _fill(url, f"c-{name.replace(':', '-')}")
+    assert _view(urls["none"]) == ({"c-none"}, 1)
+    assert _view(urls["t"]) == ({"c-t"}, 1)
+    assert _view(urls["t:customer"]) == ({"c-t-customer"}, 1)
+    _flush(urls["t"])
+    assert _view(urls["t"]) == (set(), 0)
+    assert _view(urls["t:customer"]) == ({"c-t-customer"}, 1)
+    assert _view(urls["none"]) == ({"c-none"}, 1)
+    schema = pg_schema.rsplit("%3D", 1)[1]
+    with psycopg.connect(backends.POSTGRES_URL) as conn:  # the option reached the server: the tables are there
+        tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
+                              (schema,)).fetchone()
+    assert tables == (2,)
+
+
+def test_redis_prefixes_are_exact_namespaces() -> None:
+    backends.check_service("redis")
+    base = backends._namespace()
+    urls = {"a": f"{backends.REDIS_URL}?prefix={base}", "b": f"{backends.REDIS_URL}?prefix={base}:customer"}
+    try:
+        for name, url in urls.items():
+            _fill(url, f"c-{name}")
+        assert _view(urls["a"]) == ({"c-a"}, 1)
+        assert _view(urls["b"]) == ({"c-b"}, 1)
+        _flush(urls["a"])
+        assert _view(urls["a"]) == (set(), 0)
+        assert _view(urls["b"]) == ({"c-b"}, 1)
+    finally:
+        for url in urls.values():
+            _flush(url)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("{redis}?socket_timeout=bogus", "Invalid value for 'socket_timeout'"),
+    ("{redis}?sockettimeout=1", "unknown store URL option `sockettimeout`"),
+    ("{redis}?prefix=a{{b}}", "must be 1-64 characters"),
+    ("{redis}?prefix=a&prefix=b", "given more than once"),
+    ("{redis}?tag=x*", "must be 1-64 characters"),
+    ("{postgres}?bogus=1", 'invalid URI query parameter: "bogus"'),
+    ("{postgres}?connect_timeout=abc", "connect_timeout"),
+    ("{postgres}?sslmode=nope", "sslmode"),
+    ("{postgres}?prefix=a%2Fb", "must be 1-64 characters"),
+    ("{postgres}?prefix=", "must be 1-64 characters"),
+])
+def test_malformed_or_unknown_url_options_are_refused_by_name(url: str, message: str) -> None:
+    # Before: Redis dropped every option silently, and PostgreSQL blamed the network.
+    full = url.format(redis=backends.REDIS_URL, postgres=backends.POSTGRES_URL)
+    with pytest.raises(InvalidArgumentError, match=r"^[^\n]*$") as refused:
+        open_store(full)
+    assert message in str(refused.value)
+
+
+def test_driver_options_reach_the_driver() -> None:
+    backends.check_service("redis")
+    store: Any = open_store(f"{backends.REDIS_URL}?socket_timeout=2.5&client_name=limitr-test"
+                            f"&prefix={backends._namespace()}")
+    try:
+        kwargs = store.client.connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] == 2.5
+        assert any(c.get("name") == "limitr-test" for c in store.client.client_list())
+    finally:
+        store.close()
+
+
+def test_store_errors_while_listing_are_store_errors(tmp_path: Path) -> None:
+    # A Redis server that goes away between calls: listing customers and reading the outbox raise StoreError,
+    # not redis-py's exceptions (a real server process, stopped for the test).
+    server = backends.RedisProcess(7191, tmp_path)
+    server.wait_for(backends.RedisProcess.READY)
+    url = f"redis://127.0.0.1:7191?prefix={backends._namespace()}&socket_timeout=2"
+    try:
+        engine = Limitr.new(DOC, store=url)
+        engine.create_customer("u")
+        server.stop()
+        with pytest.raises(StoreError):
+            engine.customers()
+        with pytest.raises(StoreError):
+            engine.deliver_pending()
+        with pytest.raises(StoreError):
+            engine.allow("u", "api", 1)
+    finally:
+        server.stop()
+    with pytest.raises(StoreError, match="cannot reach"):
+        open_store(url)
+
+
+def test_a_terminated_postgres_backend_is_a_store_error_and_the_next_call_reconnects(pg_schema: str) -> None:
+    # Before: customers() let psycopg.errors.AdminShutdown escape when the server ended the session.
+    with Limitr.new(DOC, store=pg_schema) as engine:
+        engine.create_customer("u")
+        backend_pid = engine.store.inner._conn().info.backend_pid  # this thread's session
+        with psycopg.connect(backends.POSTGRES_URL, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid,)).fetchone() == (True,)
+        with pytest.raises(StoreError, match="scanning"):
+            engine.customers()
+        assert {c["id"] for c in engine.customers()} == {"u"}  # a new connection serves the next call
+        assert engine.allow("u", "api", 1)
