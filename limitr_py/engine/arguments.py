@@ -12,7 +12,8 @@ from limitr_py import bounds
 from limitr_py.clock import as_utc
 from limitr_py.diagnostics import close_match
 from limitr_py.engine.caps import call_caps as build
-from limitr_py.engine.state import Cap
+from limitr_py.engine.records import customer_from
+from limitr_py.engine.state import Cap, CustomerState
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.units import Quantity, UnitError, duration_ms, parse_quantity
 
@@ -219,15 +220,31 @@ def names(value: Any, what: str) -> tuple[str, ...]:
     return out
 
 
-def call_caps(cap: Any) -> tuple[Any, ...]:
-    """The `cap=` argument: None, a Cap, or a mapping credit → ceiling (each ceiling a plain number)."""
+def call_caps(cap: Any, credits: Collection[str]) -> tuple[Any, ...]:
+    """The `cap=` argument: None, a Cap, or a mapping credit → ceiling (each ceiling a plain number), every
+    credit one of `credits` (a cap on a credit that does not exist would silently cap nothing)."""
     if cap is None:
         return ()
     if isinstance(cap, Cap):
+        known(cap.credit, credits, "cap credit")
         return build(cap)
     if not isinstance(cap, Mapping) or not cap:
         raise InvalidArgumentError("cap must be a Cap or a non-empty mapping of credit to ceiling")
-    return build({ident(k, "cap credit"): amount(v, f"cap ceiling for `{k}`") for k, v in cap.items()})
+    return build({known(k, credits, "cap credit"): amount(v, f"cap ceiling for `{k}`") for k, v in cap.items()})
+
+
+def customer_record(raw: Any, plans: Collection[str]) -> CustomerState:
+    """A record of `customers()` being restored: decoded, then held to the rules a call's arguments meet."""
+    state = customer_from(raw)
+    ident(state.id)
+    for name in (*state.refs, *state.alt_ids, *state.entities):
+        ident(name, "customer id")
+    if state.plan:
+        known(state.plan, plans, "plan")
+    text(state.type, "type")
+    text(state.label, "label")
+    data(state.metadata, "metadata")
+    return state
 
 
 def known(value: Any, names: Collection[str], what: str) -> str:

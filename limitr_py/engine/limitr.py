@@ -40,7 +40,7 @@ from limitr_py.engine.events import EventBus, Handler
 from limitr_py.engine.exact import exact
 from limitr_py.engine.exchange import RUNE, exchange
 from limitr_py.engine.exchange import resolve as resolve_path
-from limitr_py.engine.records import customer_from, customer_record, plain
+from limitr_py.engine.records import customer_record, plain
 from limitr_py.engine.resolve import plan_for, reachable, resolve_customer
 from limitr_py.engine.state import ZERO, Cap, CustomerState, FeatureConfig, Grant, OverageLimit, Override
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Invoice
@@ -139,6 +139,7 @@ class Limitr:
     def __init__(self, compiled: CompiledPolicy, *, store: str | Store | None = None, clock: Clock | None = None,
                  overhead: Mapping[str, OverheadFn] | None = None) -> None:
         self._compiled = compiled
+        self._cap_credits = frozenset({RUNE, *compiled.credits})  # what a call's `cap=` may name
         opened = open_store(store if store is not None else os.environ.get("LIMITR_STORE"))
         self._durable = opened.encoded
         self._store: Store = EncodedStore(opened) if opened.encoded else opened
@@ -728,7 +729,7 @@ class Limitr:
 
     def set_customer(self, record: Mapping[str, Any]) -> Customer:
         """Insert or replace a customer from a record of `customers()` (state restore); re-registers alt ids."""
-        state = customer_from(record)
+        state = args.customer_record(record, self._compiled.plans)
         if self._grouped:
             group = self._group_of_refs(state.refs) or self._group_for(state.id) or state.id
             for name in (state.id, *state.alt_ids):
@@ -759,7 +760,7 @@ class Limitr:
         items = list(records.values()) if isinstance(records, Mapping) else list(records)
         if not all(isinstance(r, Mapping) for r in items):
             raise InvalidArgumentError("every customer record must be a mapping (as `customers()` exports them)")
-        states = [customer_from(r) for r in items]  # every record is checked before any is written
+        states = [args.customer_record(r, self._compiled.plans) for r in items]  # all checked before any is written
         for state in states:
             self.set_customer(customer_record(state))
         return len(states)
@@ -812,8 +813,8 @@ class Limitr:
         """
         send, data = args.events(event)
         request = Request(id if isinstance(id, str) else "", entitlement, args.quantity(value), 0, send, data,
-                          args.optional_amount(overhead, "overhead"), args.flag(force, "force"), args.call_caps(cap),
-                          self._probe_on())
+                          args.optional_amount(overhead, "overhead"), args.flag(force, "force"),
+                          args.call_caps(cap, self._cap_credits), self._probe_on())
         return self._meter_call(id, entitlement, request, write=True, idempotency_key=idempotency_key)
 
     def track(self, id: str, entitlement: str, value: Any, *, event: Any = True, overhead: Any = None,
@@ -833,14 +834,14 @@ class Limitr:
         ident = args.ident(id)
         args.ident(entitlement, "entitlement")
         request = Request(ident, entitlement, args.quantity(value), 0, False, args.context(context),
-                          args.optional_amount(overhead, "overhead"), caps=args.call_caps(cap))
+                          args.optional_amount(overhead, "overhead"), caps=args.call_caps(cap, self._cap_credits))
         snap, _, _, _ = self._snapshot(ident)
         return self._decider.check(snap, request, self._clock.now()).decision
 
     def _step(self, id: str, entitlement: str, step: int, event: Any, write: bool, cap: Any) -> bool:
         send, data = args.events(event)
         request = Request(id if isinstance(id, str) else "", entitlement, None, step, send, data,
-                          caps=args.call_caps(cap), probe=write and self._probe_on())
+                          caps=args.call_caps(cap, self._cap_credits), probe=write and self._probe_on())
         return self._meter_call(id, entitlement, request, write=write)
 
     def increment(self, id: str, entitlement: str, *, event: Any = True, cap: Any = None) -> bool:
