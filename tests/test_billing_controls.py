@@ -265,3 +265,96 @@ def test_limit_reached_fires_on_the_transition_with_its_type() -> None:
     engine.allow("c", "api_calls", 1)
     reached = [e.payload for e in rec.events if e.name == "limit-reached"]
     assert [(r["entitlement"], r["limit_type"]) for r in reached] == [("api_calls", "spend_limit")]
+
+
+# -- usage-limit windows follow the feature's reset cycle (seed 004; issue 10) ---------------------------------
+
+
+def test_day_windows_of_a_rolling_meter_roll_at_the_time_of_day_the_meter_started() -> None:
+    # START is 14:30 UTC: the 30-day meter's period starts at 14:30, so its day windows do too (before, a plan
+    # without a price fell back to UTC midnight, and this customer was allowed again at 00:00)
+    engine, clock = policy({"api": limit(10**6, resets=True, reset_inc="30days")})
+    engine.create_customer("c")
+    engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 10, "interval": "day"}])
+    clock.advance(minutes=30)
+    assert engine.allow("c", "api", 10) and not engine.allow("c", "api", 1)
+    clock.set(datetime(2026, 3, 16, 0, 30, tzinfo=UTC))  # past UTC midnight: still the same window
+    assert not engine.allow("c", "api", 1)
+    assert engine.billing_config("c").controls["usage_limits"][0]["window_start"] == START  # type: ignore[union-attr]
+    clock.set(datetime(2026, 3, 16, 14, 31, tzinfo=UTC))
+    assert engine.allow("c", "api", 10) and not engine.allow("c", "api", 1)
+
+
+def test_month_windows_of_a_monthly_9_meter_start_on_the_9th() -> None:
+    engine, clock = policy({"api": limit(10**6, resets=True, reset_sch="monthly:9")})
+    engine.create_customer("c")
+    engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 100, "interval": "month"}])
+    clock.set(datetime(2026, 4, 8, 12, tzinfo=UTC))  # window 9 March - 9 April
+    assert engine.allow("c", "api", 100) and not engine.allow("c", "api", 1)
+    clock.set(datetime(2026, 4, 9, 0, 1, tzinfo=UTC))  # on the calendar it is still April's window
+    assert engine.allow("c", "api", 100) and not engine.allow("c", "api", 1)
+    window = engine.billing_config("c").controls["usage_limits"][0]  # type: ignore[union-attr]
+    assert window["window_start"] == datetime(2026, 4, 9, tzinfo=UTC) and window["usage"] == 100
+
+
+@pytest.mark.parametrize("overwrite", [True, False])
+def test_a_plan_change_that_restarts_the_meter_starts_its_window_counter_afresh(overwrite: bool) -> None:
+    # Limitr keeps restarted meters' periods aligned (`started` stays 14:30), so the window keeps its phase; a
+    # restarted meter's window counts from zero, a kept meter's window goes on (before, every plan change
+    # emptied every window)
+    engine, clock = policy({"api": limit(10**6, resets=True, reset_inc="30days")},
+                           plans={"other": {"entitlements": {"api": limit(10**6, resets=True, reset_inc="30days")}}})
+    engine.create_customer("c")
+    engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 10, "interval": "day"}])
+    assert engine.allow("c", "api", 10)
+    clock.advance(hours=5, minutes=30)  # 20:00
+    assert engine.set_customer_plan("c", "other", overwrite_meters=overwrite)
+    assert engine.allow("c", "api", 10) == overwrite
+    assert not engine.allow("c", "api", 1)
+    clock.set(datetime(2026, 3, 16, 14, 31, tzinfo=UTC))  # the next day window, from the meter's 14:30
+    assert engine.allow("c", "api", 10) and not engine.allow("c", "api", 1)
+
+
+def test_a_priced_plan_change_re_anchors_windows_that_follow_the_billing_cycle() -> None:
+    # `api` never resets, so its windows follow the billing anchor of the priced plan; upgrading moves the
+    # anchor to the upgrade and the month window counts afresh from there
+    engine, clock = policy({"api": limit(10**6)}, plans={
+        "paid": {"price": {"amount": 10}, "entitlements": {"api": limit(10**6)}},
+        "paid2": {"price": {"amount": 20}, "entitlements": {"api": limit(10**6)}}})
+    engine.create_customer("c", plan="paid")
+    engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 100, "interval": "month"}])
+    assert engine.allow("c", "api", 100) and not engine.allow("c", "api", 1)
+    clock.advance(days=10)
+    assert engine.set_customer_plan("c", "paid2")
+    assert engine.allow("c", "api", 100) and not engine.allow("c", "api", 1)
+    window = engine.billing_config("c").controls["usage_limits"][0]  # type: ignore[union-attr]
+    assert window["window_start"] == START + timedelta(days=10)
+
+
+# -- limit-reached on every transition (issue 10) ---------------------------------------------------------------
+
+
+def test_limit_reached_fires_again_in_every_period_that_is_exhausted() -> None:
+    engine, clock = sample("autumn_credit_system")  # api_calls: 1,000 included, resets monthly on the 1st
+    engine.create_customer("c")
+    engine.update_billing_controls("c", overage_allowed=[{"feature_id": "api_calls", "enabled": False}])
+    rec = Recorder(engine)
+    for month in (4, 5, 6):
+        assert engine.allow("c", "api_calls", 1000) and not engine.allow("c", "api_calls", 1)
+        clock.set(datetime(2026, month, 1, 0, 1, tzinfo=UTC))
+    reached = [e.payload["limit_type"] for e in rec.events if e.name == "limit-reached"]
+    assert len(reached) == 3, reached  # before: only March's was sent; the stale mark hid the later ones
+
+
+def test_the_next_transition_names_the_control_that_binds_now() -> None:
+    engine, clock = sample("autumn_credit_system")
+    engine.create_customer("c")
+    engine.update_billing_controls("c", spend_limits=[{"feature_id": "api_calls", "overage_limit": 10}],
+                                   usage_limits=[{"feature_id": "api_calls", "limit": 1003, "interval": "day"}])
+    rec = Recorder(engine)
+    assert engine.allow("c", "api_calls", 1003) and not engine.allow("c", "api_calls", 1)  # the day's window
+    # the meter's first period began when the customer was created (14:30), so its day windows roll at 14:30
+    clock.set(datetime(2026, 3, 16, 14, 31, tzinfo=UTC))
+    assert engine.allow("c", "api_calls", 7) and not engine.allow("c", "api_calls", 1)  # 10 past the 1,000
+    reached = [e.payload["limit_type"] for e in rec.events if e.name == "limit-reached"]
+    assert reached == ["usage_limit", "spend_limit"]

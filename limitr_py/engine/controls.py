@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from limitr_py.compile.graph import CompiledPolicy, Limit
+from limitr_py.engine import meters, resolve
 from limitr_py.engine.exchange import exchange
 from limitr_py.engine.records import plain
 from limitr_py.engine.state import ZERO, CustomerState, OverageLimit, PurchaseLimit, UsageAlert, UsageLimit, Window
@@ -63,8 +64,30 @@ def anchor_of(customers: Mapping[str, CustomerState], holder: CustomerState) -> 
     return parent.billing_anchor if parent is not None else None
 
 
+def cycle_anchor(policy: CompiledPolicy, customers: Mapping[str, CustomerState], holder: CustomerState,
+                 feature: str, now: datetime) -> datetime | None:
+    """Where a usage limit's windows are phased from. Seed 004: "the window is tied to the feature's reset
+    cycle", so it is the current period start of the feature's meter when that meter resets (a rolling 30-day
+    meter started at 14:30 gives day windows that roll at 14:30, `monthly:9` month windows from the 9th, and a
+    plan change that restarts the meter re-anchors the window). A feature without a reset cycle of its own (one
+    that never resets, or a credit-system credit) follows the billing anchor of a plan with a price; with
+    neither, None: the UTC calendar."""
+    for member in chain(customers, holder):
+        plan = resolve.plan_for(policy, customers, member)
+        entitlement = plan.entitlements.get(feature) if plan is not None else None
+        if entitlement is None:
+            continue
+        limit, _ = resolve.limit_for(member, entitlement, now)
+        owner = resolve.scope_owner(customers, member, entitlement.scope) or member
+        meter = owner.meters.get(feature)
+        if limit is not None and limit.resets and meter is not None and meter.started is not None:
+            return meters.period_start(limit, meter.started, now)
+        break
+    return anchor_of(customers, holder)
+
+
 def effective(policy: CompiledPolicy, customers: Mapping[str, CustomerState], caller: CustomerState,
-              entitlement: str, limit: Limit) -> Effective:
+              entitlement: str, limit: Limit, now: datetime) -> Effective:
     members = chain(customers, caller)
     mode, billed = limit.mode, True
     config = next((c.billing.feature_configs[entitlement] for c in members
@@ -95,7 +118,8 @@ def effective(policy: CompiledPolicy, customers: Mapping[str, CustomerState], ca
                 continue
             factor = _factor(policy, usage_limit.feature_id, entitlement, limit.credit)
             if factor is not None:
-                windows.append(WindowRef(holder.id, key, usage_limit, factor, anchor_of(customers, holder)))
+                windows.append(WindowRef(holder.id, key, usage_limit, factor,
+                                         cycle_anchor(policy, customers, holder, usage_limit.feature_id, now)))
     top = members[-1]
     alerts = tuple((c.id, a) for c in members for a in c.billing.usage_alerts
                    if a.enabled and a.feature_id == entitlement)
@@ -176,7 +200,8 @@ def purchase_window_start(limit: PurchaseLimit, now: datetime) -> datetime:
     return now - step * limit.interval_count
 
 
-def billing_view(customers: Mapping[str, CustomerState], state: CustomerState, now: datetime) -> BillingConfig:
+def billing_view(policy: CompiledPolicy, customers: Mapping[str, CustomerState], state: CustomerState,
+                 now: datetime) -> BillingConfig:
     """What `billing_config()` and `Customer.billing` show: Owostack's settings, and Autumn's controls as they
     apply to this customer (an entity's own entries, filled in from its customer's), each usage limit with the
     usage counted in its current window."""
@@ -202,7 +227,8 @@ def billing_view(customers: Mapping[str, CustomerState], state: CustomerState, n
     usage_limits = []
     for member in members:
         for key, limit in member.billing.usage_limits.items():
-            ref = WindowRef(member.id, key, limit, Decimal(1), anchor_of(customers, member))
+            ref = WindowRef(member.id, key, limit, Decimal(1),
+                            cycle_anchor(policy, customers, member, limit.feature_id, now))
             start, used = window_used(member, ref, now)
             usage_limits.append({**plain(limit), "usage": used, "window_start": start,
                                  "source": "entity" if member.parent else "customer"})

@@ -94,9 +94,12 @@ def set_plan(policy: CompiledPolicy, customers: Mapping[str, CustomerState], sta
               if m.started is not None and previous is not None and name in previous.entitlements]
     copy.plan = plan
     start_meters(new_plan, copy, now, replace=overwrite_meters, started=min(starts) if starts else now)
-    # a plan change restarts the billing cycle: usage-limit windows re-anchor and count afresh
+    # Usage-limit windows follow the feature's reset cycle (seed 004, controls.cycle_anchor): restarted meters
+    # start their windows' counters afresh; a moved billing anchor re-phases the windows that follow it (a window
+    # whose start moved counts from zero); windows of kept meters go on.
     copy.billing_anchor = now if new_plan.price is not None else None
-    copy.billing = replace(copy.billing, windows={})
+    if overwrite_meters:
+        copy.billing = replace(copy.billing, windows={})
     change = Change(customers={state.id: copy})
     change.events.append(("customer-set", customer_payload(copy)))
     change.events.append(("customer-plan-changed", {"previous_plan": previous.name if previous else state.plan,

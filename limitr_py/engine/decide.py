@@ -251,7 +251,7 @@ class Decider:
             return Outcome(allowed, Decision(allowed, call, None, None, tuple(gates)), changed)
         eff = None  # billing controls: only worked out when the caller, its customer or the limit has any
         if not call.caller.billing.empty or call.caller.parent is not None or call.limit.max_overage is not None:
-            eff = controls.effective(self.policy, snap.customers, call.caller, call.entitlement, call.limit)
+            eff = controls.effective(self.policy, snap.customers, call.caller, call.entitlement, call.limit, now)
             if eff.mode != call.limit.mode:
                 call.limit = replace(call.limit, mode=eff.mode)
         policy, limit, value, meter = self.policy, call.limit, call.value, call.meter
@@ -582,8 +582,12 @@ class Decider:
         probe = self._decide(after, Request(req.customer, req.entitlement, Quantity(PROBE), caps=req.caps,
                                             send_events=False), now, write=False)
         caller = _state_of(call, call.caller.id, changed)
-        was = caller.billing.blocked.get(call.entitlement)
-        if probe.allowed and was is not None:
+        stored = caller.billing.blocked.get(call.entitlement)
+        # A call of at least the probe's size was just allowed, so the smallest call passed before it: a stored
+        # "blocked" is from an earlier transition that has since ended (a period reset, a window that rolled,
+        # room freed), and this probe's denial is a new transition to report, naming the control binding now.
+        was = stored if call.value < PROBE else None
+        if probe.allowed and stored is not None:
             copy = _editable(changed, caller)
             copy.billing = replace(copy.billing, blocked={k: v for k, v in copy.billing.blocked.items()
                                                           if k != call.entitlement})

@@ -537,7 +537,7 @@ class Limitr:
         snap, state = self._view(args.ident(id))
         if state is None:
             return None
-        return ops.public(state, controls.billing_view(snap.customers, state, self._clock.now()))
+        return ops.public(state, controls.billing_view(self._compiled, snap.customers, state, self._clock.now()))
 
     def delete_customer(self, id: str) -> bool:
         """Delete a customer (by id or alt id) and its alt ids. Customers that ref it keep the dangling ref. A
@@ -1428,7 +1428,9 @@ class Limitr:
         """The customer's billing controls as they apply (entities: their own entries over their customer's),
         with each usage limit's usage in its current window."""
         snap, state = self._view(args.ident(id))
-        return None if state is None else controls.billing_view(snap.customers, state, self._clock.now())
+        if state is None:
+            return None
+        return controls.billing_view(self._compiled, snap.customers, state, self._clock.now())
 
     def update_billing_controls(self, id: str, *, entity_id: str | None = None, overage_allowed: Any = None,
                                 spend_limits: Any = None, usage_limits: Any = None, usage_alerts: Any = None,
