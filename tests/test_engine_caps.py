@@ -227,3 +227,35 @@ def test_cap_management() -> None:
     assert "customer-cap-reset" in rec.names() and "customer-cap-removed" in rec.names()
     with pytest.raises(InvalidArgumentError):
         engine.add_customer_cap("u", 1, reset_inc="1day", reset_sch="weekly:mon")
+
+
+VOLUME_TOKENS = {"tok": {"pricing_model": "volume", "tiers": [{"up_to": 100, "price": {"amount": D("0.01")}},
+                                                             {"price": {"amount": D("0.005")}}]}}
+
+
+@pytest.mark.parametrize("observe_only", [True, False])
+def test_a_cap_follows_the_true_total_across_a_volume_band_crossing(observe_only: bool) -> None:
+    # Limitr's own volume test: every unit is priced at the band of the total, so the 101st unit reprices the
+    # first 100 at 0.005 and lowers the total; the cap counts the total as priced now, without follow_decrements
+    # (which is about units the caller gives back). Before, the lowering was dropped: 1.00, 1.00, 1.50.
+    engine, _ = policy({"t": limit(0, "tok", mode="soft")}, credits=VOLUME_TOKENS)
+    engine.create_customer("u")
+    engine.add_customer_cap("u", 100, cap_id="spend", observe_only=observe_only)
+    seen = []
+    for units in (100, 1, 100):  # 100 × 0.01 = 1.00; 101 × 0.005 = 0.505; 201 × 0.005 = 1.005
+        assert engine.allow("u", "t", units)
+        cap = engine.customer_cap("u", "spend")
+        assert cap is not None
+        seen.append(cap.meter_value)
+    assert seen == [D("1.00"), D("0.505"), D("1.005")]
+
+
+def test_giving_units_back_lowers_only_follow_decrements_caps_under_volume_pricing() -> None:
+    engine, _ = policy({"t": limit(0, "tok", mode="soft")}, credits=VOLUME_TOKENS)
+    engine.create_customer("u")
+    engine.add_customer_cap("u", 100, cap_id="plain")
+    engine.add_customer_cap("u", 100, cap_id="follows", follow_decrements=True)
+    assert engine.allow("u", "t", 50) and engine.allow("u", "t", -10)  # 50 × 0.01 = 0.50, then 40 × 0.01 = 0.40
+    plain, follows = engine.customer_cap("u", "plain"), engine.customer_cap("u", "follows")
+    assert plain is not None and follows is not None
+    assert (plain.meter_value, follows.meter_value) == (D("0.50"), D("0.40"))

@@ -105,3 +105,26 @@ def test_a_periods_overage_lines_equal_the_sum_of_its_overage_prices(calls: list
     assert invoice is not None
     overage = sum(line.amount for line in invoice.lines if line.kind in ("overage", "grant_credit"))
     assert overage == billed * 100  # every price here is whole cents, so rounding cannot hide a difference
+
+
+def test_the_current_period_is_defined_by_the_meters_that_reset() -> None:
+    # `seats` never resets: its meter started with the customer. Before, the current invoice started then too,
+    # overlapping every earlier invoice (period_start 15 March in May).
+    engine, clock = policy({}, credits=CREDITS, plans={"pro": {"price": {"amount": 30}, "entitlements": {
+        "api": limit(10000, "api_call", **MONTHLY), "seats": limit(5, "email")}}})
+    engine.create_customer("c", plan="pro")
+    clock.set(datetime(2026, 5, 10, tzinfo=UTC))
+    assert engine.allow("c", "api", 1) and engine.allow("c", "seats", 1)
+    current, previous = engine.invoice("c"), engine.invoice("c", period="previous")
+    assert current is not None and previous is not None
+    assert (current.period_start, current.period_end) == (datetime(2026, 5, 1, tzinfo=UTC),
+                                                          datetime(2026, 6, 1, tzinfo=UTC))
+    assert previous.period_end is not None and previous.period_end <= current.period_start
+
+
+def test_a_customer_whose_meters_never_reset_has_a_period_from_its_start() -> None:
+    engine, clock = policy({}, credits=CREDITS, plans={"flat": {"entitlements": {"seats": limit(5, "email")}}})
+    engine.create_customer("c", plan="flat")
+    clock.set(datetime(2026, 5, 10, tzinfo=UTC))
+    invoice = engine.invoice("c")
+    assert invoice is not None and invoice.period_start == datetime(2026, 3, 15, 14, 30, tzinfo=UTC)

@@ -382,7 +382,11 @@ class Decider:
             spend = caps.Spend(value, rate, call.overhead, position, billable, billable_diff, covered)
             for a in found:
                 amount = caps.consumption(policy, a.cap, call.credit.name, call.pricing, spend)
-                if amount == 0 or (amount < 0 and not a.cap.follow_decrements):
+                # A call that takes units and still lowers the cap is a volume band crossing repricing every unit
+                # (Limitr's rule): the cap follows the true total. Only calls that give units back need
+                # `follow_decrements` to lower a cap.
+                units = billable_diff if a.cap.overage_only else value
+                if amount == 0 or (amount < 0 and units <= 0 and not a.cap.follow_decrements):
                     continue
                 if not req.force and amount > 0 and not caps.has_room(a.cap, amount):
                     gates.append(Gate("cap", False, {"cap": a.cap.id, "holder": a.holder, "ceiling": a.cap.value,

@@ -99,7 +99,8 @@ def build(policy: CompiledPolicy, customer: CustomerState, plan: Plan | None,
           members: Iterable[tuple[CustomerState, Plan | None]], which: str | datetime, now: datetime) -> Invoice:
     """The invoice of `customer` (and of its entities, `members`) for the chosen period."""
     lines: list[InvoiceLine] = []
-    starts: list[datetime] = []
+    starts: list[datetime] = []  # of meters that reset: they define the period
+    lasting: list[datetime] = []  # of meters that never reset: the period only when nothing resets
     ends: list[datetime] = []
     for state, member_plan in [(customer, plan), *members]:
         if member_plan is None:
@@ -109,9 +110,12 @@ def build(policy: CompiledPolicy, customer: CustomerState, plan: Plan | None,
             assert limit is not None
             lines.extend(lines_for(policy, member_plan, usage, limit, "" if state is customer else state.id))
             if usage.start is not None:
-                starts.append(usage.start)
+                (starts if limit.resets else lasting).append(usage.start)
             if usage.end is not None:
                 ends.append(usage.end)
+    # a meter that never resets started when the customer did: counting it would stretch the current period
+    # back over the previous ones
+    starts = starts or lasting
     # the plan fee belongs to a period that exists: the current one, or a past one with usage on record
     if plan is not None and plan.price and customer.parent is None and (which == "current" or starts):
         lines.insert(0, InvoiceLine("subscription", None, f"{plan.label or plan.name} plan", Decimal(1), plan.price,
