@@ -120,6 +120,18 @@ def _calls() -> Iterator[tuple[str, Callable[[Limitr], Any]]]:
          lambda p, v: p.load_customers(v)),
         ("set_customer", [None, 5, {}, {"id": "\ud800"}, {"id": "z", "meters": 5}], lambda p, v: p.set_customer(v)),
         ("local_margin_breakdown", [5, None, "x", {"api": "abc"}], lambda p, v: p.local_margin_breakdown("main", v)),
+        ("local_margin_breakdown.scaled", FLAGS,
+         lambda p, v: p.local_margin_breakdown("main", {"api": 1}, scaled=v)),
+        ("value.percent", FLAGS, lambda p, v: p.value("alice", "api", percent=v)),
+        ("remaining.grants", FLAGS, lambda p, v: p.remaining("alice", "api", grants=v)),
+        ("limit.grants", FLAGS, lambda p, v: p.limit("alice", "api", grants=v)),
+        ("allowance.grants", FLAGS, lambda p, v: p.allowance("alice", "api", grants=v)),
+        ("projected_exhaustion.smoothed", FLAGS, lambda p, v: p.projected_exhaustion("alice", "gpu", smoothed=v)),
+        ("estimate.quantile", [5, 0, -1, "nan", "1.5", True], lambda p, v: p.estimate("alice", "gpu", quantile=v)),
+        ("reserve.quantile", [5, 0, "2"], lambda p, v: p.reserve("alice", "gpu", quantile=v)),
+        ("deliver_pending.limit", [10**30, -1, 0, 1.5, True, "10"], lambda p, v: p.deliver_pending(v)),
+        ("on.name", ["meter-overages", 5, None, ["*"]], lambda p, v: p.on(v, print)),
+        ("off.name", ["meter-overages", 5, None], lambda p, v: p.off(v)),
     ]:
         yield from each(label, values, lambda v, call=call: lambda p: call(p, v))
 

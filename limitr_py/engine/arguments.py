@@ -127,6 +127,21 @@ def optional_data(value: Any, what: str) -> dict[str, Any] | None:
     return None if value is None else data(value, what)
 
 
+def count(value: Any, what: str, low: int, high: int) -> int:
+    """A whole number from `low` to `high` (a page size, a batch limit)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgumentError(f"{what} must be a whole number from {low:,} to {high:,}, got {_shown(value)}")
+    return value
+
+
+def fraction(value: Any, what: str) -> Decimal:
+    """A number above 0 and at most 1 (a quantile)."""
+    number = amount(value, what)
+    if not 0 < number <= 1:
+        raise InvalidArgumentError(f"{what} must be above 0 and at most 1, got `{number}`")
+    return number
+
+
 def quantity(value: Any, what: str = "value") -> Quantity:
     """int, Decimal, str with units, or float (through `str`); never bool, NaN or infinity."""
     if isinstance(value, bool) or value is None:

@@ -46,17 +46,21 @@ class EventBus:
         self._handlers: dict[str, tuple[tuple[str, Handler], ...]] = {}
         self._lock = threading.Lock()
 
-    def on(self, name: str, handler: Handler) -> None:
+    def _known(self, name: object) -> None:
         if not isinstance(name, str) or name not in self._names:
             close = close_match(name, sorted(self._names))
             hint = f"; did you mean `{close}`?" if close else "; use an event name, a notification name or \"*\""
-            raise InvalidArgumentError(f"no event is named `{name}`{hint}")
+            raise InvalidArgumentError(f"no event is named `{str(name)[:80]}`{hint}")
+
+    def on(self, name: str, handler: Handler) -> None:
+        self._known(name)
         if not callable(handler):
             raise InvalidArgumentError(f"handler for `{name}` must be callable")
         with self._lock:  # copy-on-write: publishing never holds the lock
             self._handlers[name] = (*self._handlers.get(name, ()), (name, handler))
 
     def off(self, name: str, handler: Handler | None = None) -> None:
+        self._known(name)  # a typo would otherwise leave the handler registered, silently
         with self._lock:
             kept = () if handler is None else tuple(r for r in self._handlers.get(name, ()) if r[1] != handler)
             if kept:

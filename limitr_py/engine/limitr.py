@@ -470,7 +470,7 @@ class Limitr:
         the handlers registered now that still owe them; returns how many events were handled. Call it when a
         worker starts."""
         handled = 0
-        for entry in self._store.pending(limit):
+        for entry in self._store.pending(args.count(limit, "limit", 1, 100_000)):
             event = codec.load_event(entry.body)
             # 0.1 wrote `<name>|<module>.<qualname>`; what is owed is the name before the bar
             names = tuple(dict.fromkeys(c.split("|", 1)[0] for c in entry.consumers))
@@ -894,6 +894,7 @@ class Limitr:
 
     def value(self, id: str, entitlement: str, percent: bool = False, grants: bool = True) -> Decimal | None:
         """Usage this period in the credit's units (or, with `percent`, the share of the limit used)."""
+        percent, grants = args.flag(percent, "percent"), args.flag(grants, "grants")
         call, now = self._locate(id, entitlement)
         if call is None:
             return None
@@ -905,13 +906,14 @@ class Limitr:
     def remaining(self, id: str, entitlement: str, percent: bool = False, grants: bool = True) -> Decimal | None:
         """Units left this period, grants included unless `grants=False` (negative after a trailing overshoot);
         None for observe limits and flags."""
+        percent, grants = args.flag(percent, "percent"), args.flag(grants, "grants")
         call, now = self._locate(id, entitlement)
         return None if call is None else self._left(call, now, percent, grants)
 
     def limit(self, id: str, entitlement: str, grants: bool = True) -> Decimal | None:
         """The limit in credit units (plus the grant balance for a customer unless `grants=False`); `id` may be a
         customer or a plan. None for observe limits and flags."""
-        ident = args.ident(id)
+        ident, grants = args.ident(id), args.flag(grants, "grants")
         plan = self._compiled.plans.get(ident)
         if plan is not None:
             ent = plan.entitlements.get(entitlement)
@@ -927,6 +929,7 @@ class Limitr:
 
     def allowance(self, id: str, entitlement: str, grants: bool = True) -> Decimal | None:
         """`remaining`, capped by the governor's tokens available now."""
+        grants = args.flag(grants, "grants")
         call, now = self._locate(id, entitlement)
         left = None if call is None else self._left(call, now, False, grants)
         if call is None or left is None or not meters.governed(call.limit):
@@ -966,6 +969,7 @@ class Limitr:
     def projected_exhaustion(self, id: str, entitlement: str, smoothed: bool = False,
                              grants: bool = True) -> timedelta | None:
         """How long until the limit is used up at the current rate; None when not rising or nothing remains."""
+        smoothed, grants = args.flag(smoothed, "smoothed"), args.flag(grants, "grants")
         call, now = self._locate(id, entitlement)
         if call is None or call.meter is None or meters.reset_pending(call.limit, call.meter, now) is not None:
             return None
@@ -1188,7 +1192,7 @@ class Limitr:
         ctx = args.context(context)
         segment = args.optional_text(segment, "segment")
         lifetime = args.duration(ttl, "ttl") if ttl is not None else self._compiled.hold_ttl
-        q = args.amount(quantile, "quantile")
+        q = args.fraction(quantile, "quantile")
         given_overhead = args.optional_amount(overhead, "overhead")
         basis_n = args.optional_amount(basis, "basis")
         hold_id = _new_id("hold_")
@@ -1289,7 +1293,7 @@ class Limitr:
         ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
         ctx = args.context(context)
         segment = args.optional_text(segment, "segment")
-        q = args.amount(quantile, "quantile")
+        q = args.fraction(quantile, "quantile")
         snap, _, _, _ = self._snapshot(ident)
         call = self._decider.locate(snap, ident, ent, self._clock.now())
         if call is None:
@@ -1558,6 +1562,7 @@ class Limitr:
         """Margins of hypothetical usage on a plan: entitlement → meter value, or a mapping with `meter` and
         optionally `limit`, `credit`, `overhead`, `context`. None for an unknown plan."""
         found = self._compiled.plans.get(args.ident(plan, "plan"))
+        scaled = args.flag(scaled, "scaled")
         if found is None:
             return None
         if not isinstance(entitlements, Mapping):
