@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from limitr_py import bounds
 from limitr_py.clock import ManualClock
 from limitr_py.engine.limitr import Limitr
 from limitr_py.errors import InvalidArgumentError, LimitrError
@@ -46,6 +47,11 @@ class Summary:
     customers: list[str] = field(default_factory=list)
 
 
+def _integer(text: str) -> int | Decimal:
+    # `int` refuses texts past 4,300 digits; Decimal reads any length, and the engine refuses it as out of range
+    return int(text) if len(text) <= 40 else Decimal(text)
+
+
 def read_events(lines: Iterable[str]) -> Iterator[tuple[int, datetime, dict[str, Any]]]:
     """(line number, time, event) for each non-blank line; a malformed line raises SimulationError."""
     last: datetime | None = None
@@ -53,9 +59,11 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, datetime, dict[str,
         if not text.strip():
             continue
         try:
-            event = json.loads(text, parse_float=Decimal)
+            event = json.loads(text, parse_float=Decimal, parse_int=_integer)
         except ValueError as exc:
             raise SimulationError(f"line {number}: not JSON ({exc})") from None
+        except RecursionError:
+            raise SimulationError(f"line {number}: nested too deeply") from None
         if not isinstance(event, dict) or not isinstance(event.get("at"), str):
             raise SimulationError(f"line {number}: each event is an object with an `at` time")
         try:
@@ -64,6 +72,9 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, datetime, dict[str,
             raise SimulationError(f"line {number}: `at` is not an ISO 8601 time: `{event['at']}`") from None
         if at.tzinfo is None:
             raise SimulationError(f"line {number}: `at` needs a time zone (e.g. `Z`): `{event['at']}`")
+        if not bounds.MIN_YEAR <= at.year <= bounds.MAX_YEAR:  # the engine's clock range (bounds.py)
+            raise SimulationError(f"line {number}: `at` must fall in the years {bounds.MIN_YEAR}-{bounds.MAX_YEAR}: "
+                                  f"`{event['at']}`")
         if last is not None and at < last:
             raise SimulationError(f"line {number}: events must be in time order (`{event['at']}` is earlier "
                                   f"than the line before)")
@@ -99,6 +110,8 @@ def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[s
     calls = [name for name in CALLS if name in event]
     if calls:
         name = calls[0]
+        if not isinstance(event[name], dict):
+            raise InvalidArgumentError(f"`{name}` takes an object of its arguments, got `{event[name]!r:.60}`")
         kwargs = dict(event[name])
         ident = kwargs.pop("id", None)
         getattr(engine, name)(ident, **kwargs)

@@ -8,6 +8,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from limitr_py.cli import run
 
 POLICY = """
@@ -103,3 +105,26 @@ def test_bad_events_files_name_the_line(tmp_path: Path) -> None:
     assert run(["simulate", str(policy), str(events)], out, err) == 2
     assert "line 1:" in err.getvalue()
     assert run(["simulate", str(policy), str(tmp_path / "missing.jsonl")], out, err) == 2
+
+
+HOSTILE_LINES = {
+    "huge_integer": '{"at": "2026-03-02T10:00:00Z", "customer": "c1", "entitlement": "chat", "value": '
+                    + "9" * 5000 + "}",
+    "deep_json": "[" * 100_000,
+    "arguments_not_an_object": '{"at": "2026-03-02T10:00:00Z", "grant": 5}',
+    "year_out_of_range": '{"at": "9999-12-31T23:59:59Z", "customer": "c1", "entitlement": "chat", "value": 1}',
+    "huge_exponent": '{"at": "2026-03-02T10:00:00Z", "customer": "c1", "entitlement": "chat", "value": 1e999999999}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_LINES))
+def test_a_hostile_events_line_is_a_usage_error_with_one_line(tmp_path: Path, name: str) -> None:
+    # before: a deep line and a year past 9000 escaped as internal errors (RecursionError, ValueError)
+    policy = tmp_path / "p.stof"
+    policy.write_text(POLICY, encoding="utf-8")
+    events = tmp_path / "e.jsonl"
+    events.write_text(HOSTILE_LINES[name] + "\n", encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["simulate", str(policy), str(events), "--format", "json"], out, err)
+    assert code == 2 and err.getvalue().count("\n") == 1 and "line 1:" in err.getvalue()
+    assert json.loads(out.getvalue())["error"]["exit"] == 2
