@@ -64,7 +64,8 @@ def caps(policy: Limitr) -> tuple[Decimal, Decimal]:
 
 def main() -> None:
     policy, clock = build()
-    policy.on("meter-overage", lambda e: print(f"  bill ${e.payload['overage_price']} for {e.payload['overage']} tokens"))
+    policy.on("meter-overage",
+              lambda e: print(f"  bill ${e.payload['overage_price']} for {e.payload['overage']} tokens"))
     policy.on("cap-limit", lambda e: print(f"  denied by cap {e.payload['cap']['id']}"))
     for day, tokens in [(2, 16667), (2, 10000), (9, 10000), (9, 40000), (9, 1), (16, 10000), (16, 6000)]:
         clock.set(datetime(2026, 3, day, 12, tzinfo=UTC))

@@ -9,7 +9,6 @@ from limitr_py.compile import check_document, load_policy
 from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
 from limitr_py.engine.estimates import Estimate
-from limitr_py.engine.limitr import Limitr
 from limitr_py.engine.state import Cap, Grant
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Gate
 from limitr_py.errors import (
@@ -24,6 +23,7 @@ from limitr_py.errors import (
     PolicySyntaxError,
     StoreError,
 )
+from limitr_py.limitr import Limitr
 
 __all__ = [
     "BillingConfig",

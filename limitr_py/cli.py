@@ -23,9 +23,9 @@ from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
 from limitr_py.documents import FORMATS, SUFFIXES, load_document
 from limitr_py.documents.writers import dump
-from limitr_py.engine.limitr import Limitr
 from limitr_py.engine.records import plain
 from limitr_py.errors import InvalidArgumentError, PolicyError, StoreError
+from limitr_py.limitr import Limitr
 from limitr_py.money import exponent
 from limitr_py.resources import resource_path
 from limitr_py.simulate import SimulationError, replay, report

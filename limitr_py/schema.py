@@ -21,6 +21,7 @@ from limitr_py.diagnostics import Diagnostic, close_match, pointer_join
 from limitr_py.documents.source import SourceDocument
 from limitr_py.resources import resource_path
 
+jsonschema_rs: Any
 try:  # the fast path; without it (a platform with no wheel) every document takes the reference validator
     import jsonschema_rs
 except ImportError:  # pragma: no cover - exercised only where the wheel is missing
@@ -107,15 +108,17 @@ def _convert(doc: SourceDocument, error: ValidationError) -> list[Diagnostic]:
     pointer = _pointer(error)
     name = _field_name(pointer)
     validator = error.validator
+    schema: Any = error.schema  # a mapping for every keyword this converts (jsonschema types it more loosely)
     if validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = list((error.schema.get("properties") or {}).keys())
+        known = list((schema.get("properties") or {}).keys())
         extra = [k for k in error.instance if k not in known]
         return [_unknown_field(doc, pointer, key, known) for key in extra]
     if validator == "type":
         return [doc.diagnostic("L202", f"`{name}` must be {_wanted_types(error.validator_value)}, "
                                        f"not {_describe(error.instance)}", pointer, value=True)]
     if validator == "enum":
-        choices = [str(c) for c in error.validator_value]
+        values: Any = error.validator_value
+        choices = [str(c) for c in values]
         close = close_match(error.instance, choices)
         hint = f"did you mean `{close}`?" if close else f"use one of {', '.join(f'`{c}`' for c in choices)}"
         return [doc.diagnostic("L203", f"`{name}` must be one of {', '.join(f'`{c}`' for c in choices)}, "
@@ -127,8 +130,8 @@ def _convert(doc: SourceDocument, error: ValidationError) -> list[Diagnostic]:
                                        f"not {_describe(error.instance)}", pointer, value=True)]
     if validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else "a field"
-        hint = "wrap the policy as `policy: { credits: {…}, plans: {…} }`" if not pointer else None
-        return [doc.diagnostic("L205", f"missing required field `{missing}`", pointer, hint)]
+        wrap = "wrap the policy as `policy: { credits: {…}, plans: {…} }`" if not pointer else None
+        return [doc.diagnostic("L205", f"missing required field `{missing}`", pointer, wrap)]
     if validator == "pattern":
         if name == "currency":
             return [doc.diagnostic("L206", f"`currency` must be an ISO 4217 code such as `USD`, "

@@ -22,8 +22,8 @@ from typing import Any
 
 from limitr_py import bounds
 from limitr_py.clock import ManualClock
-from limitr_py.engine.limitr import Limitr
 from limitr_py.errors import InvalidArgumentError, LimitrError
+from limitr_py.limitr import Limitr
 from limitr_py.units import format_decimal
 
 CALLS = ("create_customer", "set_customer_plan", "update_billing_controls", "set_feature_config",
@@ -128,13 +128,13 @@ def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[s
         if create and engine.customer(customer) is None and engine.create_customer(customer) is not None:
             summary.created += 1
         summary.customers.append(customer)
-    allowed, decision = engine._allow_decision(customer, entitlement, event.get("value", 1),
-                                               force=bool(event.get("track")), event=event.get("event_data", True))
-    if allowed:
+    decision = engine.allow_explained(customer, entitlement, event.get("value", 1), force=bool(event.get("track")),
+                                      event=event.get("event_data", True))
+    if decision.allowed:
         summary.allowed += 1
     else:
         summary.denied += 1
-        summary.denials[(decision.limit_type or decision.gate) if decision else "unknown"] += 1
+        summary.denials[decision.limit_type or decision.gate] += 1
 
 
 def report(engine: Limitr, summary: Summary) -> dict[str, Any]:

@@ -326,3 +326,15 @@ def test_a_failing_handler_does_not_change_the_answer() -> None:
 
     engine.on("meter-changed", broken)
     assert engine.allow("u", "api", 1) and engine.value("u", "api") == 1
+
+
+def test_allow_explained_meters_like_allow_and_says_why_it_denied() -> None:
+    engine, _ = policy({"api": limit(5)})
+    engine.create_customer("c")
+    allowed = engine.allow_explained("c", "api", 5)
+    denied = engine.allow_explained("c", "api", 1)
+    assert (allowed.allowed, denied.allowed) == (True, False)
+    assert denied.gate == "limit" and denied.limit_type == "included" and denied.headroom == 0
+    assert engine.value("c", "api") == 5  # the denial metered nothing; the first call metered 5
+    unknown = engine.allow_explained("nobody", "api", 1)
+    assert not unknown.allowed and unknown.gate == "customer"

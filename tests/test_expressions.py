@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from limitr_py.expressions import ExpressionError, compile_expression
+from limitr_py.compile.conditions import compile_expression
+from limitr_py.expressions import ExpressionError
 
 PAYLOAD = {"name": "meter-overage", "entitlement": "chat", "remaining": Decimal(50), "overage_price": Decimal("1.25"),
            "meter": {"value": Decimal(150), "limit": Decimal(100)}, "event_data": {"model": "sonnet"}}

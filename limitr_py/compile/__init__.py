@@ -41,9 +41,22 @@ def compile_document(doc: SourceDocument) -> CompiledPolicy:
 
 
 def load_policy(source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None,
-                file: str | None = None) -> CompiledPolicy:
-    """Read and compile a policy document in any of the four formats (or an in-memory mapping)."""
-    return compile_document(load_document(source, format=format, file=file))
+                file: str | None = None, validate: bool = True) -> CompiledPolicy:
+    """Read and compile a policy document in any of the four formats (or an in-memory mapping).
+
+    `validate=False` skips only the JSON Schema pass (for documents validated in CI): the range check, which
+    keeps a number like `1e999999999` from ever being expanded, and the semantic checks always run."""
+    doc = load_document(source, format=format, file=file)
+    if validate:
+        return compile_document(doc)
+    out_of_range = range_problems(doc)
+    if out_of_range:
+        raise PolicySchemaError(out_of_range)
+    builder = Builder(doc)
+    compiled = builder.build()
+    if builder.problems:
+        raise PolicyCompileError(builder.problems)
+    return compiled
 
 
 def check_document(source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None,

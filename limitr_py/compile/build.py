@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
+from limitr_py.compile.conditions import compile_expression
 from limitr_py.compile.graph import (
     CompiledPolicy,
     Credit,
@@ -32,7 +33,7 @@ from limitr_py.compile.graph import (
 from limitr_py.diagnostics import Diagnostic, close_match, pointer_join
 from limitr_py.documents.source import SourceDocument
 from limitr_py.event_names import EVENT_NAMES
-from limitr_py.expressions import Expression, ExpressionError, compile_expression
+from limitr_py.expressions import Expression, ExpressionError
 from limitr_py.schedules import Schedule, ScheduleError, parse_schedule
 from limitr_py.units import UNITS, QuantityOutOfRange, UnitError, canonical_unit, duration_ms, format_decimal, to_units
 
@@ -58,7 +59,8 @@ class Builder:
         self.doc = doc
         self.problems: list[Diagnostic] = []
         root = doc.tree if isinstance(doc.tree, dict) else {}
-        self.raw: dict[str, Any] = root.get("policy") if isinstance(root.get("policy"), dict) else {}
+        policy = root.get("policy")
+        self.raw: dict[str, Any] = policy if isinstance(policy, dict) else {}
         raw_credits = self.raw.get("credits")
         self.credit_names = list(raw_credits) if isinstance(raw_credits, dict) else []
         self.credits: dict[str, Credit] = {}
@@ -229,8 +231,12 @@ class Builder:
         credit_name = self.credit_ref(raw.get("credit", ""), pointer_join(pointer, "credit"))
         credit = self.credits.get(credit_name or "")
         unit = credit.units if credit else None
-        q = (lambda key, **kw: self.quantity(raw.get(key), unit, pointer_join(pointer, key), **kw)) \
-            if credit else (lambda key, **kw: None)
+        def q(key: str, *, non_negative: bool = True) -> Decimal | None:
+            # without a credit there is no unit to read a quantity in (the missing credit is reported already)
+            if credit is None:
+                return None
+            return self.quantity(raw.get(key), unit, pointer_join(pointer, key), non_negative=non_negative)
+
         mode = raw.get("mode", "hard")
         if raw.get("hard_trailing") and mode != "hard":
             self.problem("L308", "`hard_trailing` can only be true when mode is `hard`",

@@ -120,7 +120,8 @@ class _Build(Transformer[Token, Any]):
     """Runs inside the LALR parser (no parse tree is built): produces _Node/_Field values."""
 
     def document(self, children: list[Any]) -> list[_Field]:
-        return children[1] if len(children) == 3 else children[0]
+        fields: list[_Field] = children[1] if len(children) == 3 else children[0]
+        return fields
 
     def members(self, children: list[Any]) -> list[_Field]:
         return children
@@ -168,7 +169,7 @@ class _Build(Transformer[Token, Any]):
 
     def scalar(self, children: list[Token]) -> _Node:
         tok = children[0]
-        node = _Node("val", tok.line, tok.column, end_line=tok.end_line or tok.line)
+        node = _Node("val", tok.line or 1, tok.column or 1, end_line=tok.end_line or tok.line or 1)
         if tok.type == "IDENT":
             word = str(tok)
             if word in _BARE_WORDS:
@@ -201,7 +202,7 @@ class _Build(Transformer[Token, Any]):
         return (text + ("!" if len(children) > 1 else ""), pos)
 
     def named_type(self, children: list[Token]) -> tuple[str, tuple[int, int]]:
-        return (".".join(str(c) for c in children), (children[0].line, children[0].column))
+        return (".".join(str(c) for c in children), (children[0].line or 1, children[0].column or 1))
 
     def generic_type(self, children: list[Any]) -> tuple[str, tuple[int, int]]:
         return (f"{children[0]}<{children[1][1]}>", (children[0].line, children[0].column))
@@ -277,7 +278,7 @@ def read_stof(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
     """Parse Stof data text. Returns the document and its problems (empty when it is clean data)."""
     doc = SourceDocument(tree=None, format="stof", file=file, text=text)
     try:
-        fields = _parser().parse(text)
+        fields: list[_Field] = _parser().parse(text)  # type: ignore[assignment]  # the transformer's result
     except UnexpectedInput as exc:
         return doc, [_classify(exc, text, file)]
     lowering = _Lowering(doc)
@@ -366,8 +367,9 @@ def _function_hint(path: list[str], name: str) -> str:
 
 def _classify(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     index = LineIndex(text)
+    offset: int
     if isinstance(exc, UnexpectedCharacters):
-        offset, bad = exc.pos_in_stream, exc.char
+        offset, bad = exc.pos_in_stream or 0, exc.char
     elif isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         offset, bad = exc.token.start_pos or 0, str(exc.token)
     else:

@@ -36,8 +36,9 @@ _COMPOSE_SAFELY = 2_000
 _LONG_LINE = re.compile(f"[^\n]{{{_COMPOSE_SAFELY // 2}}}")
 
 
-def _too_deep(text: str) -> yaml.Mark | None:
-    """Where nesting first passes MAX_DEPTH, or None; cheap unless the document could nest that deep at all."""
+def _too_deep(text: str) -> Any:
+    """The mark (libyaml's or PyYAML's) where nesting first passes MAX_DEPTH, or None; cheap unless the
+    document could nest that deep at all."""
     if text.count("[") + text.count("{") < _COMPOSE_SAFELY // 2 and not _LONG_LINE.search(text):
         return None
     depth = 0

@@ -78,8 +78,9 @@ def controls(overage_allowed: Any, spend_limits: Any, usage_limits: Any,
             if interval not in INTERVALS:
                 raise InvalidArgumentError(f"{where}: `interval` must be one of {', '.join(INTERVALS)}, "
                                            f"got `{interval}`")
-            limit = UsageLimit(e["feature_id"], _number(e, "limit", where), interval, _bool(e, "enabled", where))
-            table_u[f"{limit.feature_id}:{interval}"] = limit
+            usage_limit = UsageLimit(e["feature_id"], _number(e, "limit", where), interval,
+                                     _bool(e, "enabled", where))
+            table_u[f"{usage_limit.feature_id}:{interval}"] = usage_limit
         out["usage_limits"] = table_u
     if usage_alerts is not None:
         alerts = []

@@ -1,4 +1,4 @@
-"""`Limitr`: the engine façade users hold. Built from a document with `Limitr.new(doc)`.
+"""`Engine`: the public methods of `Limitr` over a compiled policy and a Store (`limitr_py/limitr.py` adds `new`).
 
 The façade is the only place that reads the store, asks the clock, commits and publishes. Every state-changing
 call runs the same loop: read a versioned snapshot of the customer group, decide with pure code
@@ -8,7 +8,6 @@ and decide again. Events are published only after a successful commit, never fro
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
 import time
@@ -18,14 +17,10 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from limitr_py.clock import Clock, SystemClock
-from limitr_py.compile import compile_document
-from limitr_py.compile.build import Builder
 from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
-from limitr_py.documents import load_document
 from limitr_py.engine import arguments as args
 from limitr_py.engine import billing_args, codec, controls, estimates, holds, invoices, margins, meters
 from limitr_py.engine import caps as caps_mod
@@ -49,13 +44,10 @@ from limitr_py.errors import (
     CorruptRecordError,
     IdempotencyConflictError,
     InvalidArgumentError,
-    PolicyCompileError,
-    PolicySchemaError,
     StoreError,
 )
 from limitr_py.schedules import ScheduleError, parse_schedule
-from limitr_py.schema import range_problems
-from limitr_py.stores import ABSENT, Commit, CommitResult, OutboxEntry, Store, Versioned, open_store
+from limitr_py.stores.base import ABSENT, Commit, CommitResult, OutboxEntry, Store, Versioned
 from limitr_py.units import Quantity
 
 T = TypeVar("T")
@@ -133,14 +125,15 @@ class _Attempt:
 
 
 @exact
-class Limitr:
-    """A policy ready to enforce. Create it with `Limitr.new(doc)`; share it between threads."""
+class Engine:
+    """A compiled policy enforced on a store: every public method of `Limitr` (limitr_py/limitr.py adds reading
+    documents and opening stores by URL, so this module needs neither the parsers nor the store drivers)."""
 
-    def __init__(self, compiled: CompiledPolicy, *, store: str | Store | None = None, clock: Clock | None = None,
+    def __init__(self, compiled: CompiledPolicy, *, store: Store, clock: Clock | None = None,
                  overhead: Mapping[str, OverheadFn] | None = None) -> None:
         self._compiled = compiled
         self._cap_credits = frozenset({RUNE, *compiled.credits})  # what a call's `cap=` may name
-        opened = open_store(store if store is not None else os.environ.get("LIMITR_STORE"))
+        opened = store
         self._durable = opened.encoded
         self._store: Store = EncodedStore(opened) if opened.encoded else opened
         self._cache = RecordCache(skip=_ONE_SHOT) if opened.remote else None
@@ -154,30 +147,6 @@ class Limitr:
                 raise InvalidArgumentError(f"overhead for credit `{name}` must be callable")
         self._decider = Decider(compiled, overhead)
         self._bus = EventBus(compiled.notifications.values())
-
-    @classmethod
-    def new(cls, doc: str | bytes | Path | Mapping[str, Any], *, format: str | None = None,
-            store: str | Store | None = None, clock: Clock | None = None, validate: bool = True,
-            overhead: Mapping[str, OverheadFn] | None = None) -> Limitr:
-        """Load and compile a policy document (JSON, YAML, TOML, Stof text or bytes, a Path, or a mapping).
-
-        Raises PolicyError (with every diagnostic) when the document is invalid. `validate=False` skips the JSON
-        Schema pass for documents already validated in CI; the semantic checks always run. `store` is a Store or
-        a URL (default `memory://`), `clock` a Clock (default the system clock), `overhead` maps a credit name to
-        a callable `(units, context) -> runes` giving the provider cost of a call.
-        """
-        source = load_document(doc, format=format)
-        if validate:
-            compiled = compile_document(source)
-        else:
-            out_of_range = range_problems(source)
-            if out_of_range:
-                raise PolicySchemaError(out_of_range)
-            builder = Builder(source)
-            compiled = builder.build()
-            if builder.problems:
-                raise PolicyCompileError(builder.problems)
-        return cls(compiled, store=store, clock=clock, overhead=overhead)
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -202,7 +171,7 @@ class Limitr:
         """Release the store's connections (files, sockets). The engine cannot be used afterwards."""
         self._store.close()
 
-    def __enter__(self) -> Limitr:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -791,16 +760,12 @@ class Limitr:
 
         return self._run(ident, attempt, idempotency=idem)
 
-    def _allow_decision(self, id: str, entitlement: str, value: Any = 0, *, force: bool = False,
-                        event: Any = True) -> tuple[bool, Decision | None]:
-        """`allow` (or `track` with `force`) that also returns the committed decision: for the simulator,
-        which reports denials by limit type without deciding twice."""
+    def _allow_request(self, id: str, value: Any, event: Any, cap: Any, overhead: Any, force: Any,
+                       entitlement: str) -> Request:
         send, data = args.events(event)
-        request = Request(id if isinstance(id, str) else "", entitlement, args.quantity(value), 0, send, data,
-                          None, force, (), self._probe_on())
-        decisions: list[Decision] = []
-        allowed = self._meter_call(id, entitlement, request, write=True, decisions=decisions)
-        return allowed, decisions[0] if decisions else None
+        return Request(id if isinstance(id, str) else "", entitlement, args.quantity(value), 0, send, data,
+                       args.optional_amount(overhead, "overhead"), args.flag(force, "force"),
+                       args.call_caps(cap, self._cap_credits), self._probe_on())
 
     def allow(self, id: str, entitlement: str, value: Any = 0, *, event: Any = True, cap: Any = None,
               overhead: Any = None, force: bool = False, idempotency_key: str | None = None) -> bool:
@@ -811,11 +776,18 @@ class Limitr:
         provider cost of this call in runes. `force`: record usage that already happened (passes any limit).
         `idempotency_key`: a retry with the same key returns the first answer and meters nothing.
         """
-        send, data = args.events(event)
-        request = Request(id if isinstance(id, str) else "", entitlement, args.quantity(value), 0, send, data,
-                          args.optional_amount(overhead, "overhead"), args.flag(force, "force"),
-                          args.call_caps(cap, self._cap_credits), self._probe_on())
+        request = self._allow_request(id, value, event, cap, overhead, force, entitlement)
         return self._meter_call(id, entitlement, request, write=True, idempotency_key=idempotency_key)
+
+    def allow_explained(self, id: str, entitlement: str, value: Any = 0, *, event: Any = True, cap: Any = None,
+                        overhead: Any = None, force: bool = False) -> Decision:
+        """`allow`, returning the committed call's `Decision` instead of a bool (`.allowed` is allow's answer):
+        why a metered call was denied without deciding twice (simulators, replays, the HTTP service). An unknown
+        customer is a denial at gate `customer`."""
+        request = self._allow_request(id, value, event, cap, overhead, force, entitlement)
+        decisions: list[Decision] = []
+        allowed = self._meter_call(id, entitlement, request, write=True, decisions=decisions)
+        return decisions[0] if decisions else Decision(allowed, "unknown", None, None, ())
 
     def track(self, id: str, entitlement: str, value: Any, *, event: Any = True, overhead: Any = None,
               idempotency_key: str | None = None) -> bool:

@@ -64,11 +64,11 @@ class MemoryStore:
             for entry in commit.events:
                 self._outbox[entry.id] = entry
             for event_id, owed in commit.acks.items():
-                entry = self._outbox.get(event_id)
-                if entry is None:
+                stored = self._outbox.get(event_id)
+                if stored is None:
                     continue
                 if owed:
-                    self._outbox[event_id] = OutboxEntry(entry.id, entry.group, entry.body, owed)
+                    self._outbox[event_id] = OutboxEntry(stored.id, stored.group, stored.body, owed)
                 else:
                     del self._outbox[event_id]
 

@@ -64,7 +64,8 @@ class PostgresStore:
         self._p = f"{self.prefix}:" if self.prefix else ""
         self._dsn = url_options.with_query(url.replace("postgres://", "postgresql://", 1), driver)
         try:
-            self._timeout = {} if "connect_timeout" in conninfo.conninfo_to_dict(self._dsn) else {"connect_timeout": 10}
+            # our default of 10 s unless the URL sets its own
+            self._timeout = None if "connect_timeout" in conninfo.conninfo_to_dict(self._dsn) else 10
         except psycopg.ProgrammingError as exc:  # libpq's own check of the option names
             raise InvalidArgumentError(f"{' '.join(str(exc).split())} in store URL `{self._shown}`") from None
         self._connections: ThreadConnections[psycopg.Connection[Any]] = ThreadConnections(
@@ -84,7 +85,9 @@ class PostgresStore:
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(self._dsn, autocommit=True, **self._timeout)
+            if self._timeout is None:
+                return psycopg.connect(self._dsn, autocommit=True)
+            return psycopg.connect(self._dsn, autocommit=True, connect_timeout=self._timeout)
         except psycopg.Error as exc:
             message = " ".join(str(exc).split())
             if any(sign in message for sign in _BAD_OPTION):
