@@ -29,8 +29,10 @@ SAMPLES = Path(__file__).resolve().parent.parent / "sample_policies"
 CONTROLS: dict[str, Any] = {
     "overage_allowed": [{"feature_id": "api_calls", "enabled": True}],
     "spend_limits": [{"feature_id": "api_calls", "overage_limit": 10**9}],
-    "usage_limits": [{"feature_id": "api_calls", "limit": 10**9, "interval": "day"},
-                     {"feature_id": "credit", "limit": 10**9, "interval": "month"}],
+    "usage_limits": [
+        {"feature_id": "api_calls", "limit": 10**9, "interval": "day"},
+        {"feature_id": "credit", "limit": 10**9, "interval": "month"},
+    ],
     "usage_alerts": [{"feature_id": "api_calls", "threshold": 80, "threshold_type": "usage_percentage"}],
 }
 
@@ -48,8 +50,9 @@ def main() -> None:
     engine = Limitr.new(SAMPLES / "autumn_credit_system" / "policy.yaml", clock=clock)
     engine.create_customer("org")
     engine.add_entity("org", "ws")
-    engine.update_billing_controls("org", **CONTROLS,
-                                   auto_topups=[{"feature_id": "credit", "threshold": -1, "quantity": 1000}])
+    engine.update_billing_controls(
+        "org", **CONTROLS, auto_topups=[{"feature_id": "credit", "threshold": -1, "quantity": 1000}]
+    )
     engine.update_billing_controls("org", entity_id="ws", **CONTROLS)
     for who in ("org", "ws"):
         ns, rate = timed(lambda: engine.allow(who, "api_calls", 1, event=False), options.calls)
@@ -63,14 +66,28 @@ def main() -> None:
         step = timedelta(days=28) / options.events
         with events.open("w") as out:
             for i in range(options.events):
-                out.write(json.dumps({"at": (start + step * i).isoformat(), "customer": f"c{rng.randrange(10_000)}",
-                                      "entitlement": "api_calls", "value": 1}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "at": (start + step * i).isoformat(),
+                            "customer": f"c{rng.randrange(10_000)}",
+                            "entitlement": "api_calls",
+                            "value": 1,
+                        }
+                    )
+                    + "\n"
+                )
         began = time.perf_counter()
-        code = run(["simulate", str(SAMPLES / "autumn_credit_system" / "policy.yaml"), str(events), "--format",
-                    "json"], io.StringIO(), io.StringIO())
+        code = run(
+            ["simulate", str(SAMPLES / "autumn_credit_system" / "policy.yaml"), str(events), "--format", "json"],
+            io.StringIO(),
+            io.StringIO(),
+        )
         elapsed = time.perf_counter() - began
-    print(f"simulate: {options.events:,} events in {elapsed:.1f} s = {options.events / elapsed:,.0f} events/s "
-          f"(exit {code}; includes the report for 10,000 customers)")
+    print(
+        f"simulate: {options.events:,} events in {elapsed:.1f} s = {options.events / elapsed:,.0f} events/s "
+        f"(exit {code}; includes the report for 10,000 customers)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,12 +31,21 @@ def generate(plans: int, entitlements: int) -> dict[str, Any]:
     credits: dict[str, Any] = {
         "request": {"label": "Request", "price": {"amount": Decimal("0.001")}},
         "storage": {"label": "Storage", "stof_units": "MB", "price": {"amount": Decimal("0.02")}},
-        "token": {"label": "Token", "pricing_model": "tiered", "overhead_cost": Decimal("0.000008"), "tiers": [
-            {"up_to": 100_000, "price": {"amount": Decimal("0.00002")}},
-            {"up_to": 1_000_000, "price": {"amount": Decimal("0.000015")}},
-            {"price": {"amount": Decimal("0.00001")}}]},
-        "image": {"label": "Image", "pricing_model": "volume", "tiers": [
-            {"up_to": 100, "price": {"amount": Decimal("0.04")}}, {"price": {"amount": Decimal("0.02")}}]},
+        "token": {
+            "label": "Token",
+            "pricing_model": "tiered",
+            "overhead_cost": Decimal("0.000008"),
+            "tiers": [
+                {"up_to": 100_000, "price": {"amount": Decimal("0.00002")}},
+                {"up_to": 1_000_000, "price": {"amount": Decimal("0.000015")}},
+                {"price": {"amount": Decimal("0.00001")}},
+            ],
+        },
+        "image": {
+            "label": "Image",
+            "pricing_model": "volume",
+            "tiers": [{"up_to": 100, "price": {"amount": Decimal("0.04")}}, {"price": {"amount": Decimal("0.02")}}],
+        },
     }
     names = list(credits)
     plan_map: dict[str, Any] = {}
@@ -47,17 +56,23 @@ def generate(plans: int, entitlements: int) -> dict[str, Any]:
             if e % 7 == 6:
                 ents[f"feature_{e}"] = {"description": f"Feature flag {e}"}
                 continue
-            limit: dict[str, Any] = {"credit": credit, "mode": ("hard", "soft", "observe")[e % 3],
-                                     "value": f"{p + 1}GB" if credit == "storage" else (p + 1) * 1000 + e,
-                                     "resets": True}
+            limit: dict[str, Any] = {
+                "credit": credit,
+                "mode": ("hard", "soft", "observe")[e % 3],
+                "value": f"{p + 1}GB" if credit == "storage" else (p + 1) * 1000 + e,
+                "resets": True,
+            }
             if e % 2:
                 limit["reset_sch"] = "monthly:1"
             else:
                 limit["reset_inc"] = "30days"
             ents[f"feature_{e}"] = {"description": f"Feature {e} of plan {p}", "limit": limit}
-        plan_map[f"plan_{p}"] = {"label": f"Plan {p}", "default": p == 0, "entitlements": ents,
-                                 "topups": {"pack": {"credit": "token", "value": 100_000,
-                                                     "price": {"amount": Decimal(5)}}}}
+        plan_map[f"plan_{p}"] = {
+            "label": f"Plan {p}",
+            "default": p == 0,
+            "entitlements": ents,
+            "topups": {"pack": {"credit": "token", "value": 100_000, "price": {"amount": Decimal(5)}}},
+        }
     return {"policy": {"credits": credits, "plans": plan_map}}
 
 
@@ -107,13 +122,17 @@ def main() -> None:
     args = parser.parse_args()
     tree = generate(args.plans, args.entitlements)
     print(f"policy: {args.plans} plans x {args.entitlements} entitlements, 4 credits (tiered, volume, units)")
-    print(f"{'format':<6} {'size MB':>8} {'read s':>8} {'validate s':>11} {'compile s':>10} {'total s':>8} "
-          f"{'peak MiB':>9}")
+    print(
+        f"{'format':<6} {'size MB':>8} {'read s':>8} {'validate s':>11} {'compile s':>10} {'total s':>8} "
+        f"{'peak MiB':>9}"
+    )
     for fmt in FORMATS:
         text = dump(tree, fmt)
         best = min((measure(text, fmt) for _ in range(3)), key=lambda r: r["total"])
-        print(f"{fmt:<6} {len(text) / 1e6:>8.2f} {best['read']:>8.3f} {best['validate']:>11.3f} "
-              f"{best['compile']:>10.3f} {best['total']:>8.3f} {peak_memory(text, fmt):>9.1f}")
+        print(
+            f"{fmt:<6} {len(text) / 1e6:>8.2f} {best['read']:>8.3f} {best['validate']:>11.3f} "
+            f"{best['compile']:>10.3f} {best['total']:>8.3f} {peak_memory(text, fmt):>9.1f}"
+        )
     print(f"cli: `limitr validate` on a 10-file repo (median of 5, new process each): {cli_repo_seconds():.3f} s")
 
 

@@ -20,14 +20,37 @@ from typing import Any
 
 from limitr_py import Limitr, ManualClock
 
-POLICY: dict[str, Any] = {"policy": {
-    "credits": {"req": {}, "tok": {"pricing_model": "tiered", "tiers": [
-        {"up_to": 1000, "price": {"amount": 0.002}}, {"price": {"amount": 0.001}}]}},
-    "plans": {"p": {"default": True, "entitlements": {
-        "hard": {"limit": {"credit": "req", "value": 10**12}},
-        "soft": {"limit": {"credit": "tok", "value": 100, "mode": "soft", "resets": True, "reset_sch": "monthly:1"}},
-        "e3": {"limit": {"credit": "req", "value": 10}}, "e4": {"limit": {"credit": "req", "value": 10}},
-        "e5": {"limit": {"credit": "req", "value": 10}}}}}}}
+POLICY: dict[str, Any] = {
+    "policy": {
+        "credits": {
+            "req": {},
+            "tok": {
+                "pricing_model": "tiered",
+                "tiers": [{"up_to": 1000, "price": {"amount": 0.002}}, {"price": {"amount": 0.001}}],
+            },
+        },
+        "plans": {
+            "p": {
+                "default": True,
+                "entitlements": {
+                    "hard": {"limit": {"credit": "req", "value": 10**12}},
+                    "soft": {
+                        "limit": {
+                            "credit": "tok",
+                            "value": 100,
+                            "mode": "soft",
+                            "resets": True,
+                            "reset_sch": "monthly:1",
+                        }
+                    },
+                    "e3": {"limit": {"credit": "req", "value": 10}},
+                    "e4": {"limit": {"credit": "req", "value": 10}},
+                    "e5": {"limit": {"credit": "req", "value": 10}},
+                },
+            }
+        },
+    }
+}
 
 
 def timed(fn: Any, calls: int) -> tuple[float, float]:
@@ -75,10 +98,12 @@ def seed003(calls: int, plain_ns: float) -> None:
     for events in (False, True):
         engine = Limitr.new(SEED_003, format="stof", clock=ManualClock(datetime(2026, 3, 2, tzinfo=UTC)))
         engine.create_customer("cus_123", "starter")
-        engine.add_customer_cap("cus_123", 10**9, cap_id="monthly", overage_only=True, ignore_grants=True,
-                                reset_sch="monthly:1")
-        engine.add_customer_cap("cus_123", 10**9, cap_id="weekly", overage_only=True, ignore_grants=True,
-                                reset_sch="weekly:mon")
+        engine.add_customer_cap(
+            "cus_123", 10**9, cap_id="monthly", overage_only=True, ignore_grants=True, reset_sch="monthly:1"
+        )
+        engine.add_customer_cap(
+            "cus_123", 10**9, cap_id="weekly", overage_only=True, ignore_grants=True, reset_sch="weekly:mon"
+        )
         engine.grant("cus_123", "usd", 10**6)
         engine.allow("cus_123", "ai_chat", 16667)  # from here on every call is overage drawn from the grant
         if events:

@@ -25,8 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from limitr_py import Limitr
 from tests.backends import BACKENDS, CLUSTER_PORTS, POSTGRES_URL, REDIS_URL, RedisCluster, reachable
 
-DOC: dict[str, Any] = {"policy": {"credits": {"tok": {"price": {"amount": 0.001}}}, "plans": {"p": {
-    "default": True, "entitlements": {"chat": {"limit": {"credit": "tok", "value": 10**12, "mode": "soft"}}}}}}}
+DOC: dict[str, Any] = {
+    "policy": {
+        "credits": {"tok": {"price": {"amount": 0.001}}},
+        "plans": {
+            "p": {
+                "default": True,
+                "entitlements": {"chat": {"limit": {"credit": "tok", "value": 10**12, "mode": "soft"}}},
+            }
+        },
+    }
+}
 
 
 def _engine_worker(url: str, seconds: float, out: Any) -> None:
@@ -41,7 +50,7 @@ def _engine_worker(url: str, seconds: float, out: Any) -> None:
 def _baseline_worker(url: str, seconds: float, out: Any) -> None:
     me = f"c{uuid.uuid4().hex[:8]}"
     if url.startswith("sqlite"):
-        conn = sqlite3.connect(url[len("sqlite:///"):], timeout=30, isolation_level=None)
+        conn = sqlite3.connect(url[len("sqlite:///") :], timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("CREATE TABLE IF NOT EXISTS bench (k TEXT PRIMARY KEY, v INTEGER)")
@@ -65,12 +74,16 @@ def _baseline_worker(url: str, seconds: float, out: Any) -> None:
         import redis
         import redis.cluster
 
-        client: Any = (redis.cluster.RedisCluster(host="127.0.0.1", port=CLUSTER_PORTS[0])
-                       if url.startswith("redis+cluster") else redis.Redis.from_url(REDIS_URL))
+        client: Any = (
+            redis.cluster.RedisCluster(host="127.0.0.1", port=CLUSTER_PORTS[0])
+            if url.startswith("redis+cluster")
+            else redis.Redis.from_url(REDIS_URL)
+        )
         sha = client.script_load("return 1")
 
         def op() -> None:
             client.evalsha(sha, 1, f"bench:{{{me}}}")
+
     out.put(_loop(op, seconds))
 
 
@@ -131,8 +144,7 @@ def cluster_scaling(seconds: float) -> None:
     finally:
         one.stop()
     triple, _, _ = measure(_engine_worker, f"redis+cluster://127.0.0.1:{CLUSTER_PORTS[0]}?prefix=b3", 16, seconds)
-    print(f"redis-cluster  16 workers: 1 master {single:,.0f}/s, 3 masters {triple:,.0f}/s "
-          f"({triple / single:.2f}×)")
+    print(f"redis-cluster  16 workers: 1 master {single:,.0f}/s, 3 masters {triple:,.0f}/s ({triple / single:.2f}×)")
 
 
 def main() -> None:
@@ -142,8 +154,10 @@ def main() -> None:
     options = parser.parse_args()
     cluster = None
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"{'store':14} {'workers':>7} {'allows/s':>10} {'median µs':>10} {'p99 µs':>9} "
-              f"{'baseline/s':>11} {'ratio':>6}")
+        print(
+            f"{'store':14} {'workers':>7} {'allows/s':>10} {'median µs':>10} {'p99 µs':>9} "
+            f"{'baseline/s':>11} {'ratio':>6}"
+        )
         for name in options.stores.split(","):
             if name == "redis-cluster" and not all(reachable("127.0.0.1", p) for p in CLUSTER_PORTS):
                 cluster = RedisCluster()
@@ -152,8 +166,9 @@ def main() -> None:
             for workers in (1, 4, 16):
                 rate, median, p99 = measure(_engine_worker, url, workers, options.seconds)
                 base, _, _ = measure(_baseline_worker, url, workers, options.seconds)
-                print(f"{name:14} {workers:7} {rate:10,.0f} {median:10,.0f} {p99:9,.0f} {base:11,.0f} "
-                      f"{rate / base:6.2f}")
+                print(
+                    f"{name:14} {workers:7} {rate:10,.0f} {median:10,.0f} {p99:9,.0f} {base:11,.0f} {rate / base:6.2f}"
+                )
             if name.startswith("redis"):
                 print(f"{name:14} round trips per allow (steady state): {round_trips(url):.3f}")
             if name == "redis-cluster":

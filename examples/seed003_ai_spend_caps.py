@@ -48,10 +48,12 @@ def build(start: datetime = datetime(2026, 3, 2, 9, tzinfo=UTC)) -> tuple[Limitr
     clock = ManualClock(start)  # Monday 2 March 2026
     policy = Limitr.new(POLICY, format="stof", clock=clock)
     policy.create_customer("cus_123", "starter", "user", "Jane Doe", metadata={"email": "jane@example.com"})
-    policy.add_customer_cap("cus_123", 20, cap_id="ai_overage_cap", overage_only=True, ignore_grants=True,
-                            reset_sch="monthly:1")
-    policy.add_customer_cap("cus_123", 15, cap_id="ai_weekly_guardrail", overage_only=True, ignore_grants=True,
-                            reset_sch="weekly:mon")
+    policy.add_customer_cap(
+        "cus_123", 20, cap_id="ai_overage_cap", overage_only=True, ignore_grants=True, reset_sch="monthly:1"
+    )
+    policy.add_customer_cap(
+        "cus_123", 15, cap_id="ai_weekly_guardrail", overage_only=True, ignore_grants=True, reset_sch="weekly:mon"
+    )
     return policy, clock
 
 
@@ -64,15 +66,18 @@ def caps(policy: Limitr) -> tuple[Decimal, Decimal]:
 
 def main() -> None:
     policy, clock = build()
-    policy.on("meter-overage",
-              lambda e: print(f"  bill ${e.payload['overage_price']} for {e.payload['overage']} tokens"))
+    policy.on(
+        "meter-overage", lambda e: print(f"  bill ${e.payload['overage_price']} for {e.payload['overage']} tokens")
+    )
     policy.on("cap-limit", lambda e: print(f"  denied by cap {e.payload['cap']['id']}"))
     for day, tokens in [(2, 16667), (2, 10000), (9, 10000), (9, 40000), (9, 1), (16, 10000), (16, 6000)]:
         clock.set(datetime(2026, 3, day, 12, tzinfo=UTC))
         allowed = policy.allow("cus_123", "ai_chat", tokens)
         monthly, weekly = caps(policy)
-        print(f"March {day}: {tokens:>6} tokens -> {'allowed' if allowed else 'denied '}"
-              f"  monthly cap ${monthly}  weekly cap ${weekly}")
+        print(
+            f"March {day}: {tokens:>6} tokens -> {'allowed' if allowed else 'denied '}"
+            f"  monthly cap ${monthly}  weekly cap ${weekly}"
+        )
 
 
 if __name__ == "__main__":

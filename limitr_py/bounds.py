@@ -45,8 +45,10 @@ def check(value: Decimal, text: object = None) -> Decimal:
     if not value:
         return _ZERO  # `0e-99999` is zero, without an exponent that would widen every sum it enters
     if value.adjusted() >= MAX_INTEGER_DIGITS or _finer_than_allowed(value):
-        raise OutOfRange(f"`{_short(shown)}` is out of range: numbers must be below 10^{MAX_INTEGER_DIGITS} in "
-                         f"size with at most {MAX_FRACTION_DIGITS} digits after the point")
+        raise OutOfRange(
+            f"`{_short(shown)}` is out of range: numbers must be below 10^{MAX_INTEGER_DIGITS} in "
+            f"size with at most {MAX_FRACTION_DIGITS} digits after the point"
+        )
     if value.as_tuple().exponent < -MAX_FRACTION_DIGITS:  # type: ignore[operator]
         return value.quantize(_FINEST, context=ENGINE_CONTEXT)  # `1.000…0` with 40 zeros: the same number
     return value
@@ -67,8 +69,10 @@ def check_int(value: int) -> int:
     """An int within range, checked without converting a huge one to text."""
     if -LARGEST < value < LARGEST:
         return value
-    raise OutOfRange(f"an integer of {value.bit_length()} bits is out of range: numbers must be below "
-                     f"10^{MAX_INTEGER_DIGITS} in size")
+    raise OutOfRange(
+        f"an integer of {value.bit_length()} bits is out of range: numbers must be below "
+        f"10^{MAX_INTEGER_DIGITS} in size"
+    )
 
 
 def parse(text: str) -> Decimal:

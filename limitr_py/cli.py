@@ -53,8 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.add_argument("--format", choices=["human", "json", "github"], default="human")
     validate.add_argument("--all", action="store_true", help="show every diagnostic, not only the first per file")
-    validate.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                          help="skip files or directories whose name matches (repeatable)")
+    validate.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files or directories whose name matches (repeatable)",
+    )
 
     convert = sub.add_parser("convert", help="rewrite a policy in another format (lossless)")
     convert.add_argument("path", metavar="PATH")
@@ -68,16 +73,18 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--customer", required=True)
     explain.add_argument("--entitlement", required=True)
     explain.add_argument("--value", default="0", help="units, with a unit suffix if the credit has one")
-    explain.add_argument("--store", default=None,
-                         help=f"store URL (default: $LIMITR_STORE, else {DEFAULT_STORE})")
+    explain.add_argument("--store", default=None, help=f"store URL (default: $LIMITR_STORE, else {DEFAULT_STORE})")
     explain.add_argument("--format", choices=["human", "json"], default="human")
 
     simulate = sub.add_parser("simulate", help="replay timestamped usage (JSON lines) against a policy")
     simulate.add_argument("policy", metavar="POLICY")
     simulate.add_argument("events", metavar="EVENTS.jsonl", help="usage and engine calls, one JSON object a line")
     simulate.add_argument("--format", choices=["human", "json"], default="human")
-    simulate.add_argument("--no-create-customers", action="store_true",
-                          help="deny usage of unknown customers instead of creating them on the default plan")
+    simulate.add_argument(
+        "--no-create-customers",
+        action="store_true",
+        help="deny usage of unknown customers instead of creating them on the default plan",
+    )
     simulate.add_argument("--progress", action="store_true", help="show progress on stderr (default: on a terminal)")
     return parser
 
@@ -128,6 +135,7 @@ def main() -> None:
 
 # -- validate ------------------------------------------------------------------------------------------------
 
+
 def _excluded(path: Path, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(part, pattern) for part in path.parts for pattern in patterns)
 
@@ -137,9 +145,14 @@ def _policy_files(paths: list[str], exclude: list[str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-                           and not _excluded(p.relative_to(path), exclude)
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in SUFFIXES
+                and not _excluded(p.relative_to(path), exclude)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             if not found:
                 raise _Usage(f"no policy files (.json, .yaml, .yml, .toml, .stof) under `{raw}`")
             files.extend(found)
@@ -183,9 +196,17 @@ def _validate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     if args.format == "json":
         report = {
             "valid": not invalid,
-            "files": [{"path": str(r.path), "valid": not (r.diagnostics or r.internal), "format": r.format,
-                       "fingerprint": r.fingerprint, "diagnostics": [d.to_json() for d in r.diagnostics],
-                       **({"internal_error": r.internal} if r.internal else {})} for r in results],
+            "files": [
+                {
+                    "path": str(r.path),
+                    "valid": not (r.diagnostics or r.internal),
+                    "format": r.format,
+                    "fingerprint": r.fingerprint,
+                    "diagnostics": [d.to_json() for d in r.diagnostics],
+                    **({"internal_error": r.internal} if r.internal else {}),
+                }
+                for r in results
+            ],
         }
         stdout.write(json.dumps(report, indent=2) + "\n")
     elif args.format == "github":
@@ -202,16 +223,22 @@ def _validate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
             for d in shown:
                 stdout.write(d.render() + "\n\n")
             if len(r.diagnostics) > len(shown):
-                stdout.write(f"({len(r.diagnostics) - len(shown)} more in {r.diagnostics[0].file}; "
-                             "use --all to see them)\n\n")
+                stdout.write(
+                    f"({len(r.diagnostics) - len(shown)} more in {r.diagnostics[0].file}; use --all to see them)\n\n"
+                )
         count = sum(len(r.diagnostics) for r in results)
         summary = f"{len(results)} file(s) checked: {len(results) - len(invalid)} valid, {len(invalid)} invalid"
-        stdout.write(summary + (f" ({count} problem(s))" if count else "")
-                     + (f", {len(broken)} internal error(s)" if broken else "") + "\n")
+        stdout.write(
+            summary
+            + (f" ({count} problem(s))" if count else "")
+            + (f", {len(broken)} internal error(s)" if broken else "")
+            + "\n"
+        )
     return EXIT_INTERNAL if broken else EXIT_INVALID if invalid else EXIT_OK
 
 
 # -- convert -------------------------------------------------------------------------------------------------
+
 
 def _convert(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     path = Path(args.path)
@@ -241,6 +268,7 @@ def _convert(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 # -- explain -------------------------------------------------------------------------------------------------
 
+
 def _load_compiled(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> CompiledPolicy | None:
     path = args.policy
     try:
@@ -248,9 +276,19 @@ def _load_compiled(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -
     except PolicyError as exc:
         stderr.write(exc.render() + "\n")
         if args.format == "json":
-            stdout.write(json.dumps({"error": {"kind": "invalid", "message": f"`{path}` is not a valid policy",
-                                               "exit": EXIT_INVALID,
-                                               "diagnostics": [d.to_json() for d in exc.diagnostics]}}) + "\n")
+            stdout.write(
+                json.dumps(
+                    {
+                        "error": {
+                            "kind": "invalid",
+                            "message": f"`{path}` is not a valid policy",
+                            "exit": EXIT_INVALID,
+                            "diagnostics": [d.to_json() for d in exc.diagnostics],
+                        }
+                    }
+                )
+                + "\n"
+            )
         return None
     except OSError as exc:
         raise _Usage(f"cannot read `{path}`: {exc.strerror}") from None
@@ -270,9 +308,12 @@ def _explain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         stdout.write(json.dumps(plain_json(decision), indent=2) + "\n")
         return EXIT_OK
     verdict = "allowed" if decision.allowed else "denied"
-    stdout.write(f"{verdict} by gate `{decision.gate}`"
-                 + (f" ({decision.limit_type})" if decision.limit_type else "")
-                 + (f", headroom {decision.headroom}" if decision.headroom is not None else "") + "\n")
+    stdout.write(
+        f"{verdict} by gate `{decision.gate}`"
+        + (f" ({decision.limit_type})" if decision.limit_type else "")
+        + (f", headroom {decision.headroom}" if decision.headroom is not None else "")
+        + "\n"
+    )
     for gate in decision.gates:
         details = ", ".join(f"{k}={v}" for k, v in gate.detail.items() if v is not None)
         stdout.write(f"  {'pass' if gate.passed else 'FAIL'} {gate.name}: {details}\n")
@@ -302,9 +343,12 @@ def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
 
     try:
         with open(args.events, encoding="utf-8") as lines:
-            engine, summary = replay(lambda clock: Limitr(compiled, clock=clock), lines,
-                                     create_customers=not args.no_create_customers,
-                                     progress=progress if show else None)
+            engine, summary = replay(
+                lambda clock: Limitr(compiled, clock=clock),
+                lines,
+                create_customers=not args.no_create_customers,
+                progress=progress if show else None,
+            )
     except OSError as exc:
         raise _Usage(f"cannot read `{args.events}`: {exc.strerror}") from None
     except SimulationError as exc:
@@ -315,8 +359,10 @@ def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     if args.format == "json":
         stdout.write(json.dumps(result, indent=2) + "\n")
         return EXIT_OK
-    stdout.write(f"events: {result['events']:,}  allowed: {result['allowed']:,}  denied: {result['denied']:,}"
-                 f"  customers created: {result['created_customers']:,}\n")
+    stdout.write(
+        f"events: {result['events']:,}  allowed: {result['allowed']:,}  denied: {result['denied']:,}"
+        f"  customers created: {result['created_customers']:,}\n"
+    )
     if result["denials"]:
         stdout.write("denials by limit type: " + ", ".join(f"{k} {v:,}" for k, v in result["denials"].items()) + "\n")
     for ident, customer in result["customers"].items():
@@ -327,8 +373,10 @@ def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
             stdout.write(f"  cap {cap_id}: {cap['meter_value']} of {cap['ceiling']}\n")
         for period, invoice in customer["invoices"].items():
             total = Decimal(invoice["total"]).scaleb(-exponent(invoice["currency"]))
-            stdout.write(f"  invoice ({period}, {invoice['period_start']} → {invoice['period_end']}): "
-                         f"{total} {invoice['currency']}\n")
+            stdout.write(
+                f"  invoice ({period}, {invoice['period_start']} → {invoice['period_end']}): "
+                f"{total} {invoice['currency']}\n"
+            )
             for line in invoice["lines"]:
                 amount = Decimal(line["amount"]).scaleb(-exponent(invoice["currency"]))
                 stdout.write(f"    {line['description']}: {line['quantity']} → {amount}\n")

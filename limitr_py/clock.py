@@ -60,6 +60,7 @@ class ManualClock:
         with self._lock:
             if target < self._now:
                 raise InvalidArgumentError(
-                    f"a clock never goes back: `{target.isoformat()}` is before `{self._now.isoformat()}`")
+                    f"a clock never goes back: `{target.isoformat()}` is before `{self._now.isoformat()}`"
+                )
             self._now = target
             return self._now

@@ -71,8 +71,10 @@ GENERAL_HINTS: dict[str, str] = {
     "L303": "order the tiers by `up_to` and end with one without `up_to`",
     "L304": "add an exchange pair that leads to runes",
     "L305": "keep either `reset_inc` or `reset_sch`",
-    "L306": ("use `monthly:N`, `monthly:last`, `weekly:mon`, `nth_weekday:N:mon`, `yearly:M-D`, `quarterly:D` or "
-             "`cron:…`, optionally ending in `@Zone/Name`"),
+    "L306": (
+        "use `monthly:N`, `monthly:last`, `weekly:mon`, `nth_weekday:N:mon`, `yearly:M-D`, `quarterly:D` or "
+        "`cron:…`, optionally ending in `@Zone/Name`"
+    ),
     "L307": "give the governor both `capacity` and `refill`, on a hard limit",
     "L308": "remove `hard_trailing` or make the limit hard",
     "L309": "use a unit of the credit's dimension",
@@ -174,7 +176,7 @@ def _window(line: str, col: int) -> tuple[str, int]:
     start = min(max(0, col - _LINE_WIDTH // 2), len(line) - _LINE_WIDTH)
     prefix = "…" if start > 0 else ""
     suffix = "…" if start + _LINE_WIDTH < len(line) else ""
-    return prefix + line[start:start + _LINE_WIDTH] + suffix, col - start + len(prefix)
+    return prefix + line[start : start + _LINE_WIDTH] + suffix, col - start + len(prefix)
 
 
 def escape_pointer_token(token: str) -> str:

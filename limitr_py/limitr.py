@@ -23,16 +23,33 @@ from limitr_py.stores import Store, open_store
 class Limitr(Engine):
     """A policy ready to enforce. Create it with `Limitr.new(doc)`; share it between threads."""
 
-    def __init__(self, compiled: CompiledPolicy, *, store: str | Store | None = None, clock: Clock | None = None,
-                 overhead: Mapping[str, OverheadFn] | None = None) -> None:
+    def __init__(
+        self,
+        compiled: CompiledPolicy,
+        *,
+        store: str | Store | None = None,
+        clock: Clock | None = None,
+        overhead: Mapping[str, OverheadFn] | None = None,
+    ) -> None:
         """`store` is a Store or a URL; without one, `$LIMITR_STORE`, else a fresh memory store."""
-        super().__init__(compiled, store=open_store(store if store is not None else os.environ.get("LIMITR_STORE")),
-                         clock=clock, overhead=overhead)
+        super().__init__(
+            compiled,
+            store=open_store(store if store is not None else os.environ.get("LIMITR_STORE")),
+            clock=clock,
+            overhead=overhead,
+        )
 
     @classmethod
-    def new(cls, doc: str | bytes | Path | Mapping[str, Any], *, format: str | None = None,
-            store: str | Store | None = None, clock: Clock | None = None, validate: bool = True,
-            overhead: Mapping[str, OverheadFn] | None = None) -> Limitr:
+    def new(
+        cls,
+        doc: str | bytes | Path | Mapping[str, Any],
+        *,
+        format: str | None = None,
+        store: str | Store | None = None,
+        clock: Clock | None = None,
+        validate: bool = True,
+        overhead: Mapping[str, OverheadFn] | None = None,
+    ) -> Limitr:
         """Load and compile a policy document (JSON, YAML, TOML, Stof text or bytes, a Path, or a mapping).
 
         Raises PolicyError (with every diagnostic) when the document is invalid. `validate=False` skips the JSON

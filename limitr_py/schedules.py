@@ -92,8 +92,11 @@ class Schedule:
 
     def _cron_prev(self, now: datetime) -> datetime:
         local = now.astimezone(self._tz())
-        if croniter.match(self.cron, local.replace(second=0, microsecond=0)) and local.second == 0 \
-                and local.microsecond == 0:
+        if (
+            croniter.match(self.cron, local.replace(second=0, microsecond=0))
+            and local.second == 0
+            and local.microsecond == 0
+        ):
             return now
         prev: datetime = croniter(self.cron, local).get_prev(datetime)
         return prev.astimezone(UTC)
@@ -178,5 +181,7 @@ def parse_schedule(text: str) -> Schedule:
         if len(expression.split()) != 5 or not croniter.is_valid(expression):
             raise ScheduleError(f"`{expression}` is not a 5-field cron expression (minute hour day month weekday)")
         return Schedule("cron", f"cron:{expression}{suffix}", cron=expression, zone=zone)
-    raise ScheduleError(f"`{raw}` is not a schedule; use monthly:N, monthly:last, weekly:<dow>, "
-                        "nth_weekday:N:<dow>, yearly:M-D, quarterly:D or cron:<expression>")
+    raise ScheduleError(
+        f"`{raw}` is not a schedule; use monthly:N, monthly:last, weekly:<dow>, "
+        "nth_weekday:N:<dow>, yearly:M-D, quarterly:D or cron:<expression>"
+    )

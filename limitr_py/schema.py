@@ -27,8 +27,15 @@ try:  # the fast path; without it (a platform with no wheel) every document take
 except ImportError:  # pragma: no cover - exercised only where the wheel is missing
     jsonschema_rs = None
 
-_TYPE_NAMES = {"object": "an object", "array": "a list", "string": "text", "number": "a number",
-               "integer": "a whole number", "boolean": "`true` or `false`", "null": "null"}
+_TYPE_NAMES = {
+    "object": "an object",
+    "array": "a list",
+    "string": "text",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "`true` or `false`",
+    "null": "null",
+}
 _STATE_FIELDS = {"customers", "alt_customer_ids", "estimates", "invoices"}
 
 
@@ -114,38 +121,83 @@ def _convert(doc: SourceDocument, error: ValidationError) -> list[Diagnostic]:
         extra = [k for k in error.instance if k not in known]
         return [_unknown_field(doc, pointer, key, known) for key in extra]
     if validator == "type":
-        return [doc.diagnostic("L202", f"`{name}` must be {_wanted_types(error.validator_value)}, "
-                                       f"not {_describe(error.instance)}", pointer, value=True)]
+        return [
+            doc.diagnostic(
+                "L202",
+                f"`{name}` must be {_wanted_types(error.validator_value)}, not {_describe(error.instance)}",
+                pointer,
+                value=True,
+            )
+        ]
     if validator == "enum":
         values: Any = error.validator_value
         choices = [str(c) for c in values]
         close = close_match(error.instance, choices)
         hint = f"did you mean `{close}`?" if close else f"use one of {', '.join(f'`{c}`' for c in choices)}"
-        return [doc.diagnostic("L203", f"`{name}` must be one of {', '.join(f'`{c}`' for c in choices)}, "
-                                       f"not {_describe(error.instance)}", pointer, hint, value=True)]
+        return [
+            doc.diagnostic(
+                "L203",
+                f"`{name}` must be one of {', '.join(f'`{c}`' for c in choices)}, not {_describe(error.instance)}",
+                pointer,
+                hint,
+                value=True,
+            )
+        ]
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
-                 "exclusiveMaximum": "less than"}[str(validator)]
-        return [doc.diagnostic("L204", f"`{name}` must be {bound} {error.validator_value}, "
-                                       f"not {_describe(error.instance)}", pointer, value=True)]
+        bound = {
+            "minimum": "at least",
+            "maximum": "at most",
+            "exclusiveMinimum": "more than",
+            "exclusiveMaximum": "less than",
+        }[str(validator)]
+        return [
+            doc.diagnostic(
+                "L204",
+                f"`{name}` must be {bound} {error.validator_value}, not {_describe(error.instance)}",
+                pointer,
+                value=True,
+            )
+        ]
     if validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else "a field"
         wrap = "wrap the policy as `policy: { credits: {…}, plans: {…} }`" if not pointer else None
         return [doc.diagnostic("L205", f"missing required field `{missing}`", pointer, wrap)]
     if validator == "pattern":
         if name == "currency":
-            return [doc.diagnostic("L206", f"`currency` must be an ISO 4217 code such as `USD`, "
-                                           f"not {_describe(error.instance)}", pointer, value=True)]
+            return [
+                doc.diagnostic(
+                    "L206",
+                    f"`currency` must be an ISO 4217 code such as `USD`, not {_describe(error.instance)}",
+                    pointer,
+                    value=True,
+                )
+            ]
         if "propertyNames" in error.schema_path:
-            return [doc.diagnostic("L206", f"{_describe(error.instance)} is not a valid name", pointer,
-                                   "names use letters, digits, `_`, `-`, `.` and `@`")]
+            return [
+                doc.diagnostic(
+                    "L206",
+                    f"{_describe(error.instance)} is not a valid name",
+                    pointer,
+                    "names use letters, digits, `_`, `-`, `.` and `@`",
+                )
+            ]
         kind = "duration" if "days" in str(error.validator_value) else "number or quantity"
         example = "`30days`, `10min` or milliseconds" if kind == "duration" else "`100`, `0.5` or `250MB`"
-        return [doc.diagnostic("L206", f"`{name}` is not a {kind}: {_describe(error.instance)}", pointer,
-                               f"write e.g. {example}", value=True)]
+        return [
+            doc.diagnostic(
+                "L206",
+                f"`{name}` is not a {kind}: {_describe(error.instance)}",
+                pointer,
+                f"write e.g. {example}",
+                value=True,
+            )
+        ]
     if validator == "maxProperties" and name == "rune":
-        return [doc.diagnostic("L207", "`rune` is built in and takes no fields", pointer,
-                               "remove the fields under `exchange.rune`")]
+        return [
+            doc.diagnostic(
+                "L207", "`rune` is built in and takes no fields", pointer, "remove the fields under `exchange.rune`"
+            )
+        ]
     message = error.message.replace("'", "`")
     return [doc.diagnostic("L207", f"`{name}`: {message[0].lower() + message[1:]}", pointer, value=True)]
 
@@ -158,8 +210,11 @@ def _unknown_field(doc: SourceDocument, parent: str, key: str, known: list[str])
         hint = None
     else:
         close = close_match(key, known)
-        hint = f"did you mean `{close}`?" if close else (
-            f"known fields: {', '.join(f'`{k}`' for k in known[:12])}" if known else None)
+        hint = (
+            f"did you mean `{close}`?"
+            if close
+            else (f"known fields: {', '.join(f'`{k}`' for k in known[:12])}" if known else None)
+        )
     return doc.diagnostic("L201", f"unknown field `{key}`", pointer, hint)
 
 

@@ -26,9 +26,21 @@ from limitr_py.errors import InvalidArgumentError, LimitrError
 from limitr_py.limitr import Limitr
 from limitr_py.units import format_decimal
 
-CALLS = ("create_customer", "set_customer_plan", "update_billing_controls", "set_feature_config",
-         "set_overage_limit", "add_customer_cap", "grant", "apply_customer_topup", "add_entity", "remove_entity",
-         "create_customer_override", "delete_customer", "ensure_plan_subscription")
+CALLS = (
+    "create_customer",
+    "set_customer_plan",
+    "update_billing_controls",
+    "set_feature_config",
+    "set_overage_limit",
+    "add_customer_cap",
+    "grant",
+    "apply_customer_topup",
+    "add_entity",
+    "remove_entity",
+    "create_customer_override",
+    "delete_customer",
+    "ensure_plan_subscription",
+)
 """Engine calls an event line may make besides usage (their keyword arguments, with `id` first)."""
 
 
@@ -73,17 +85,24 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, datetime, dict[str,
         if at.tzinfo is None:
             raise SimulationError(f"line {number}: `at` needs a time zone (e.g. `Z`): `{event['at']}`")
         if not bounds.MIN_YEAR <= at.year <= bounds.MAX_YEAR:  # the engine's clock range (bounds.py)
-            raise SimulationError(f"line {number}: `at` must fall in the years {bounds.MIN_YEAR}-{bounds.MAX_YEAR}: "
-                                  f"`{event['at']}`")
+            raise SimulationError(
+                f"line {number}: `at` must fall in the years {bounds.MIN_YEAR}-{bounds.MAX_YEAR}: `{event['at']}`"
+            )
         if last is not None and at < last:
-            raise SimulationError(f"line {number}: events must be in time order (`{event['at']}` is earlier "
-                                  f"than the line before)")
+            raise SimulationError(
+                f"line {number}: events must be in time order (`{event['at']}` is earlier than the line before)"
+            )
         last = at
         yield number, at, event
 
 
-def replay(build: Callable[[ManualClock], Limitr], lines: Iterable[str], *, create_customers: bool = True,
-           progress: Callable[[int], None] | None = None) -> tuple[Limitr, Summary]:
+def replay(
+    build: Callable[[ManualClock], Limitr],
+    lines: Iterable[str],
+    *,
+    create_customers: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Limitr, Summary]:
     """Run every event; unknown customers are created on the default plan unless `create_customers` is off."""
     engine: Limitr | None = None
     clock: ManualClock | None = None
@@ -128,8 +147,13 @@ def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[s
         if create and engine.customer(customer) is None and engine.create_customer(customer) is not None:
             summary.created += 1
         summary.customers.append(customer)
-    decision = engine.allow_explained(customer, entitlement, event.get("value", 1), force=bool(event.get("track")),
-                                      event=event.get("event_data", True))
+    decision = engine.allow_explained(
+        customer,
+        entitlement,
+        event.get("value", 1),
+        force=bool(event.get("track")),
+        event=event.get("event_data", True),
+    )
     if decision.allowed:
         summary.allowed += 1
     else:
@@ -147,8 +171,11 @@ def report(engine: Limitr, summary: Summary) -> dict[str, Any]:
         meters = {}
         for name in state.meters:
             meters[name] = {"value": _num(engine.value(ident, name)), "limit": _num(engine.limit(ident, name))}
-        caps = {cap_id: {"meter_value": _num(cap.meter_value), "ceiling": _num(cap.value)}
-                for cap_id in state.caps if (cap := engine.customer_cap(ident, cap_id)) is not None}
+        caps = {
+            cap_id: {"meter_value": _num(cap.meter_value), "ceiling": _num(cap.value)}
+            for cap_id in state.caps
+            if (cap := engine.customer_cap(ident, cap_id)) is not None
+        }
         invoices = {}
         for period in ("previous", "current"):
             invoice = engine.invoice(ident, period=period)
@@ -156,13 +183,29 @@ def report(engine: Limitr, summary: Summary) -> dict[str, Any]:
                 invoices[period] = {
                     "period_start": invoice.period_start.isoformat() if invoice.period_start else None,
                     "period_end": invoice.period_end.isoformat() if invoice.period_end else None,
-                    "total": invoice.total, "currency": invoice.currency,
-                    "lines": [{"kind": line.kind, "entitlement": line.entitlement, "description": line.description,
-                               "quantity": _num(line.quantity), "amount": line.amount} for line in invoice.lines]}
+                    "total": invoice.total,
+                    "currency": invoice.currency,
+                    "lines": [
+                        {
+                            "kind": line.kind,
+                            "entitlement": line.entitlement,
+                            "description": line.description,
+                            "quantity": _num(line.quantity),
+                            "amount": line.amount,
+                        }
+                        for line in invoice.lines
+                    ],
+                }
         customers[ident] = {"plan": state.plan, "meters": meters, "caps": caps, "invoices": invoices}
-    return {"events": summary.events, "allowed": summary.allowed, "denied": summary.denied,
-            "denials": dict(sorted(summary.denials.items())), "created_customers": summary.created,
-            "calls": dict(sorted(summary.calls.items())), "customers": customers}
+    return {
+        "events": summary.events,
+        "allowed": summary.allowed,
+        "denied": summary.denied,
+        "denials": dict(sorted(summary.denials.items())),
+        "created_customers": summary.created,
+        "calls": dict(sorted(summary.calls.items())),
+        "customers": customers,
+    }
 
 
 def _num(value: Decimal | None) -> str | None:

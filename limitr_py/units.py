@@ -43,18 +43,34 @@ def _table() -> dict[str, tuple[str, Decimal, str]]:
     add("memory", Decimal(1), "bytes", "byte")
     add("memory", Decimal("0.125"), "bits", "bit")
     # length, base = meter
-    for canonical, long, exp in [("km", "kilometers", 3), ("hm", "hectometers", 2), ("dcm", "decameters", 1),
-                                 ("m", "meters", 0), ("dm", "decimeters", -1), ("cm", "centimeters", -2),
-                                 ("mm", "millimeters", -3), ("um", "micrometers", -6), ("nm", "nanometers", -9)]:
+    for canonical, long, exp in [
+        ("km", "kilometers", 3),
+        ("hm", "hectometers", 2),
+        ("dcm", "decameters", 1),
+        ("m", "meters", 0),
+        ("dm", "decimeters", -1),
+        ("cm", "centimeters", -2),
+        ("mm", "millimeters", -3),
+        ("um", "micrometers", -6),
+        ("nm", "nanometers", -9),
+    ]:
         add("length", Decimal(10) ** exp, canonical, long)
     add("length", Decimal("1609.344"), "mi", "miles")
     add("length", Decimal("0.9144"), "yd", "yards")
     add("length", Decimal("0.3048"), "ft", "feet")
     add("length", Decimal("0.0254"), "in", "inches")
     # mass, base = gram
-    for canonical, long, exp in [("Gt", "gigatonnes", 15), ("Mt", "megatonnes", 12), ("t", "tonnes", 6),
-                                 ("kg", "kilograms", 3), ("g", "grams", 0), ("mg", "milligrams", -3),
-                                 ("ug", "micrograms", -6), ("ng", "nanograms", -9), ("pg", "picograms", -12)]:
+    for canonical, long, exp in [
+        ("Gt", "gigatonnes", 15),
+        ("Mt", "megatonnes", 12),
+        ("t", "tonnes", 6),
+        ("kg", "kilograms", 3),
+        ("g", "grams", 0),
+        ("mg", "milligrams", -3),
+        ("ug", "micrograms", -6),
+        ("ng", "nanograms", -9),
+        ("pg", "picograms", -12),
+    ]:
         add("mass", Decimal(10) ** exp, canonical, long)
     add("mass", Decimal("907184.74"), "Ton", "tons")
     add("mass", Decimal("453.59237"), "lb", "lbs")

@@ -57,8 +57,24 @@ class RedisProcess:
         self.port = port
         self._said = {self.READY: threading.Event(), self.CLUSTER_OK: threading.Event()}
         self.proc = subprocess.Popen(
-            [str(server), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
-             "--logfile", "", *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                str(server),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(directory),
+                "--save",
+                "",
+                "--logfile",
+                "",
+                *options,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
 
@@ -96,16 +112,42 @@ class RedisCluster:
         for port in self.ports:
             node = self.dir / str(port)
             node.mkdir()
-            self.nodes.append(RedisProcess(port, node, "--cluster-enabled", "yes", "--cluster-config-file",
-                                           str(node / "nodes.conf"), "--appendonly", "no"))
+            self.nodes.append(
+                RedisProcess(
+                    port,
+                    node,
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(node / "nodes.conf"),
+                    "--appendonly",
+                    "no",
+                )
+            )
         for node in self.nodes:
             node.wait_for(RedisProcess.READY)
         if len(self.ports) == 1:  # redis-cli will not create a cluster of fewer than 3 masters: give it every slot
-            subprocess.run(["redis-cli", "-p", str(self.ports[0]), "cluster", "addslotsrange", "0", "16383"],
-                           check=True, capture_output=True, timeout=30)
+            subprocess.run(
+                ["redis-cli", "-p", str(self.ports[0]), "cluster", "addslotsrange", "0", "16383"],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
         else:
-            subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-                            "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
+            subprocess.run(
+                [
+                    "redis-cli",
+                    "--cluster",
+                    "create",
+                    *(f"127.0.0.1:{p}" for p in self.ports),
+                    "--cluster-replicas",
+                    "0",
+                    "--cluster-yes",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
         for node in self.nodes:
             node.wait_for(RedisProcess.CLUSTER_OK)
 

@@ -16,12 +16,23 @@ STORE_FACTORY: Callable[[], str] | None = None
 OPENED: list[Limitr] = []
 
 
-def policy(entitlements: dict[str, Any], *, credits: dict[str, Any] | None = None, plans: dict[str, Any] | None = None,
-           start: datetime = START, store: Any = None, **extra: Any) -> tuple[Limitr, ManualClock]:
+def policy(
+    entitlements: dict[str, Any],
+    *,
+    credits: dict[str, Any] | None = None,
+    plans: dict[str, Any] | None = None,
+    start: datetime = START,
+    store: Any = None,
+    **extra: Any,
+) -> tuple[Limitr, ManualClock]:
     """An engine whose default plan `main` has `entitlements`; credits default to one unpriced `unit`."""
-    doc = {"policy": {"credits": credits or {"unit": {}},
-                      "plans": {"main": {"default": True, "entitlements": entitlements}, **(plans or {})},
-                      **extra}}
+    doc = {
+        "policy": {
+            "credits": credits or {"unit": {}},
+            "plans": {"main": {"default": True, "entitlements": entitlements}, **(plans or {})},
+            **extra,
+        }
+    }
     clock = ManualClock(start)
     if store is None and STORE_FACTORY is not None:
         store = STORE_FACTORY()

@@ -73,8 +73,11 @@ CASES: dict[str, tuple[str, Callable[[], str], str]] = {
     "toml_long_integer": ("toml", lambda: "[policy]\nversion = " + "9" * 1_000_000, "L204"),
     "stof_long_integer": ("stof", lambda: "policy: { version: " + "9" * 1_000_000 + " }", "L204"),
     "yaml_many_anchors": ("yaml", lambda: "a: [" + ",".join(f"&a{i} {i}" for i in range(100_000)) + "]", "L201"),
-    "stof_many_unknown_fields": ("stof", lambda: "policy: {" + " ".join(f"f{i}: {i}" for i in range(50_000)) + "}",
-                                 "L201"),
+    "stof_many_unknown_fields": (
+        "stof",
+        lambda: "policy: {" + " ".join(f"f{i}: {i}" for i in range(50_000)) + "}",
+        "L201",
+    ),
 }
 
 
@@ -102,14 +105,59 @@ def run(name: str) -> dict[str, object]:
         str(exc), [d.render() for d in exc.diagnostics[:10]]  # rendering must be as cheap as the refusal
     except BaseException as exc:
         codes, escaped = [], f"{type(exc).__name__}: {str(exc)[:200]}"
-    return {"size": len(text), "seconds": time.perf_counter() - start, "codes": codes, "escaped": escaped,
-            "peak_bytes": _max_rss_bytes() - before}
+    return {
+        "size": len(text),
+        "seconds": time.perf_counter() - start,
+        "codes": codes,
+        "escaped": escaped,
+        "peak_bytes": _max_rss_bytes() - before,
+    }
 
 
-FRAGMENTS = ["/*", "*/", 'r#"', '"#', '"', "'", "`", "\\", "[" * 70, "{" * 70, "]", "}", "&a ", "*a", "<<: *a",
-             "!!python/object:os.system", "1e999999999", "9" * 5000, "0x", ".inf", "nan", "\x00", "\ud800", ": ",
-             "- " * 70, " = ", "#", "\n", "\t", "10parsecs", "fn x() { }", 'import "x"', "a." * 70, "&b [*a, *a]",
-             "-1e-40", "1" + "0" * 40, "'''", '"""', "\\u{110000}", "${x}", "\r\n", "\ufeff"]
+FRAGMENTS = [
+    "/*",
+    "*/",
+    'r#"',
+    '"#',
+    '"',
+    "'",
+    "`",
+    "\\",
+    "[" * 70,
+    "{" * 70,
+    "]",
+    "}",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "!!python/object:os.system",
+    "1e999999999",
+    "9" * 5000,
+    "0x",
+    ".inf",
+    "nan",
+    "\x00",
+    "\ud800",
+    ": ",
+    "- " * 70,
+    " = ",
+    "#",
+    "\n",
+    "\t",
+    "10parsecs",
+    "fn x() { }",
+    'import "x"',
+    "a." * 70,
+    "&b [*a, *a]",
+    "-1e-40",
+    "1" + "0" * 40,
+    "'''",
+    '"""',
+    "\\u{110000}",
+    "${x}",
+    "\r\n",
+    "\ufeff",
+]
 """Pieces of every reader's hard cases: openers without closers, nesting, aliases, huge numbers, bad text."""
 
 

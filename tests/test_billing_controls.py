@@ -81,7 +81,9 @@ def test_overage_limit_in_minor_units_lets_the_crossing_request_through_then_blo
     reached = [e.payload for e in rec.events if e.name == "limit-reached"]
     assert [r["limit_type"] for r in reached] == ["spend_limit"]
     assert engine.customer("c").billing.overage_limit == {  # type: ignore[union-attr]
-        "max_overage_amount": 1000, "on_limit_reached": "block"}
+        "max_overage_amount": 1000,
+        "on_limit_reached": "block",
+    }
     engine.set_overage_limit("c", max_overage_amount=None)
     assert engine.allow("c", "emails", 1)
 
@@ -103,8 +105,9 @@ def test_overage_limit_notify_never_blocks_and_reports_once() -> None:
 def test_spend_limit_of_5000_past_1000_included_allows_exactly_6000_calls_and_beats_max_overage() -> None:
     engine, _ = sample("autumn_credit_system")
     engine.create_customer("c")
-    engine.update_billing_controls("c", spend_limits=[{"feature_id": "api_calls", "enabled": True,
-                                                       "overage_limit": 5000}])
+    engine.update_billing_controls(
+        "c", spend_limits=[{"feature_id": "api_calls", "enabled": True, "overage_limit": 5000}]
+    )
     assert count_allowed(engine, "c", "api_calls", 6010) == 6000
     engine.create_customer("d")
     engine.update_billing_controls("d", spend_limits=[{"feature_id": "api_calls", "overage_limit": 7000}])
@@ -154,8 +157,13 @@ def test_300_monthly_credits_with_a_50_per_day_usage_limit() -> None:
 def test_per_feature_usage_limit_inside_a_credit_system_and_the_tightest_cap_wins() -> None:
     engine, _ = sample("autumn_credit_system")
     engine.create_customer("c")
-    engine.update_billing_controls("c", usage_limits=[{"feature_id": "exports", "limit": 10, "interval": "day"},
-                                                      {"feature_id": "credit", "limit": 100, "interval": "day"}])
+    engine.update_billing_controls(
+        "c",
+        usage_limits=[
+            {"feature_id": "exports", "limit": 10, "interval": "day"},
+            {"feature_id": "credit", "limit": 100, "interval": "day"},
+        ],
+    )
     assert count_allowed(engine, "c", "exports", 12) == 10  # 10 credits: the exports cap binds first
     assert count_allowed(engine, "c", "images", 20) == 18  # 90 credits left today for images at 5 each
     decision = engine.explain("c", "images", 1)
@@ -163,8 +171,9 @@ def test_per_feature_usage_limit_inside_a_credit_system_and_the_tightest_cap_win
 
 
 def test_usage_limit_windows_re_anchor_on_a_plan_change() -> None:
-    engine, clock = policy({"api": limit(10**6)}, plans={"paid": {"price": {"amount": 10},
-                                                                    "entitlements": {"api": limit(10**6)}}})
+    engine, clock = policy(
+        {"api": limit(10**6)}, plans={"paid": {"price": {"amount": 10}, "entitlements": {"api": limit(10**6)}}}
+    )
     engine.create_customer("c", plan="paid")
     engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 100, "interval": "month"}])
     assert count_allowed(engine, "c", "api", 1, 100) == 1 and not engine.allow("c", "api", 1)
@@ -178,9 +187,13 @@ def test_usage_limit_windows_re_anchor_on_a_plan_change() -> None:
 def test_an_80_percent_alert_fires_once_and_again_only_after_re_arming() -> None:
     engine, _ = sample("autumn_credit_system")
     engine.create_customer("c")
-    engine.update_billing_controls("c", usage_alerts=[
-        {"feature_id": "api_calls", "threshold": 80, "threshold_type": "usage_percentage", "name": "80%"},
-        {"feature_id": "api_calls", "threshold": 900, "threshold_type": "usage"}])
+    engine.update_billing_controls(
+        "c",
+        usage_alerts=[
+            {"feature_id": "api_calls", "threshold": 80, "threshold_type": "usage_percentage", "name": "80%"},
+            {"feature_id": "api_calls", "threshold": 900, "threshold_type": "usage"},
+        ],
+    )
     rec = Recorder(engine)
 
     def alerts() -> list[str | None]:
@@ -202,9 +215,17 @@ def test_an_80_percent_alert_fires_once_and_again_only_after_re_arming() -> None
 def test_at_most_5_auto_topups_per_month() -> None:
     engine, clock = sample("autumn_credit_system", datetime(2026, 3, 2, tzinfo=UTC))
     engine.create_customer("c")
-    engine.update_billing_controls("c", auto_topups=[{
-        "feature_id": "credit", "threshold": 100, "quantity": 1000,
-        "purchase_limit": {"interval": "month", "interval_count": 1, "limit": 5}}])
+    engine.update_billing_controls(
+        "c",
+        auto_topups=[
+            {
+                "feature_id": "credit",
+                "threshold": 100,
+                "quantity": 1000,
+                "purchase_limit": {"interval": "month", "interval_count": 1, "limit": 5},
+            }
+        ],
+    )
     rec = Recorder(engine)
     while engine.allow("c", "images", 1):  # 5 credits each
         pass
@@ -224,10 +245,12 @@ def test_an_orgs_monthly_limit_and_a_workspaces_daily_limit_both_hold() -> None:
     engine, clock = policy({"api_calls": limit(10**6, mode="soft")})
     engine.create_customer("org", type="org")
     assert engine.add_entity("org", "workspace_a") and engine.add_entity("org", "workspace_b")
-    engine.update_billing_controls("org", usage_limits=[{"feature_id": "api_calls", "limit": 1000,
-                                                         "interval": "month"}])
-    engine.update_billing_controls("org", entity_id="workspace_a", usage_limits=[
-        {"feature_id": "api_calls", "limit": 200, "interval": "day"}])
+    engine.update_billing_controls(
+        "org", usage_limits=[{"feature_id": "api_calls", "limit": 1000, "interval": "month"}]
+    )
+    engine.update_billing_controls(
+        "org", entity_id="workspace_a", usage_limits=[{"feature_id": "api_calls", "limit": 200, "interval": "day"}]
+    )
     assert engine.allow("workspace_a", "api_calls", 200) and not engine.allow("workspace_a", "api_calls", 1)
     assert engine.explain("workspace_a", "api_calls", 1).limit_type == "usage_limit"
     assert engine.allow("workspace_b", "api_calls", 800)  # the shared org window now holds 1,000
@@ -237,15 +260,18 @@ def test_an_orgs_monthly_limit_and_a_workspaces_daily_limit_both_hold() -> None:
     view = engine.billing_config("workspace_a")
     assert view is not None
     assert sorted((u["interval"], u["usage"], u["source"]) for u in view.controls["usage_limits"]) == [
-        ("day", 0, "entity"), ("month", 1000, "customer")]
+        ("day", 0, "entity"),
+        ("month", 1000, "customer"),
+    ]
 
 
 def test_entity_entries_override_the_customers_per_feature() -> None:
     engine, _ = policy({"api": limit(100, mode="soft"), "chat": limit(100, mode="soft")})
     engine.create_customer("org")
     engine.add_entity("org", "ws")
-    engine.update_billing_controls("org", overage_allowed=[{"feature_id": "api", "enabled": False},
-                                                           {"feature_id": "chat", "enabled": False}])
+    engine.update_billing_controls(
+        "org", overage_allowed=[{"feature_id": "api", "enabled": False}, {"feature_id": "chat", "enabled": False}]
+    )
     engine.update_billing_controls("org", entity_id="ws", overage_allowed=[{"feature_id": "api", "enabled": True}])
     assert engine.allow("ws", "api", 150)  # the entity's own entry wins
     assert not engine.allow("ws", "chat", 150)  # the customer's fills in
@@ -302,8 +328,10 @@ def test_a_plan_change_that_restarts_the_meter_starts_its_window_counter_afresh(
     # Limitr keeps restarted meters' periods aligned (`started` stays 14:30), so the window keeps its phase; a
     # restarted meter's window counts from zero, a kept meter's window goes on (before, every plan change
     # emptied every window)
-    engine, clock = policy({"api": limit(10**6, resets=True, reset_inc="30days")},
-                           plans={"other": {"entitlements": {"api": limit(10**6, resets=True, reset_inc="30days")}}})
+    engine, clock = policy(
+        {"api": limit(10**6, resets=True, reset_inc="30days")},
+        plans={"other": {"entitlements": {"api": limit(10**6, resets=True, reset_inc="30days")}}},
+    )
     engine.create_customer("c")
     engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 10, "interval": "day"}])
     assert engine.allow("c", "api", 10)
@@ -318,9 +346,13 @@ def test_a_plan_change_that_restarts_the_meter_starts_its_window_counter_afresh(
 def test_a_priced_plan_change_re_anchors_windows_that_follow_the_billing_cycle() -> None:
     # `api` never resets, so its windows follow the billing anchor of the priced plan; upgrading moves the
     # anchor to the upgrade and the month window counts afresh from there
-    engine, clock = policy({"api": limit(10**6)}, plans={
-        "paid": {"price": {"amount": 10}, "entitlements": {"api": limit(10**6)}},
-        "paid2": {"price": {"amount": 20}, "entitlements": {"api": limit(10**6)}}})
+    engine, clock = policy(
+        {"api": limit(10**6)},
+        plans={
+            "paid": {"price": {"amount": 10}, "entitlements": {"api": limit(10**6)}},
+            "paid2": {"price": {"amount": 20}, "entitlements": {"api": limit(10**6)}},
+        },
+    )
     engine.create_customer("c", plan="paid")
     engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 100, "interval": "month"}])
     assert engine.allow("c", "api", 100) and not engine.allow("c", "api", 1)
@@ -349,8 +381,11 @@ def test_limit_reached_fires_again_in_every_period_that_is_exhausted() -> None:
 def test_the_next_transition_names_the_control_that_binds_now() -> None:
     engine, clock = sample("autumn_credit_system")
     engine.create_customer("c")
-    engine.update_billing_controls("c", spend_limits=[{"feature_id": "api_calls", "overage_limit": 10}],
-                                   usage_limits=[{"feature_id": "api_calls", "limit": 1003, "interval": "day"}])
+    engine.update_billing_controls(
+        "c",
+        spend_limits=[{"feature_id": "api_calls", "overage_limit": 10}],
+        usage_limits=[{"feature_id": "api_calls", "limit": 1003, "interval": "day"}],
+    )
     rec = Recorder(engine)
     assert engine.allow("c", "api_calls", 1003) and not engine.allow("c", "api_calls", 1)  # the day's window
     # the meter's first period began when the customer was created (14:30), so its day windows roll at 14:30

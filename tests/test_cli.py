@@ -43,35 +43,57 @@ def test_validate_all_shows_every_problem() -> None:
 
 def test_validate_directory_recurses_and_fails_on_any_invalid_file() -> None:
     code, out, _ = cli("validate", str(SAMPLES))
-    cases = [p for p in INVALID.iterdir() if p.suffix in (".json", ".yaml", ".toml", ".stof")
-             and not p.name.endswith(".expected")]
+    cases = [
+        p
+        for p in INVALID.iterdir()
+        if p.suffix in (".json", ".yaml", ".toml", ".stof") and not p.name.endswith(".expected")
+    ]
     assert code == 1
     assert f"{16 + len(cases)} file(s) checked: 16 valid, {len(cases)} invalid" in out
 
 
 def test_validate_json_report() -> None:
-    code, out, _ = cli("validate", "--format", "json", str(INVALID / "L301_unknown_credit.stof"),
-                       str(SAMPLES / "lumen_api_quota" / "policy.toml"))
+    code, out, _ = cli(
+        "validate",
+        "--format",
+        "json",
+        str(INVALID / "L301_unknown_credit.stof"),
+        str(SAMPLES / "lumen_api_quota" / "policy.toml"),
+    )
     report = json.loads(out)
     assert code == 1 and report["valid"] is False
     bad, good = report["files"]
     assert bad["diagnostics"][0]["code"] == "L301"
     assert bad["diagnostics"][0]["pointer"] == "/policy/plans/free/entitlements/api/limit/credit"
-    assert good == {"path": str(SAMPLES / "lumen_api_quota" / "policy.toml"), "valid": True, "format": "toml",
-                    "fingerprint": load_policy(SAMPLES / "lumen_api_quota" / "policy.toml").fingerprint,
-                    "diagnostics": []}
+    assert good == {
+        "path": str(SAMPLES / "lumen_api_quota" / "policy.toml"),
+        "valid": True,
+        "format": "toml",
+        "fingerprint": load_policy(SAMPLES / "lumen_api_quota" / "policy.toml").fingerprint,
+        "diagnostics": [],
+    }
 
 
 def test_validate_github_annotations() -> None:
     code, out, _ = cli("validate", "--format", "github", str(INVALID / "L201_unknown_field.toml"))
     assert code == 1
     path = str(INVALID / "L201_unknown_field.toml").replace(":", "%3A").replace(",", "%2C")
-    assert out == (f"::error file={path},line=3,col=1,title=L201::unknown field `pricing_modle` "
-                   f"(hint: did you mean `pricing_model`?)\n")
+    assert out == (
+        f"::error file={path},line=3,col=1,title=L201::unknown field `pricing_modle` "
+        f"(hint: did you mean `pricing_model`?)\n"
+    )
 
 
-@pytest.mark.parametrize("argv", [["validate", "/no/such/path"], ["validate"], ["frobnicate"],
-                                  ["convert", "x.json"], ["validate", "--format", "xml", "."]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "/no/such/path"],
+        ["validate"],
+        ["frobnicate"],
+        ["convert", "x.json"],
+        ["validate", "--format", "xml", "."],
+    ],
+)
 def test_usage_errors_exit_2(argv: list[str]) -> None:
     code, _, err = cli(*argv)
     assert code == 2
@@ -109,18 +131,27 @@ def test_schema_prints_the_json_schema() -> None:
 
 
 def test_real_subprocess() -> None:
-    proc = subprocess.run([sys.executable, "-m", "limitr_py", "validate", "--format", "github",
-                           str(INVALID / "L102_function.stof")], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "limitr_py", "validate", "--format", "github", str(INVALID / "L102_function.stof")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1
     assert proc.stdout.startswith("::error file=")
     assert "title=L102::functions are not supported: `fn overhead`" in proc.stdout
-    ok = subprocess.run([sys.executable, "-m", "limitr_py", "validate", str(SAMPLES / "ai_chat_caps")],
-                        capture_output=True, text=True, check=False)
+    ok = subprocess.run(
+        [sys.executable, "-m", "limitr_py", "validate", str(SAMPLES / "ai_chat_caps")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
 
 
 def test_explain_reads_the_state_of_the_store_given_or_named_in_the_environment(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from limitr_py import Limitr
 
     policy = SAMPLES / "owostack_seats_emails" / "policy.yaml"
@@ -129,14 +160,48 @@ def test_explain_reads_the_state_of_the_store_given_or_named_in_the_environment(
         engine.create_customer("acme", plan="pro")
         engine.allow("acme", "emails", 29000)
     out, err = io.StringIO(), io.StringIO()
-    assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails", "--value", "2000",
-                "--store", url], out, err) == 0
+    assert (
+        run(
+            [
+                "explain",
+                str(policy),
+                "--customer",
+                "acme",
+                "--entitlement",
+                "emails",
+                "--value",
+                "2000",
+                "--store",
+                url,
+            ],
+            out,
+            err,
+        )
+        == 0
+    )
     # 29,000 used of 10,000 included: 2,000 more would be 21,000 past it, over max_overage 20,000
     assert out.getvalue().startswith("denied by gate `max_overage` (max_overage), headroom 1000")
     monkeypatch.setenv("LIMITR_STORE", url)
     out = io.StringIO()
-    assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails", "--value", "500",
-                "--format", "json"], out, err) == 0
+    assert (
+        run(
+            [
+                "explain",
+                str(policy),
+                "--customer",
+                "acme",
+                "--entitlement",
+                "emails",
+                "--value",
+                "500",
+                "--format",
+                "json",
+            ],
+            out,
+            err,
+        )
+        == 0
+    )
     decision = json.loads(out.getvalue())
     assert decision["allowed"] is True and decision["gates"][-1]["name"] == "limit"
     monkeypatch.delenv("LIMITR_STORE")
@@ -144,8 +209,12 @@ def test_explain_reads_the_state_of_the_store_given_or_named_in_the_environment(
     out = io.StringIO()
     assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails"], out, err) == 0
     assert out.getvalue().startswith("denied by gate `customer`") and (tmp_path / "limitr.db").exists()
-    assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails", "--store",
-                "nosuch://x"], out, err) == 2
+    assert (
+        run(
+            ["explain", str(policy), "--customer", "acme", "--entitlement", "emails", "--store", "nosuch://x"], out, err
+        )
+        == 2
+    )
 
 
 # -- hostile files, internal errors and JSON output (issue 10, item 9) ----------------------------------------
@@ -155,8 +224,8 @@ HOSTILE_FILES = {
     "b_unterminated.stof": "policy: { credits: {} } /* " * 2000,
     "c_deep.yaml": "a: " + "[" * 100_000,
     "d_dotted.toml": "a" + ".a" * 50_000 + " = 1\n",
-    "e_bomb.yaml": 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
-        f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)),
+    "e_bomb.yaml": 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    + "".join(f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)),
 }
 
 
@@ -169,21 +238,32 @@ def _hostile_directory(tmp_path: Path) -> Path:
 
 def test_validate_reports_every_hostile_file_and_still_checks_the_ones_after_them(tmp_path: Path) -> None:
     # A real process: what a CI job sees. Before the fix the first of these files never returned.
-    done = subprocess.run([sys.executable, "-m", "limitr_py", "validate", "--format", "json",
-                           str(_hostile_directory(tmp_path))], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "limitr_py", "validate", "--format", "json", str(_hostile_directory(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     report = json.loads(done.stdout)
     by_name = {Path(f["path"]).name: f for f in report["files"]}
     assert set(by_name) == {*HOSTILE_FILES, "z_valid.yaml"}
     codes = {name: [d["code"] for d in f["diagnostics"]] for name, f in by_name.items()}
-    assert codes == {"a_exponent.json": ["L204"], "b_unterminated.stof": ["L101"], "c_deep.yaml": ["L110"],
-                     "d_dotted.toml": ["L110"], "e_bomb.yaml": ["L110"], "z_valid.yaml": []}
+    assert codes == {
+        "a_exponent.json": ["L204"],
+        "b_unterminated.stof": ["L101"],
+        "c_deep.yaml": ["L110"],
+        "d_dotted.toml": ["L110"],
+        "e_bomb.yaml": ["L110"],
+        "z_valid.yaml": [],
+    }
     assert by_name["z_valid.yaml"]["valid"] and by_name["z_valid.yaml"]["fingerprint"]
 
 
 def test_an_internal_error_is_exit_3_with_one_line_and_the_other_files_are_checked(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # No input is known to reach a bug any more, so one is injected: the compiler fails on one file's policy.
     import limitr_py.cli as cli_module
 
@@ -207,13 +287,24 @@ def test_an_internal_error_is_exit_3_with_one_line_and_the_other_files_are_check
     assert report["files"][1]["internal_error"].startswith("internal error: RuntimeError")
 
 
-@pytest.mark.parametrize("argv", [
-    ["validate", "--format", "json", "no/such/path"],
-    ["explain", "no/such/policy.yaml", "--customer", "c", "--entitlement", "e", "--format", "json"],
-    ["explain", str(INVALID / "L302_pricing_model.yaml"), "--customer", "c", "--entitlement", "e",
-     "--format", "json"],
-    ["simulate", str(SAMPLES / "ai_chat_caps" / "policy.yaml"), "no/such/events.jsonl", "--format", "json"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "--format", "json", "no/such/path"],
+        ["explain", "no/such/policy.yaml", "--customer", "c", "--entitlement", "e", "--format", "json"],
+        [
+            "explain",
+            str(INVALID / "L302_pricing_model.yaml"),
+            "--customer",
+            "c",
+            "--entitlement",
+            "e",
+            "--format",
+            "json",
+        ],
+        ["simulate", str(SAMPLES / "ai_chat_caps" / "policy.yaml"), "no/such/events.jsonl", "--format", "json"],
+    ],
+)
 def test_format_json_prints_one_json_document_even_on_errors(argv: list[str]) -> None:
     code, out, err = cli(*argv)
     assert code in (1, 2) and err

@@ -26,12 +26,18 @@ def codes(source: Any) -> list[str]:
 
 
 def test_defaults_follow_limitr() -> None:
-    p = load_policy(policy(credits={"c": {}}, plans={"p": {"entitlements": {"e": {"limit": {"credit": "c",
-                                                                                            "resets": True}}}}}))
+    p = load_policy(
+        policy(credits={"c": {}}, plans={"p": {"entitlements": {"e": {"limit": {"credit": "c", "resets": True}}}}})
+    )
     limit = p.plans["p"].entitlements["e"].limit
     assert limit is not None
     assert (limit.mode, limit.value, limit.increment, limit.grants_apply, limit.ewma_alpha) == (
-        "hard", 0, 1, True, Decimal("0.2"))
+        "hard",
+        0,
+        1,
+        True,
+        Decimal("0.2"),
+    )
     assert limit.period == DEFAULT_PERIOD == timedelta(days=30)  # resets with no interval: 30 days
     credit = p.credits["c"]
     assert (credit.unit, credit.label, credit.pricing.model, credit.units) == ("credit", "Credit", "flat", None)
@@ -47,17 +53,35 @@ def test_values_are_converted_to_the_credit_unit() -> None:
     limit = p.plans["starter"].entitlements["ai_chat"].limit
     assert limit is not None and limit.value == 16_667 and limit.reset_sch is not None
     assert limit.reset_sch.text == "monthly:1"
-    storage = load_policy("policy: { credits: { s: { stof_units: 'MB' } } plans: { p: { entitlements: { e: { limit: "
-                          "{ credit: 's', value: 10MiB, increment: '250MB', reset_inc: 1day, resets: true } } } } } }",
-                          format="stof").plans["p"].entitlements["e"].limit
+    storage = (
+        load_policy(
+            "policy: { credits: { s: { stof_units: 'MB' } } plans: { p: { entitlements: { e: { limit: "
+            "{ credit: 's', value: 10MiB, increment: '250MB', reset_inc: 1day, resets: true } } } } } }",
+            format="stof",
+        )
+        .plans["p"]
+        .entitlements["e"]
+        .limit
+    )
     assert storage is not None
     assert (storage.value, storage.increment, storage.reset_inc) == (Decimal("10.48576"), 250, timedelta(days=1))
 
 
 def test_tiers_are_sorted_with_the_unbounded_tier_last() -> None:
-    p = load_policy(policy(credits={"img": {"pricing_model": "tiered", "tiers": [
-        {"price": {"amount": 0.02}}, {"up_to": 1000, "price": {"amount": 0.03}},
-        {"up_to": 100, "price": {"amount": 0.04}}]}}))
+    p = load_policy(
+        policy(
+            credits={
+                "img": {
+                    "pricing_model": "tiered",
+                    "tiers": [
+                        {"price": {"amount": 0.02}},
+                        {"up_to": 1000, "price": {"amount": 0.03}},
+                        {"up_to": 100, "price": {"amount": 0.04}},
+                    ],
+                }
+            }
+        )
+    )
     assert [t.up_to for t in p.credits["img"].pricing.tiers] == [100, 1000, None]
     assert [t.amount for t in p.credits["img"].pricing.tiers] == [Decimal("0.04"), Decimal("0.03"), Decimal("0.02")]
 
@@ -85,9 +109,10 @@ def test_the_graph_is_immutable() -> None:
 
 
 def test_schema_and_semantic_problems_are_reported_together() -> None:
-    doc = policy(credits={"c": {"overhead_cost": "cheap"}},
-                 plans={"p": {"entitlements": {"e": {"limit": {"credit": "nope", "mode": "soft",
-                                                               "hard_trailing": True}}}}})
+    doc = policy(
+        credits={"c": {"overhead_cost": "cheap"}},
+        plans={"p": {"entitlements": {"e": {"limit": {"credit": "nope", "mode": "soft", "hard_trailing": True}}}}},
+    )
     with pytest.raises(PolicySchemaError) as info:
         load_policy(doc)
     assert sorted(d.code for d in info.value.diagnostics) == ["L202", "L301", "L308"]
@@ -103,20 +128,39 @@ def test_semantic_only_problems_raise_compile_error() -> None:
     [
         (policy(credits={"c": {"pricing_model": "volume"}}), ["L302"]),
         (policy(credits={"c": {"pricing_model": "flat", "tiers": [{"price": {"amount": 1}}]}}), ["L302"]),
-        (policy(credits={"c": {"pricing_model": "tiered",
-                               "tiers": [{"price": {"amount": 1}}, {"price": {"amount": 2}}]}}),
-         ["L303"]),
-        (policy(credits={"c": {"pricing_model": "tiered", "tiers": [{"up_to": 5, "price": {"amount": 1}},
-                                                                     {"up_to": 5, "price": {"amount": 1}},
-                                                                     {"price": {"amount": 2}}]}}), ["L303"]),
+        (
+            policy(
+                credits={
+                    "c": {"pricing_model": "tiered", "tiers": [{"price": {"amount": 1}}, {"price": {"amount": 2}}]}
+                }
+            ),
+            ["L303"],
+        ),
+        (
+            policy(
+                credits={
+                    "c": {
+                        "pricing_model": "tiered",
+                        "tiers": [
+                            {"up_to": 5, "price": {"amount": 1}},
+                            {"up_to": 5, "price": {"amount": 1}},
+                            {"price": {"amount": 2}},
+                        ],
+                    }
+                }
+            ),
+            ["L303"],
+        ),
         (policy(credits={"c": {"price": {"amount": 1}, "billing_units": 10}}), ["L314"]),
         (policy(credits={"c": {"stof_units": "Mb"}}), ["L309"]),
         (policy(exchange={"a": {"currency": "b"}, "b": {"currency": "a"}}), ["L304", "L304"]),
         (policy(credits={"free": {}}, exchange={"x": {"currency": "free"}}), ["L304"]),  # unpriced credit
         (policy(notifications={"n": {"events": ["meter-overage"], "when": "a ="}}), ["L311"]),
         (policy(hold_ttl="0s"), ["L312"]),
-        (policy(credits={"c": {}}, plans={"p": {"topups": {"t": {"credit": "c", "expires_after": "-1day"}}}}),
-         ["L312"]),
+        (
+            policy(credits={"c": {}}, plans={"p": {"topups": {"t": {"credit": "c", "expires_after": "-1day"}}}}),
+            ["L312"],
+        ),
     ],
 )
 def test_semantic_checks(doc: dict[str, Any], expected: list[str]) -> None:
@@ -124,19 +168,29 @@ def test_semantic_checks(doc: dict[str, Any], expected: list[str]) -> None:
 
 
 def test_exchange_chains_through_pairs_and_priced_credits() -> None:
-    p = load_policy(policy(credits={"tok": {"price": {"amount": 0.00002}}},
-                           exchange={"euro": {"value": 1.14, "currency": "usd"},
-                                     "partner": {"value": 0.5, "currency": "tok"},
-                                     "gold": {"value": 10, "currency": "euro"}}))
+    p = load_policy(
+        policy(
+            credits={"tok": {"price": {"amount": 0.00002}}},
+            exchange={
+                "euro": {"value": 1.14, "currency": "usd"},
+                "partner": {"value": 0.5, "currency": "tok"},
+                "gold": {"value": 10, "currency": "euro"},
+            },
+        )
+    )
     assert p.exchange.pairs["gold"].currency == "euro"
 
 
 def test_limitr_new_accepts_every_source_kind() -> None:
     path = SAMPLES / "autumn_credit_system" / "policy.stof"
     mapping = json.loads((SAMPLES / "autumn_credit_system" / "policy.json").read_text())
-    prints = {Limitr.new(path).fingerprint, Limitr.new(path.read_text()).fingerprint,
-              Limitr.new(path.read_bytes()).fingerprint, Limitr.new(path.read_text(), format="stof").fingerprint,
-              Limitr.new(mapping).fingerprint}
+    prints = {
+        Limitr.new(path).fingerprint,
+        Limitr.new(path.read_text()).fingerprint,
+        Limitr.new(path.read_bytes()).fingerprint,
+        Limitr.new(path.read_text(), format="stof").fingerprint,
+        Limitr.new(mapping).fingerprint,
+    }
     assert len(prints) == 1
     assert Limitr.new(path).policy.plans["growth"].topups["monthly_credits"].included is True
 

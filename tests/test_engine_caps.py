@@ -98,8 +98,10 @@ def test_a_plain_cap_counts_from_the_first_unit_and_denies_before_moving_anythin
 
 
 def test_credit_denominated_cap_is_not_exchangeable_and_counts_units() -> None:
-    engine, _ = policy({"chat": limit(100, "tok", mode="soft"), "img": limit(100, "img", mode="soft")},
-                       credits={"tok": {"price": {"amount": 0.5}}, "img": {"price": {"amount": 2}}})
+    engine, _ = policy(
+        {"chat": limit(100, "tok", mode="soft"), "img": limit(100, "img", mode="soft")},
+        credits={"tok": {"price": {"amount": 0.5}}, "img": {"price": {"amount": 2}}},
+    )
     engine.create_customer("u")
     cap = engine.add_customer_cap("u", 10, cap_id="tokens", credit="tok")
     assert cap is not None and not cap.exchangeable
@@ -229,8 +231,12 @@ def test_cap_management() -> None:
         engine.add_customer_cap("u", 1, reset_inc="1day", reset_sch="weekly:mon")
 
 
-VOLUME_TOKENS = {"tok": {"pricing_model": "volume", "tiers": [{"up_to": 100, "price": {"amount": D("0.01")}},
-                                                             {"price": {"amount": D("0.005")}}]}}
+VOLUME_TOKENS = {
+    "tok": {
+        "pricing_model": "volume",
+        "tiers": [{"up_to": 100, "price": {"amount": D("0.01")}}, {"price": {"amount": D("0.005")}}],
+    }
+}
 
 
 @pytest.mark.parametrize("observe_only", [True, False])

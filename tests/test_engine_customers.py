@@ -12,8 +12,9 @@ from tests.engine_helpers import Recorder, limit, policy
 
 pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
 
-PLANS = {"pro": {"entitlements": {"api": limit(100, resets=True, reset_inc="30days"), "export": {},
-                                  "storage": limit(50)}}}
+PLANS = {
+    "pro": {"entitlements": {"api": limit(100, resets=True, reset_inc="30days"), "export": {}, "storage": limit(50)}}
+}
 
 
 def test_plan_resolution_named_then_refs_then_default() -> None:
@@ -115,8 +116,9 @@ def test_state_exports_and_loads_into_another_engine_unchanged() -> None:
     engine.allow("u", "chat", 9)
     engine.create_customer_override("u", "api", value=12)
     records = engine.customers()
-    other, _ = policy({"api": limit(10, resets=True, reset_inc="1day"), "chat": limit(5, mode="soft")},
-                      start=clock.now())
+    other, _ = policy(
+        {"api": limit(10, resets=True, reset_inc="1day"), "chat": limit(5, mode="soft")}, start=clock.now()
+    )
     assert other.load_customers(records) == 2
     assert sorted(other.customers(), key=lambda r: r["id"]) == sorted(records, key=lambda r: r["id"])
     assert other.value("a1", "api") == D("3.25") and other.limit("u", "api") == 12

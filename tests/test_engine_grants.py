@@ -16,20 +16,39 @@ pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests
 CREDITS = {"tok": {"price": {"amount": 0.01}}, "gem": {"price": {"amount": 0.02}}}
 TOPUPS = {
     "pack": {"credit": "tok", "value": 50},
-    "monthly_bonus": {"credit": "tok", "value": 20, "included": True, "resets": True, "reset_sch": "monthly:1",
-                      "reset_mode": "add", "max_balance": 50},
-    "org_rollover": {"credit": "tok", "value": 30, "included": True, "included_scopes": ["org"], "resets": True,
-                     "reset_inc": "1day", "reset_mode": "rollover", "rollover_pct": 0.5, "rollover_max": 10},
+    "monthly_bonus": {
+        "credit": "tok",
+        "value": 20,
+        "included": True,
+        "resets": True,
+        "reset_sch": "monthly:1",
+        "reset_mode": "add",
+        "max_balance": 50,
+    },
+    "org_rollover": {
+        "credit": "tok",
+        "value": 30,
+        "included": True,
+        "included_scopes": ["org"],
+        "resets": True,
+        "reset_inc": "1day",
+        "reset_mode": "rollover",
+        "rollover_pct": 0.5,
+        "rollover_max": 10,
+    },
 }
-ENTS = {"chat": limit(100, "tok", mode="soft"), "api": limit(10, "tok"),
-        "ctl": limit(10, "tok", grants_apply=False)}
+ENTS = {"chat": limit(100, "tok", mode="soft"), "api": limit(10, "tok"), "ctl": limit(10, "tok", grants_apply=False)}
 
 
 def engine(strategy: str = "expires_first", topups: dict[str, Any] | None = None) -> tuple[Limitr, ManualClock]:
     """The default plan `main` has ENTS and `topups`; plan `bare` has the same entitlements and no top-ups."""
     main: dict[str, Any] = {"default": True, "entitlements": ENTS, "topups": topups or {}}
-    return policy(ENTS, credits=CREDITS, plans={"main": main, "bare": {"entitlements": ENTS}},
-                  exchange={"grant_strategy": strategy})
+    return policy(
+        ENTS,
+        credits=CREDITS,
+        plans={"main": main, "bare": {"entitlements": ENTS}},
+        exchange={"grant_strategy": strategy},
+    )
 
 
 def balances(e: Limitr, customer: str = "u") -> dict[str, D]:
@@ -103,8 +122,10 @@ def test_expires_first_draws_the_grant_that_expires_soonest() -> None:
 
 
 def test_valuable_and_cheapest_first_pick_by_rune_value_per_unit() -> None:
-    for strategy, expected in (("valuable_first", {"dollar": D("0.95"), "gems": 10}),
-                               ("cheapest_first", {"dollar": 1, "gems": D("7.5")})):
+    for strategy, expected in (
+        ("valuable_first", {"dollar": D("0.95"), "gems": 10}),
+        ("cheapest_first", {"dollar": 1, "gems": D("7.5")}),
+    ):
         e, _ = engine(strategy)
         e.create_customer("u")
         e.grant("u", "usd", 1, grant_id="dollar")  # $1 per unit

@@ -15,9 +15,12 @@ from tests.engine_helpers import Recorder, limit, policy
 pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
 
 CREDITS = {"tok": {"price": {"amount": 0.01}, "overhead_cost": 0.002}, "fee": {"price": {"amount": 29}}}
-ENTS = {"api": limit(10, "tok"), "chat": limit(100, "tok", mode="soft"),
-        "llm": {"estimate_basis": "input", "estimate_segment": "model", **limit(10**6, "tok", mode="soft")},
-        "daily": limit(5, "tok", mode="soft", resets=True, reset_inc="1day")}
+ENTS = {
+    "api": limit(10, "tok"),
+    "chat": limit(100, "tok", mode="soft"),
+    "llm": {"estimate_basis": "input", "estimate_segment": "model", **limit(10**6, "tok", mode="soft")},
+    "daily": limit(5, "tok", mode="soft", resets=True, reset_inc="1day"),
+}
 
 
 def make() -> tuple[object, object]:
@@ -199,8 +202,9 @@ def test_settled_hold_records_expire_so_state_does_not_grow() -> None:
 
 
 def test_hypothetical_margins_convert_units_to_the_credits_unit() -> None:
-    e, _ = policy({"storage": limit(1000, "mb", mode="soft")},
-                  credits={"mb": {"stof_units": "MB", "price": {"amount": 0.001}}})
+    e, _ = policy(
+        {"storage": limit(1000, "mb", mode="soft")}, credits={"mb": {"stof_units": "MB", "price": {"amount": 0.001}}}
+    )
     # '2GB' is 2,000 MB: 1,000 MB past the included 1,000, at $0.001 each
     breakdown = e.local_margin_breakdown("main", {"storage": "2GB"})
     assert breakdown is not None and breakdown["revenue"] == D("1.000")

@@ -53,8 +53,9 @@ TIERS = [{"up_to": 5, "price": {"amount": 1}}, {"up_to": 10, "price": {"amount":
 
 
 def test_graduated_prices_walk_the_tiers_from_the_customers_position() -> None:
-    engine, _ = policy({"chat": limit(100, "tok", mode="soft")},
-                       credits={"tok": {"pricing_model": "tiered", "tiers": TIERS}})
+    engine, _ = policy(
+        {"chat": limit(100, "tok", mode="soft")}, credits={"tok": {"pricing_model": "tiered", "tiers": TIERS}}
+    )
     engine.create_customer("u")
     rec = Recorder(engine)
     engine.allow("u", "chat", 100)  # exactly the included amount: nothing billable
@@ -67,8 +68,9 @@ def test_graduated_prices_walk_the_tiers_from_the_customers_position() -> None:
 
 def test_volume_pricing_can_credit_a_call_that_crosses_into_a_cheaper_band() -> None:
     tiers = [{"up_to": 10, "price": {"amount": 2}}, {"price": {"amount": 1}}]
-    engine, _ = policy({"chat": limit(0, "tok", mode="soft")},
-                       credits={"tok": {"pricing_model": "volume", "tiers": tiers}})
+    engine, _ = policy(
+        {"chat": limit(0, "tok", mode="soft")}, credits={"tok": {"pricing_model": "volume", "tiers": tiers}}
+    )
     engine.create_customer("u")
     rec = Recorder(engine)
     engine.allow("u", "chat", 10)  # 10 × 2 = 20
@@ -78,8 +80,9 @@ def test_volume_pricing_can_credit_a_call_that_crosses_into_a_cheaper_band() -> 
 
 def test_limit_pricing_overrides_the_credit_price_in_overage_coordinates() -> None:
     pricing = {"pricing_model": "package", "billing_units": 1000, "price": {"amount": 5}}
-    engine, _ = policy({"emails": limit(10000, "email", mode="soft", pricing=pricing)},
-                       credits={"email": {"price": {"amount": 1}}})
+    engine, _ = policy(
+        {"emails": limit(10000, "email", mode="soft", pricing=pricing)}, credits={"email": {"price": {"amount": 1}}}
+    )
     engine.create_customer("u")
     rec = Recorder(engine)
     engine.allow("u", "emails", 10000)
@@ -219,8 +222,7 @@ def test_event_argument_turns_events_off_or_carries_event_data() -> None:
 
 def test_governor_bucket_limits_bursts_below_the_hard_limit() -> None:
     # capacity 3, refill 0.001 tokens/ms = one token per second
-    engine, clock = policy({"api": limit(1000, governor_enabled=True, governor_capacity=3,
-                                         governor_refill_rate=0.001)})
+    engine, clock = policy({"api": limit(1000, governor_enabled=True, governor_capacity=3, governor_refill_rate=0.001)})
     engine.create_customer("u")
     rec = Recorder(engine)
     assert [engine.allow("u", "api", 1) for _ in range(4)] == [True, True, True, False]
@@ -235,8 +237,12 @@ def test_governor_bucket_limits_bursts_below_the_hard_limit() -> None:
 
 
 def test_overhead_from_argument_rate_table_callable_and_cost_per_unit() -> None:
-    credits = {"tok": {"overhead_cost": 0.001, "overhead": {
-        "by": "model", "rates": {"sonnet": {"input": 0.000003, "output": 0.000015}}}}}
+    credits = {
+        "tok": {
+            "overhead_cost": 0.001,
+            "overhead": {"by": "model", "rates": {"sonnet": {"input": 0.000003, "output": 0.000015}}},
+        }
+    }
     engine, _ = policy({"chat": limit(10**6, "tok")}, credits=credits)
     engine.create_customer("u")
     rec = Recorder(engine)
@@ -253,8 +259,16 @@ def test_overhead_from_argument_rate_table_callable_and_cost_per_unit() -> None:
         return units * D("0.01")
 
     from limitr_py import Limitr
-    other = Limitr.new({"policy": {"credits": credits, "plans": {"p": {"default": True, "entitlements": {
-        "chat": limit(10**6, "tok")}}}}}, overhead={"tok": cost})
+
+    other = Limitr.new(
+        {
+            "policy": {
+                "credits": credits,
+                "plans": {"p": {"default": True, "entitlements": {"chat": limit(10**6, "tok")}}},
+            }
+        },
+        overhead={"tok": cost},
+    )
     other.create_customer("u")
     rec2 = Recorder(other)
     other.allow("u", "chat", 50)
@@ -290,9 +304,11 @@ def test_check_and_explain_agree_and_name_the_deciding_gate() -> None:
 
 
 def test_credit_exchange_chains_through_runes() -> None:
-    engine, _ = policy({"api": limit(10, "tok")}, credits={"tok": {"price": {"amount": 0.002}}},
-                       exchange={"euro": {"value": 1.14, "currency": "usd"},
-                                 "partner": {"value": 2, "currency": "tok"}})
+    engine, _ = policy(
+        {"api": limit(10, "tok")},
+        credits={"tok": {"price": {"amount": 0.002}}},
+        exchange={"euro": {"value": 1.14, "currency": "usd"}, "partner": {"value": 2, "currency": "tok"}},
+    )
     assert engine.credit_exchange("euro", "rune", 10) == D("11.40")
     assert engine.credit_exchange("partner", "rune", 1) == D("0.004")  # 2 tok × 0.002
     assert engine.credit_exchange("rune", "tok", 1) == 500
@@ -300,8 +316,11 @@ def test_credit_exchange_chains_through_runes() -> None:
 
 
 def test_notifications_re_emit_matching_events_under_their_name_and_handlers_can_be_removed() -> None:
-    engine, _ = policy({"chat": limit(10, "tok", mode="soft")}, credits={"tok": {"price": {"amount": 1}}},
-                       notifications={"big_overage": {"events": ["meter-overage"], "when": "overage_price > 2"}})
+    engine, _ = policy(
+        {"chat": limit(10, "tok", mode="soft")},
+        credits={"tok": {"price": {"amount": 1}}},
+        notifications={"big_overage": {"events": ["meter-overage"], "when": "overage_price > 2"}},
+    )
     engine.create_customer("u")
     seen: list[tuple[str, object]] = []
 

@@ -29,8 +29,9 @@ class HardLimitMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.engine, self.clock = policy({"hard": limit(LIMIT, resets=True, reset_inc="6hr"),
-                                          "soft": limit(LIMIT, mode="soft")})
+        self.engine, self.clock = policy(
+            {"hard": limit(LIMIT, resets=True, reset_inc="6hr"), "soft": limit(LIMIT, mode="soft")}
+        )
         self.engine.create_customer("u")
         self.period_start = START
         self.hard = D(0)
@@ -139,8 +140,9 @@ class HoldsMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.engine, self.clock = policy({"gpu": limit(LIMIT_UNITS, "usd_unit")},
-                                         credits={"usd_unit": {"price": {"amount": 1}}})
+        self.engine, self.clock = policy(
+            {"gpu": limit(LIMIT_UNITS, "usd_unit")}, credits={"usd_unit": {"price": {"amount": 1}}}
+        )
         self.engine.create_customer("u")
         self.engine.add_customer_cap("u", CEILING, cap_id="budget")
         self.holds: dict[str, tuple[D, object]] = {}

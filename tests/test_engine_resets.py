@@ -90,8 +90,9 @@ CALENDAR = [
 
 
 @pytest.mark.parametrize(("schedule", "inside", "last", "boundary"), CALENDAR, ids=[c[0] for c in CALENDAR])
-def test_calendar_limits_reset_exactly_at_the_period_boundary(schedule: str, inside: datetime, last: datetime,
-                                                              boundary: datetime) -> None:
+def test_calendar_limits_reset_exactly_at_the_period_boundary(
+    schedule: str, inside: datetime, last: datetime, boundary: datetime
+) -> None:
     engine, clock = policy({"api": limit(10, resets=True, reset_sch=schedule)}, start=inside)
     engine.create_customer("u")
     engine.allow("u", "api", 10)
@@ -104,8 +105,7 @@ def test_calendar_limits_reset_exactly_at_the_period_boundary(schedule: str, ins
 
 
 def test_schedule_in_a_named_zone_resets_at_local_midnight() -> None:
-    engine, clock = policy({"api": limit(1, resets=True, reset_sch="monthly:1@Europe/Paris")},
-                           start=at(2026, 3, 20))
+    engine, clock = policy({"api": limit(1, resets=True, reset_sch="monthly:1@Europe/Paris")}, start=at(2026, 3, 20))
     engine.create_customer("u")
     engine.allow("u", "api", 1)
     clock.set(at(2026, 3, 31, 21, 59))  # 23:59 in Paris (CEST, UTC+2)

@@ -9,25 +9,42 @@ import pytest
 from limitr_py.compile.conditions import compile_expression
 from limitr_py.expressions import ExpressionError
 
-PAYLOAD = {"name": "meter-overage", "entitlement": "chat", "remaining": Decimal(50), "overage_price": Decimal("1.25"),
-           "meter": {"value": Decimal(150), "limit": Decimal(100)}, "event_data": {"model": "sonnet"}}
+PAYLOAD = {
+    "name": "meter-overage",
+    "entitlement": "chat",
+    "remaining": Decimal(50),
+    "overage_price": Decimal("1.25"),
+    "meter": {"value": Decimal(150), "limit": Decimal(100)},
+    "event_data": {"model": "sonnet"},
+}
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("remaining < 100", True), ("remaining < 10", False), ("overage_price > 1 and entitlement == 'chat'", True),
-     ("meter.value / meter.limit * 100 >= 150", True), ("not (remaining > 10)", False),
-     ("entitlement in ['chat', 'export']", True), ("entitlement not in ['chat']", False),
-     ("event_data.model == \"sonnet\"", True), ("(1 + 2) * 3 == 9", True), ("-remaining < 0", True),
-     ("missing.field > 3", False), ("missing == null", True), ("remaining % 7 == 1", True),
-     ("entitlement > 3", False)],  # mismatched types compare false instead of raising
+    [
+        ("remaining < 100", True),
+        ("remaining < 10", False),
+        ("overage_price > 1 and entitlement == 'chat'", True),
+        ("meter.value / meter.limit * 100 >= 150", True),
+        ("not (remaining > 10)", False),
+        ("entitlement in ['chat', 'export']", True),
+        ("entitlement not in ['chat']", False),
+        ('event_data.model == "sonnet"', True),
+        ("(1 + 2) * 3 == 9", True),
+        ("-remaining < 0", True),
+        ("missing.field > 3", False),
+        ("missing == null", True),
+        ("remaining % 7 == 1", True),
+        ("entitlement > 3", False),
+    ],  # mismatched types compare false instead of raising
 )
 def test_conditions(text: str, expected: bool) -> None:
     assert compile_expression(text).matches(PAYLOAD) is expected
 
 
-@pytest.mark.parametrize("text", ["remaining <", "foo(1)", "a.b[0]", "__import__('os')", "x = 1", "a.__class__()",
-                                  "1GB > 2"])
+@pytest.mark.parametrize(
+    "text", ["remaining <", "foo(1)", "a.b[0]", "__import__('os')", "x = 1", "a.__class__()", "1GB > 2"]
+)
 def test_code_and_garbage_do_not_compile(text: str) -> None:
     with pytest.raises(ExpressionError):
         compile_expression(text)
@@ -40,4 +57,5 @@ def test_division_by_zero_is_a_non_match() -> None:
 def test_paths_never_reach_python_attributes() -> None:
     class Secret:
         token = "s3cret"
+
     assert compile_expression("obj.token == 's3cret'").matches({"obj": Secret()}) is False

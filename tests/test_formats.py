@@ -44,18 +44,61 @@ def test_fingerprint_changes_when_a_price_changes() -> None:
 
 def test_explicit_defaults_and_nulls_do_not_change_the_fingerprint() -> None:
     bare = {"policy": {"credits": {"c": {}}, "plans": {"p": {"entitlements": {"e": {"limit": {"credit": "c"}}}}}}}
-    spelled = {"policy": {"currency": "USD", "hold_ttl": "10min", "credits": {"c": {
-        "unit": "credit", "label": "Credit", "pricing_model": "flat", "price": None, "stof_units": "float"}},
-        "plans": {"p": {"period": "monthly", "entitlements": {"e": {"limit": {
-            "credit": "c", "mode": "hard", "value": 0, "increment": 1, "minimum": None, "grants_apply": True}}}}}}}
+    spelled = {
+        "policy": {
+            "currency": "USD",
+            "hold_ttl": "10min",
+            "credits": {
+                "c": {
+                    "unit": "credit",
+                    "label": "Credit",
+                    "pricing_model": "flat",
+                    "price": None,
+                    "stof_units": "float",
+                }
+            },
+            "plans": {
+                "p": {
+                    "period": "monthly",
+                    "entitlements": {
+                        "e": {
+                            "limit": {
+                                "credit": "c",
+                                "mode": "hard",
+                                "value": 0,
+                                "increment": 1,
+                                "minimum": None,
+                                "grants_apply": True,
+                            }
+                        }
+                    },
+                }
+            },
+        }
+    }
     assert load_policy(bare).fingerprint == load_policy(spelled).fingerprint
 
 
 def test_units_and_numbers_compare_by_value_not_spelling() -> None:
-    a = load_policy("policy: { credits: { s: { stof_units: 'MB' } } plans: { p: { entitlements: { e: "
-                    "{ limit: { credit: 's', value: 1GB, reset_inc: 1day, resets: true } } } } } }", format="stof")
-    b = load_policy({"policy": {"credits": {"s": {"stof_units": "MB"}}, "plans": {"p": {"entitlements": {"e": {
-        "limit": {"credit": "s", "value": "1000MB", "reset_inc": 86_400_000, "resets": True}}}}}}})
+    a = load_policy(
+        "policy: { credits: { s: { stof_units: 'MB' } } plans: { p: { entitlements: { e: "
+        "{ limit: { credit: 's', value: 1GB, reset_inc: 1day, resets: true } } } } } }",
+        format="stof",
+    )
+    b = load_policy(
+        {
+            "policy": {
+                "credits": {"s": {"stof_units": "MB"}},
+                "plans": {
+                    "p": {
+                        "entitlements": {
+                            "e": {"limit": {"credit": "s", "value": "1000MB", "reset_inc": 86_400_000, "resets": True}}
+                        }
+                    }
+                },
+            }
+        }
+    )
     assert a.fingerprint == b.fingerprint
     assert a.plans["p"].entitlements["e"].limit.value == Decimal(1000)  # type: ignore[union-attr]
 
@@ -84,7 +127,8 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
             bounds = sorted(draw(st.lists(st.integers(1, 10**6), max_size=3, unique=True)))
             credit["pricing_model"] = draw(st.sampled_from(["tiered", "volume", "stairstep"]))
             credit["tiers"] = [{"up_to": b, "price": {"amount": draw(AMOUNTS)}} for b in bounds] + [
-                {"up_to": None, "price": {"amount": draw(AMOUNTS)}}]
+                {"up_to": None, "price": {"amount": draw(AMOUNTS)}}
+            ]
         elif draw(st.booleans()):
             credit["price"] = {"amount": draw(AMOUNTS)}
         credits[name] = credit
@@ -96,9 +140,12 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
                 entitlements[ent] = {}
                 continue
             credit_name = draw(st.sampled_from(sorted(credits)))
-            limit: dict[str, Any] = {"credit": credit_name, "mode": draw(st.sampled_from(["hard", "soft", "observe"])),
-                                     "value": draw(quantities(credits[credit_name]["stof_units"])),
-                                     "minimum": None}
+            limit: dict[str, Any] = {
+                "credit": credit_name,
+                "mode": draw(st.sampled_from(["hard", "soft", "observe"])),
+                "value": draw(quantities(credits[credit_name]["stof_units"])),
+                "minimum": None,
+            }
             if draw(st.booleans()):
                 limit["resets"] = True
                 if draw(st.booleans()):
@@ -122,7 +169,10 @@ def test_random_policies_round_trip_through_every_format(tree: dict[str, Any]) -
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | TEXT
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | TEXT
     | st.decimals(allow_nan=False, allow_infinity=False, places=8, min_value=-(10**9), max_value=10**9),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
     max_leaves=20,

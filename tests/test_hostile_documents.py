@@ -31,8 +31,13 @@ def _budget_bytes(size: int) -> int:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hostile_document_is_refused_in_linear_time_and_memory(name: str) -> None:
-    done = subprocess.run([sys.executable, str(TESTS / "hostile_documents.py"), name], capture_output=True,
-                          text=True, timeout=120, cwd=TESTS.parent)
+    done = subprocess.run(
+        [sys.executable, str(TESTS / "hostile_documents.py"), name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=TESTS.parent,
+    )
     assert done.returncode == 0, f"the process died (exit {done.returncode}): {done.stderr[-2000:]}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["escaped"] is None, result["escaped"]
@@ -43,8 +48,13 @@ def test_hostile_document_is_refused_in_linear_time_and_memory(name: str) -> Non
 
 
 def _fuzz(seed: int, rounds: int, timeout: float) -> None:
-    done = subprocess.run([sys.executable, str(TESTS / "hostile_documents.py"), "--fuzz", str(seed), str(rounds)],
-                          capture_output=True, text=True, timeout=timeout, cwd=TESTS.parent)
+    done = subprocess.run(
+        [sys.executable, str(TESTS / "hostile_documents.py"), "--fuzz", str(seed), str(rounds)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=TESTS.parent,
+    )
     assert done.returncode == 0, f"the process died (exit {done.returncode}): {done.stderr[-2000:]}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["problems"] == [], json.dumps(result["problems"], indent=1)

@@ -19,10 +19,21 @@ TIERS = [{"up_to": 5000, "price": {"amount": 0.08}}, {"price": {"amount": 0.05}}
 ENTS = {
     "grad": limit(10000, "email", **MONTHLY, pricing={"pricing_model": "tiered", "tiers": TIERS}),
     "vol": limit(10000, "email", **MONTHLY, pricing={"pricing_model": "volume", "tiers": TIERS}),
-    "pkg": limit(10000, "email", **MONTHLY, pricing={"pricing_model": "package", "price": {"amount": 5},
-                                                     "billing_units": 1000}),
-    "fees": limit(0, "email", **MONTHLY, pricing={"pricing_model": "tiered", "tiers": [
-        {"up_to": 100, "price": {"amount": 1}, "flat_fee": 10}, {"price": {"amount": 0.5}, "flat_fee": 20}]}),
+    "pkg": limit(
+        10000, "email", **MONTHLY, pricing={"pricing_model": "package", "price": {"amount": 5}, "billing_units": 1000}
+    ),
+    "fees": limit(
+        0,
+        "email",
+        **MONTHLY,
+        pricing={
+            "pricing_model": "tiered",
+            "tiers": [
+                {"up_to": 100, "price": {"amount": 1}, "flat_fee": 10},
+                {"price": {"amount": 0.5}, "flat_fee": 20},
+            ],
+        },
+    ),
     "api": limit(10000, "api_call", **MONTHLY, invoice_included=True),
 }
 CREDITS = {"email": {}, "api_call": {"price": {"amount": 0.05}}}
@@ -33,8 +44,9 @@ def lines(invoice: object) -> dict[tuple[str, str | None], int]:
 
 
 def test_each_rating_model_and_lumens_included_credits_on_one_invoice() -> None:
-    engine, clock = policy({}, credits=CREDITS, plans={"pro": {"label": "Pro", "price": {"amount": 30},
-                                                               "entitlements": ENTS}})
+    engine, clock = policy(
+        {}, credits=CREDITS, plans={"pro": {"label": "Pro", "price": {"amount": 30}, "entitlements": ENTS}}
+    )
     engine.create_customer("c", plan="pro")
     rec = Recorder(engine)
     engine.allow("c", "grad", 18000)
@@ -43,8 +55,11 @@ def test_each_rating_model_and_lumens_included_credits_on_one_invoice() -> None:
     engine.allow("c", "pkg", 12500)
     engine.allow("c", "fees", 150)
     engine.allow("c", "api", 12000)
-    vol = [e.payload["overage_price"] for e in rec.events
-           if e.name == "meter-overage" and e.payload["entitlement"] == "vol"]
+    vol = [
+        e.payload["overage_price"]
+        for e in rec.events
+        if e.name == "meter-overage" and e.payload["entitlement"] == "vol"
+    ]
     assert vol == [D("400.00"), D("-149.95")]
     invoice = engine.invoice("c")
     assert invoice is not None and invoice.currency == "USD"
@@ -66,8 +81,11 @@ def test_each_rating_model_and_lumens_included_credits_on_one_invoice() -> None:
     previous = engine.invoice("c", period="previous")
     assert previous is not None and previous.total == 110005
     current = engine.invoice("c")
-    assert current is not None and lines(current) == {("subscription", None): 3000, ("usage", "api"): 5,
-                                                      ("included_credit", "api"): -5}
+    assert current is not None and lines(current) == {
+        ("subscription", None): 3000,
+        ("usage", "api"): 5,
+        ("included_credit", "api"): -5,
+    }
     march = engine.invoice("c", period=datetime(2026, 3, 20, tzinfo=UTC))
     assert march is not None and march.total == 110005
 
@@ -90,10 +108,15 @@ def test_grant_coverage_is_a_negative_line_and_lines_equal_the_overage_events() 
 @settings(max_examples=40, deadline=None)
 @given(calls=st.lists(st.integers(1, 400), min_size=1, max_size=25), grant=st.integers(0, 300))
 def test_a_periods_overage_lines_equal_the_sum_of_its_overage_prices(calls: list[int], grant: int) -> None:
-    tiers = [{"up_to": 200, "price": {"amount": 0.02}}, {"up_to": 500, "price": {"amount": 0.03}},
-             {"price": {"amount": 0.01}}]
-    engine, _ = policy({"chat": limit(300, "tok", mode="soft", pricing={"pricing_model": "tiered", "tiers": tiers})},
-                       credits={"tok": {}})
+    tiers = [
+        {"up_to": 200, "price": {"amount": 0.02}},
+        {"up_to": 500, "price": {"amount": 0.03}},
+        {"price": {"amount": 0.01}},
+    ]
+    engine, _ = policy(
+        {"chat": limit(300, "tok", mode="soft", pricing={"pricing_model": "tiered", "tiers": tiers})},
+        credits={"tok": {}},
+    )
     engine.create_customer("c")
     if grant:
         engine.grant("c", "tok", grant)
@@ -110,15 +133,25 @@ def test_a_periods_overage_lines_equal_the_sum_of_its_overage_prices(calls: list
 def test_the_current_period_is_defined_by_the_meters_that_reset() -> None:
     # `seats` never resets: its meter started with the customer. Before, the current invoice started then too,
     # overlapping every earlier invoice (period_start 15 March in May).
-    engine, clock = policy({}, credits=CREDITS, plans={"pro": {"price": {"amount": 30}, "entitlements": {
-        "api": limit(10000, "api_call", **MONTHLY), "seats": limit(5, "email")}}})
+    engine, clock = policy(
+        {},
+        credits=CREDITS,
+        plans={
+            "pro": {
+                "price": {"amount": 30},
+                "entitlements": {"api": limit(10000, "api_call", **MONTHLY), "seats": limit(5, "email")},
+            }
+        },
+    )
     engine.create_customer("c", plan="pro")
     clock.set(datetime(2026, 5, 10, tzinfo=UTC))
     assert engine.allow("c", "api", 1) and engine.allow("c", "seats", 1)
     current, previous = engine.invoice("c"), engine.invoice("c", period="previous")
     assert current is not None and previous is not None
-    assert (current.period_start, current.period_end) == (datetime(2026, 5, 1, tzinfo=UTC),
-                                                          datetime(2026, 6, 1, tzinfo=UTC))
+    assert (current.period_start, current.period_end) == (
+        datetime(2026, 5, 1, tzinfo=UTC),
+        datetime(2026, 6, 1, tzinfo=UTC),
+    )
     assert previous.period_end is not None and previous.period_end <= current.period_start
 
 

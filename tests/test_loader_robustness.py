@@ -31,8 +31,10 @@ def test_random_bytes_raise_only_policy_errors(data: bytes, fmt: str | None) -> 
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(alphabet=st.sampled_from(list("{}[]():;,'\"`#@<>.=+-*/_ \n\tabcfnrx0129eE")), max_size=120),
-       st.sampled_from([None, *FORMATS]))
+@given(
+    st.text(alphabet=st.sampled_from(list("{}[]():;,'\"`#@<>.=+-*/_ \n\tabcfnrx0129eE")), max_size=120),
+    st.sampled_from([None, *FORMATS]),
+)
 def test_random_structured_text_raises_only_policy_errors(text: str, fmt: str | None) -> None:
     _load_and_compile(text, fmt)
 
@@ -49,7 +51,7 @@ def test_truncated_samples_raise_only_policy_errors(sample: tuple[str, bytes], f
 def test_corrupted_samples_raise_only_policy_errors(sample: tuple[str, bytes], at: int, junk: bytes) -> None:
     fmt, data = sample
     i = at % len(data)
-    _load_and_compile(data[:i] + junk + data[i + len(junk):], fmt)
+    _load_and_compile(data[:i] + junk + data[i + len(junk) :], fmt)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -102,8 +104,9 @@ def test_yaml_alias_bomb_is_refused() -> None:
     assert "alias" in info.value.diagnostics[0].message
 
 
-@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system ['echo hi']", "!!binary aGk=", "!!set {a, b}",
-                                 "!custom 1"])
+@pytest.mark.parametrize(
+    "tag", ["!!python/object/apply:os.system ['echo hi']", "!!binary aGk=", "!!set {a, b}", "!custom 1"]
+)
 def test_yaml_non_data_tags_are_refused(tag: str) -> None:
     with pytest.raises(PolicySyntaxError) as info:
         load_document(f"policy:\n  credits: {tag}\n", format="yaml")

@@ -24,13 +24,13 @@ HUGE = ["1e999999999", "1e1000000", "-1e999999999", "1e30", "1e-31", "1" * 5000]
 
 TEMPLATES = {
     "json": '{"policy": {"credits": {"unit": {}}, "plans": {"p": {"default": true, "entitlements": '
-            '{"a": {"limit": {"credit": "unit", "value": %s}}}}}}}',
+    '{"a": {"limit": {"credit": "unit", "value": %s}}}}}}}',
     "yaml": "policy:\n  credits: {unit: {}}\n  plans:\n    p:\n      default: true\n      entitlements:\n"
-            "        a: {limit: {credit: unit, value: %s}}\n",
+    "        a: {limit: {credit: unit, value: %s}}\n",
     "toml": "[policy.credits.unit]\n[policy.plans.p]\ndefault = true\n"
-            "[policy.plans.p.entitlements.a.limit]\ncredit = \"unit\"\nvalue = %s\n",
+    '[policy.plans.p.entitlements.a.limit]\ncredit = "unit"\nvalue = %s\n',
     "stof": "policy: { credits: { unit: {} } plans: { p: { default: true entitlements: "
-            "{ a: { limit: { credit: 'unit' value: %s } } } } } }",
+    "{ a: { limit: { credit: 'unit' value: %s } } } } } }",
 }
 
 
@@ -53,12 +53,16 @@ def test_the_range_diagnostic_points_at_the_number() -> None:
         load_policy(text, format="json")
     [d] = caught.value.diagnostics
     assert d.code == "L204" and d.pointer == "/policy/plans/p/entitlements/a/limit/value"
-    assert text[d.col - 1:].startswith("1e999999999") and "10^30" in d.message
+    assert text[d.col - 1 :].startswith("1e999999999") and "10^30" in d.message
 
 
 def test_an_in_memory_document_with_a_huge_number_or_a_cycle_is_a_policy_error() -> None:
-    doc: dict[str, Any] = {"policy": {"credits": {"unit": {}}, "plans": {"p": {"default": True, "entitlements": {
-        "a": {"limit": {"credit": "unit", "value": 10**5000}}}}}}}
+    doc: dict[str, Any] = {
+        "policy": {
+            "credits": {"unit": {}},
+            "plans": {"p": {"default": True, "entitlements": {"a": {"limit": {"credit": "unit", "value": 10**5000}}}}},
+        }
+    }
     with pytest.raises(PolicyError, match="out of range"):
         Limitr.new(doc)
     with pytest.raises(PolicyError, match="out of range"):
@@ -77,15 +81,23 @@ def test_an_in_memory_document_with_a_huge_number_or_a_cycle_is_a_policy_error()
 
 
 @pytest.mark.usefixtures("backend")
-@pytest.mark.parametrize("value", [*HUGE, 10**5000, D("1e999999999"), D("Infinity"), float("inf"), "Infinity"],
-                         ids=lambda v: f"{type(v).__name__}:{str(v)[:12] if not isinstance(v, int) else 'huge'}")
+@pytest.mark.parametrize(
+    "value",
+    [*HUGE, 10**5000, D("1e999999999"), D("Infinity"), float("inf"), "Infinity"],
+    ids=lambda v: f"{type(v).__name__}:{str(v)[:12] if not isinstance(v, int) else 'huge'}",
+)
 def test_a_number_out_of_range_in_a_call_is_invalid_argument(value: Any) -> None:
     e, _ = policy({"a": limit(100, mode="soft")})
     e.create_customer("u")
     before = e.customers()
-    for call in (lambda: e.allow("u", "a", value), lambda: e.track("u", "a", value),
-                 lambda: e.grant("u", "unit", value), lambda: e.add_customer_cap("u", value),
-                 lambda: e.reserve("u", "a", value), lambda: e.check("u", "a", value)):
+    for call in (
+        lambda: e.allow("u", "a", value),
+        lambda: e.track("u", "a", value),
+        lambda: e.grant("u", "unit", value),
+        lambda: e.add_customer_cap("u", value),
+        lambda: e.reserve("u", "a", value),
+        lambda: e.check("u", "a", value),
+    ):
         with pytest.raises(InvalidArgumentError, match=r"range|finite|number"):
             call()
     assert e.customers() == before
@@ -127,8 +139,10 @@ def test_a_stored_number_out_of_range_is_a_store_error(tmp_path: Any) -> None:
     with sqlite3.connect(path) as conn:
         (text,) = conn.execute("SELECT value FROM limitr_records WHERE key = 'customer:u'").fetchone()
         assert '"value":"1"' in text
-        conn.execute("UPDATE limitr_records SET value = ?, version = version + 1 WHERE key = 'customer:u'",
-                     (text.replace('"value":"1"', '"value":"1e999999999"'),))
+        conn.execute(
+            "UPDATE limitr_records SET value = ?, version = version + 1 WHERE key = 'customer:u'",
+            (text.replace('"value":"1"', '"value":"1e999999999"'),),
+        )
     started = time.perf_counter()
     with pytest.raises(StoreError, match="corrupt record `customer:u`"):
         e.allow("u", "a", 1)

@@ -17,8 +17,10 @@ GRADUATED, VOLUME = Pricing("tiered", None, TIERS), Pricing("volume", None, TIER
 PACKAGE = Pricing("package", D(200), (), D(500))
 
 
-@pytest.mark.parametrize(("usage", "graduated", "volume", "package"), [
-    (6500, 49500, 32500, 2600), (5000, 42000, 40000, 2000), (5001, 42005, 25005, 2200), (6501, 49505, 32505, 2800)])
+@pytest.mark.parametrize(
+    ("usage", "graduated", "volume", "package"),
+    [(6500, 49500, 32500, 2600), (5000, 42000, 40000, 2000), (5001, 42005, 25005, 2200), (6501, 49505, 32505, 2800)],
+)
 def test_worked_examples(usage: int, graduated: int, volume: int, package: int) -> None:
     assert total_price(GRADUATED, D(usage)) == graduated
     assert total_price(VOLUME, D(usage)) == volume

@@ -11,8 +11,9 @@ from limitr_py.documents import load_document
 from limitr_py.errors import PolicySyntaxError
 
 SAME_POLICY = {
-    "json": ('{\n  "policy": {\n    "credits": {\n      "seat": {"label": "Seat", "price": {"amount": 12.50}}\n'
-             '    }\n  }\n}'),
+    "json": (
+        '{\n  "policy": {\n    "credits": {\n      "seat": {"label": "Seat", "price": {"amount": 12.50}}\n    }\n  }\n}'
+    ),
     "yaml": "policy:\n  credits:\n    seat:\n      label: Seat\n      price: {amount: 12.50}\n",
     "toml": '[policy.credits.seat]\nlabel = "Seat"\nprice = { amount = 12.50 }\n',
     "stof": "policy: {\n    credits: {\n        seat: { label: 'Seat', price: { amount: 12.50 } }\n    }\n}\n",
@@ -39,8 +40,8 @@ def test_every_format_locates_keys_and_values(fmt: str) -> None:
     loc = doc.locations["/policy/credits/seat/price/amount"]
     assert (loc.line, loc.col, loc.value_line, loc.value_col) == _amount_at(SAME_POLICY[fmt])
     line = SAME_POLICY[fmt].splitlines()[loc.line - 1]
-    assert line[loc.col - 1:].startswith(("amount", '"amount"'))
-    assert line[loc.value_col - 1:].startswith("12.50")
+    assert line[loc.col - 1 :].startswith(("amount", '"amount"'))
+    assert line[loc.value_col - 1 :].startswith("12.50")
 
 
 @pytest.mark.parametrize("fmt", SAME_POLICY)
@@ -48,8 +49,9 @@ def test_format_is_sniffed_from_text(fmt: str) -> None:
     assert load_document(SAME_POLICY[fmt]).format == fmt
 
 
-@pytest.mark.parametrize(("suffix", "fmt"), [(".json", "json"), (".yml", "yaml"), (".yaml", "yaml"),
-                                             (".toml", "toml"), (".stof", "stof")])
+@pytest.mark.parametrize(
+    ("suffix", "fmt"), [(".json", "json"), (".yml", "yaml"), (".yaml", "yaml"), (".toml", "toml"), (".stof", "stof")]
+)
 def test_suffix_decides_before_sniffing(tmp_path: Path, suffix: str, fmt: str) -> None:
     path = tmp_path / f"p{suffix}"
     path.write_text(SAME_POLICY[fmt])
@@ -101,7 +103,7 @@ def test_duplicate_keys_are_reported_where_they_repeat(fmt: str, text: str) -> N
         load_document(text, format=fmt)
     (diag,) = info.value.diagnostics
     assert (diag.code, diag.pointer) == ("L108", "/a")
-    assert text.splitlines()[diag.line - 1][diag.col - 1:].lstrip('"').startswith("a")
+    assert text.splitlines()[diag.line - 1][diag.col - 1 :].lstrip('"').startswith("a")
 
 
 def test_stof_repeated_keys_merge_objects_and_replace_scalars() -> None:
@@ -126,26 +128,56 @@ def test_yaml_timestamps_stay_text_and_floats_are_exact() -> None:
     assert doc.tree == {"a": "2026-01-02", "b": Decimal("0.1"), "c": 1000, "d": "1e3"}
 
 
-@pytest.mark.parametrize("text", ["a: 1 b: 2", "a: 1; b: 2;", "a: 1, b: 2,", "{ a: 1\n b: 2 }",
-                                  "#[attr('x')] const str a: 1\nb: 2", "/* c */ a: /* c */ 1 // c\nb: 2"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1 b: 2",
+        "a: 1; b: 2;",
+        "a: 1, b: 2,",
+        "{ a: 1\n b: 2 }",
+        "#[attr('x')] const str a: 1\nb: 2",
+        "/* c */ a: /* c */ 1 // c\nb: 2",
+    ],
+)
 def test_stof_separator_styles_comments_and_attributes(text: str) -> None:
     assert load_document(text, format="stof").tree == {"a": 1, "b": 2}
 
 
-@pytest.mark.parametrize(("text", "value"), [("a: 'it\\'s'", "it's"), ('a: "say \\"hi\\""', 'say "hi"'),
-                                             ("a: r#\"C:\\path \"x\"\"#", 'C:\\path "x"'), ("a: `plain`", "plain"),
-                                             ("a: 'tab\\tnl\\n'", "tab\tnl\n"), ("a: 0.1.0-test", "0.1.0-test"),
-                                             ("a: 30days", "30days"), ("a: 1_000MB", "1000MB"), ("a: 0x10MB", "16MB")])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("a: 'it\\'s'", "it's"),
+        ('a: "say \\"hi\\""', 'say "hi"'),
+        ('a: r#"C:\\path "x""#', 'C:\\path "x"'),
+        ("a: `plain`", "plain"),
+        ("a: 'tab\\tnl\\n'", "tab\tnl\n"),
+        ("a: 0.1.0-test", "0.1.0-test"),
+        ("a: 30days", "30days"),
+        ("a: 1_000MB", "1000MB"),
+        ("a: 0x10MB", "16MB"),
+    ],
+)
 def test_stof_scalars(text: str, value: object) -> None:
     assert load_document(text, format="stof").tree == {"a": value}
 
 
-@pytest.mark.parametrize(("text", "code"), [("a: 1 + 2", "L104"), ("a: self.b", "L103"), ("a: soft", "L103"),
-                                            ("a: `x ${y}`", "L104"), ("import 'x.stof'", "L105"),
-                                            ("root Other { a: 1 }", "L105"), ("a: (1, 2)", "L104"),
-                                            ("a: new Plan { }", "L104"), ("a: { b: 1 } as Thing\nc: 2", "L104"),
-                                            ("a: \"caf\\u00e9\"", "L107"), ("a: 10 ms\nb: 1", "L106"),
-                                            ("#[schema(x)] a: 1", "L104")])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("a: 1 + 2", "L104"),
+        ("a: self.b", "L103"),
+        ("a: soft", "L103"),
+        ("a: `x ${y}`", "L104"),
+        ("import 'x.stof'", "L105"),
+        ("root Other { a: 1 }", "L105"),
+        ("a: (1, 2)", "L104"),
+        ("a: new Plan { }", "L104"),
+        ("a: { b: 1 } as Thing\nc: 2", "L104"),
+        ('a: "caf\\u00e9"', "L107"),
+        ("a: 10 ms\nb: 1", "L106"),
+        ("#[schema(x)] a: 1", "L104"),
+    ],
+)
 def test_stof_non_data_is_refused_with_its_code(text: str, code: str) -> None:
     with pytest.raises(PolicySyntaxError) as info:
         load_document(text, format="stof")

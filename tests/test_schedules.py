@@ -17,11 +17,22 @@ def d(text: str) -> datetime:
 
 @pytest.mark.parametrize(
     ("schedule", "start"),
-    [("monthly:1", "2026-03-01"), ("monthly:20", "2026-02-20"), ("monthly:last", "2026-02-28"),
-     ("weekly:mon", "2026-03-09"), ("weekly:sun", "2026-03-15"), ("nth_weekday:1:tue", "2026-03-03"),
-     ("nth_weekday:2:fri", "2026-03-13"), ("nth_weekday:4:sun", "2026-02-22"), ("yearly:1-1", "2026-01-01"),
-     ("yearly:7-1", "2025-07-01"), ("yearly:3-15", "2026-03-15"), ("yearly:2-29", "2026-02-28"),
-     ("quarterly:1", "2026-01-01"), ("quarterly:20", "2026-01-20")],
+    [
+        ("monthly:1", "2026-03-01"),
+        ("monthly:20", "2026-02-20"),
+        ("monthly:last", "2026-02-28"),
+        ("weekly:mon", "2026-03-09"),
+        ("weekly:sun", "2026-03-15"),
+        ("nth_weekday:1:tue", "2026-03-03"),
+        ("nth_weekday:2:fri", "2026-03-13"),
+        ("nth_weekday:4:sun", "2026-02-22"),
+        ("yearly:1-1", "2026-01-01"),
+        ("yearly:7-1", "2025-07-01"),
+        ("yearly:3-15", "2026-03-15"),
+        ("yearly:2-29", "2026-02-28"),
+        ("quarterly:1", "2026-01-01"),
+        ("quarterly:20", "2026-01-20"),
+    ],
 )
 def test_reference_table(schedule: str, start: str) -> None:
     assert parse_schedule(schedule).start_of_period(NOW) == d(start)
@@ -70,16 +81,36 @@ def test_named_zone_boundaries_fall_at_local_midnight() -> None:
     assert sch.next_period_start(NOW) == d("2026-03-31T22:00:00")
 
 
-@pytest.mark.parametrize(("text", "canonical"), [("Monthly:01", "monthly:1"), ("weekly:Monday", "weekly:mon"),
-                                                 ("cron:0  0 * * 1", "cron:0 0 * * 1"),
-                                                 ("nth_weekday:2:FRI", "nth_weekday:2:fri")])
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("Monthly:01", "monthly:1"),
+        ("weekly:Monday", "weekly:mon"),
+        ("cron:0  0 * * 1", "cron:0 0 * * 1"),
+        ("nth_weekday:2:FRI", "nth_weekday:2:fri"),
+    ],
+)
 def test_spellings_are_normalised(text: str, canonical: str) -> None:
     assert parse_schedule(text).text == canonical
 
 
-@pytest.mark.parametrize("bad", ["monthly:0", "monthly:32", "weekly:funday", "nth_weekday:6:mon", "yearly:2-30",
-                                 "yearly:13-1", "quarterly:0", "cron:* *", "cron:61 * * * *", "daily", "",
-                                 "monthly:1@Nowhere/City"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "monthly:0",
+        "monthly:32",
+        "weekly:funday",
+        "nth_weekday:6:mon",
+        "yearly:2-30",
+        "yearly:13-1",
+        "quarterly:0",
+        "cron:* *",
+        "cron:61 * * * *",
+        "daily",
+        "",
+        "monthly:1@Nowhere/City",
+    ],
+)
 def test_bad_schedules_are_refused(bad: str) -> None:
     with pytest.raises(ScheduleError):
         parse_schedule(bad)

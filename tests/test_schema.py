@@ -39,16 +39,24 @@ def test_both_validators_agree_on_every_sample_and_corpus_file(path: Path) -> No
     assert is_valid_fast(tree) == REFERENCE.is_valid(tree)
 
 
-FIELD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.text(max_size=8),
-                         st.sampled_from(["1GB", "30days", "monthly:1", "soft", "tiered", "-1", "12 apples"]),
-                         st.decimals(min_value=-10, max_value=10, places=3, allow_nan=False))
+FIELD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 10**6),
+    st.text(max_size=8),
+    st.sampled_from(["1GB", "30days", "monthly:1", "soft", "tiered", "-1", "12 apples"]),
+    st.decimals(min_value=-10, max_value=10, places=3, allow_nan=False),
+)
 LIMIT_KEYS = ["credit", "mode", "value", "increment", "resets", "reset_inc", "reset_sch", "ewma_alpha", "bogus"]
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(LIMIT_KEYS), FIELD_VALUES, max_size=5),
-       st.dictionaries(st.sampled_from(["pricing_model", "price", "overhead_cost", "stof_units", "x"]),
-                       FIELD_VALUES, max_size=3))
+@given(
+    st.dictionaries(st.sampled_from(LIMIT_KEYS), FIELD_VALUES, max_size=5),
+    st.dictionaries(
+        st.sampled_from(["pricing_model", "price", "overhead_cost", "stof_units", "x"]), FIELD_VALUES, max_size=3
+    ),
+)
 def test_both_validators_agree_on_random_policies(limit: dict[str, Any], credit: dict[str, Any]) -> None:
     tree = {"policy": {"credits": {"c": credit}, "plans": {"p": {"entitlements": {"e": {"limit": limit}}}}}}
     assert is_valid_fast(tree) == REFERENCE.is_valid(tree)
@@ -62,8 +70,14 @@ def _schema_default(*path: str) -> Any:
 
 
 def test_schema_defaults_are_the_compiled_defaults() -> None:
-    p = load_policy({"policy": {"credits": {"c": {}}, "plans": {"p": {"entitlements": {"e": {"limit": {
-        "credit": "c"}}}, "topups": {"t": {"credit": "c"}}}}}})
+    p = load_policy(
+        {
+            "policy": {
+                "credits": {"c": {}},
+                "plans": {"p": {"entitlements": {"e": {"limit": {"credit": "c"}}}, "topups": {"t": {"credit": "c"}}}},
+            }
+        }
+    )
     limit = p.plans["p"].entitlements["e"].limit
     credit = p.credits["c"]
     assert limit is not None

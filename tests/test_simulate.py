@@ -29,8 +29,14 @@ def generate(path: Path, customers: int = 1000, per_customer: int = 20) -> list[
     events = []
     for _ in range(customers * per_customer):
         at = start + timedelta(seconds=rng.randrange(0, 30 * 86400))
-        events.append({"at": at, "customer": f"c{rng.randrange(customers)}",
-                       "entitlement": rng.choice(["api", "chat"]), "value": rng.randrange(1, 15)})
+        events.append(
+            {
+                "at": at,
+                "customer": f"c{rng.randrange(customers)}",
+                "entitlement": rng.choice(["api", "chat"]),
+                "value": rng.randrange(1, 15),
+            }
+        )
     events.sort(key=lambda e: e["at"])  # type: ignore[arg-type, return-value]
     path.write_text("".join(json.dumps({**e, "at": e["at"].isoformat()}) + "\n" for e in events))  # type: ignore[attr-defined]
     return events
@@ -56,8 +62,9 @@ def test_a_generated_month_for_1000_customers_matches_the_model(tmp_path: Path) 
     policy.write_text(POLICY)
     events = generate(tmp_path / "march.jsonl")
     out, err = io.StringIO(), io.StringIO()
-    assert run(["simulate", str(policy), str(tmp_path / "march.jsonl"), "--format", "json", "--progress"],
-               out, err) == 0
+    assert (
+        run(["simulate", str(policy), str(tmp_path / "march.jsonl"), "--format", "json", "--progress"], out, err) == 0
+    )
     result = json.loads(out.getvalue())
     allowed, denied, used = model(events)
     assert (result["events"], result["allowed"], result["denied"]) == (20000, allowed, denied)
@@ -76,13 +83,19 @@ def test_human_output_and_engine_calls_in_the_events(tmp_path: Path) -> None:
     policy = tmp_path / "policy.stof"
     policy.write_text(POLICY)
     events = tmp_path / "events.jsonl"
-    events.write_text("\n".join(json.dumps(e) for e in [
-        {"at": "2026-03-01T00:00:00Z", "create_customer": {"id": "acme"}},
-        {"at": "2026-03-01T00:00:00Z", "add_customer_cap": {"id": "acme", "value": 1.3, "cap_id": "budget"}},
-        {"at": "2026-03-02T00:00:00Z", "customer": "acme", "entitlement": "chat", "value": 120},
-        {"at": "2026-03-03T00:00:00Z", "customer": "acme", "entitlement": "chat", "value": 20},
-        {"at": "2026-03-04T00:00:00Z", "customer": "ghost", "entitlement": "api", "value": 1},
-    ]) + "\n")
+    events.write_text(
+        "\n".join(
+            json.dumps(e)
+            for e in [
+                {"at": "2026-03-01T00:00:00Z", "create_customer": {"id": "acme"}},
+                {"at": "2026-03-01T00:00:00Z", "add_customer_cap": {"id": "acme", "value": 1.3, "cap_id": "budget"}},
+                {"at": "2026-03-02T00:00:00Z", "customer": "acme", "entitlement": "chat", "value": 120},
+                {"at": "2026-03-03T00:00:00Z", "customer": "acme", "entitlement": "chat", "value": 20},
+                {"at": "2026-03-04T00:00:00Z", "customer": "ghost", "entitlement": "api", "value": 1},
+            ]
+        )
+        + "\n"
+    )
     out, err = io.StringIO(), io.StringIO()
     assert run(["simulate", str(policy), str(events), "--no-create-customers"], out, err) == 0
     text = out.getvalue()
@@ -96,8 +109,10 @@ def test_bad_events_files_name_the_line(tmp_path: Path) -> None:
     policy = tmp_path / "policy.stof"
     policy.write_text(POLICY)
     events = tmp_path / "events.jsonl"
-    events.write_text('{"at": "2026-03-02T00:00:00Z", "customer": "a", "entitlement": "api"}\n'
-                      '{"at": "2026-03-01T00:00:00Z", "customer": "a", "entitlement": "api"}\n')
+    events.write_text(
+        '{"at": "2026-03-02T00:00:00Z", "customer": "a", "entitlement": "api"}\n'
+        '{"at": "2026-03-01T00:00:00Z", "customer": "a", "entitlement": "api"}\n'
+    )
     out, err = io.StringIO(), io.StringIO()
     assert run(["simulate", str(policy), str(events)], out, err) == 2
     assert "line 2: events must be in time order" in err.getvalue()
@@ -109,7 +124,8 @@ def test_bad_events_files_name_the_line(tmp_path: Path) -> None:
 
 HOSTILE_LINES = {
     "huge_integer": '{"at": "2026-03-02T10:00:00Z", "customer": "c1", "entitlement": "chat", "value": '
-                    + "9" * 5000 + "}",
+    + "9" * 5000
+    + "}",
     "deep_json": "[" * 100_000,
     "arguments_not_an_object": '{"at": "2026-03-02T10:00:00Z", "grant": 5}',
     "year_out_of_range": '{"at": "9999-12-31T23:59:59Z", "customer": "c1", "entitlement": "chat", "value": 1}',

@@ -61,7 +61,7 @@ def test_r01_points_at_the_fn_keyword_with_the_declarative_replacement() -> None
         load_document(text, format="stof", file="tutorial07.stof")
     (diag,) = info.value.diagnostics
     line = text.splitlines()[diag.line - 1]
-    assert line[diag.col - 1:].startswith("fn overhead(")
+    assert line[diag.col - 1 :].startswith("fn overhead(")
     assert "overhead: { by:" in (diag.hint or "")
     assert "policy.credits.ai_token.overhead" in diag.message
     rendered = diag.render().splitlines()

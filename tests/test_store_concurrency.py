@@ -18,12 +18,20 @@ from limitr_py import Limitr
 from tests import backends
 
 PROCESSES, THREADS = 8, 4
-DOC: dict[str, Any] = {"policy": {
-    "credits": {"unit": {}, "usd_unit": {"price": {"amount": 1}}},
-    "plans": {"main": {"default": True, "entitlements": {
-        "api": {"limit": {"credit": "unit", "value": 200}},
-        "gpu": {"limit": {"credit": "usd_unit", "value": 10**6, "mode": "soft"}},
-    }}}}}
+DOC: dict[str, Any] = {
+    "policy": {
+        "credits": {"unit": {}, "usd_unit": {"price": {"amount": 1}}},
+        "plans": {
+            "main": {
+                "default": True,
+                "entitlements": {
+                    "api": {"limit": {"credit": "unit", "value": 200}},
+                    "gpu": {"limit": {"credit": "usd_unit", "value": 10**6, "mode": "soft"}},
+                },
+            }
+        },
+    }
+}
 
 
 def _threads(engine: Limitr, work: Callable[[Limitr, int], int]) -> int:
@@ -140,11 +148,10 @@ def test_reserve_then_settle_racing_never_exceeds_the_limit(backend: str, store_
             assert engine.value("u", "api") == 200 and engine.held("u", "api") == 0
 
 
-
-
 @pytest.mark.usefixtures("redis_cluster")
 def test_cluster_keeps_a_group_in_one_slot_and_spreads_groups_over_the_masters(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     backends.check_service("redis")
     url = backends.cluster_url(tmp_path_factory.mktemp("cluster"))
     with Limitr.new(DOC, store=url) as engine:

@@ -22,12 +22,20 @@ from limitr_py.stores import Commit, CommitResult, OutboxEntry, open_store
 from tests import backends
 from tests.engine_helpers import START
 
-DOC: dict[str, Any] = {"policy": {
-    "credits": {"usd_unit": {"price": {"amount": 1}}},
-    "plans": {"main": {"default": True, "entitlements": {
-        "gpu": {"limit": {"credit": "usd_unit", "value": 10**6, "mode": "soft"}},
-        "api": {"limit": {"credit": "usd_unit", "value": 5}},
-    }}}}}
+DOC: dict[str, Any] = {
+    "policy": {
+        "credits": {"usd_unit": {"price": {"amount": 1}}},
+        "plans": {
+            "main": {
+                "default": True,
+                "entitlements": {
+                    "gpu": {"limit": {"credit": "usd_unit", "value": 10**6, "mode": "soft"}},
+                    "api": {"limit": {"credit": "usd_unit", "value": 5}},
+                },
+            }
+        },
+    }
+}
 
 
 class ReplyLost:
@@ -59,8 +67,10 @@ def test_a_retry_after_a_lost_reply_is_applied_once(store_url: str) -> None:
     store = ReplyLost(open_store(store_url))
     with Limitr.new(DOC, store=store) as engine:
         engine.create_customer("u")
-        for call in (lambda: engine.allow("u", "api", 3, idempotency_key="a1"),
-                     lambda: engine.track("u", "gpu", 2, idempotency_key="t1")):
+        for call in (
+            lambda: engine.allow("u", "api", 3, idempotency_key="a1"),
+            lambda: engine.track("u", "gpu", 2, idempotency_key="t1"),
+        ):
             store.drop_next = True
             with pytest.raises(StoreError):
                 call()
@@ -76,8 +86,9 @@ def test_a_retry_after_a_lost_reply_is_applied_once(store_url: str) -> None:
             engine.allow("u", "api", 1, idempotency_key="a1")
 
 
-@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "postgresql://postgres@127.0.0.1:1/test",
-                                 "sqlite:////nonexistent/dir/limitr.db"])
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:1/0", "postgresql://postgres@127.0.0.1:1/test", "sqlite:////nonexistent/dir/limitr.db"]
+)
 def test_an_unreachable_store_is_an_error_not_an_answer(url: str) -> None:
     with pytest.raises(StoreError):
         Limitr.new(DOC, store=url)
@@ -138,8 +149,9 @@ def corrupt(url: str, engine: Limitr, key: str, text: str) -> None:
             conn.execute("UPDATE limitr_records SET value = ?, version = version + 1 WHERE key = ?", (text, key))
     elif url.startswith("postgresql"):
         with psycopg.connect(backends.POSTGRES_URL, autocommit=True) as conn:
-            conn.execute("UPDATE limitr_records SET value = %s, version = version + 1 WHERE key = %s",
-                         (text, inner._p + key))
+            conn.execute(
+                "UPDATE limitr_records SET value = %s, version = version + 1 WHERE key = %s", (text, inner._p + key)
+            )
     else:
         name = inner._key(key, "u" if inner.grouped else None)  # customer `u` is its own group
         inner.client.hset(name, "d", text)
@@ -186,7 +198,8 @@ def crash_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_a_killed_worker_loses_no_committed_usage_and_its_events_arrive_after_restart(
-        crash_url: str, tmp_path: Path) -> None:
+    crash_url: str, tmp_path: Path
+) -> None:
     with Limitr.new(DOC, store=crash_url) as engine:
         engine.create_customer("u")
         engine.add_customer_cap("u", 10**9, cap_id="spend")

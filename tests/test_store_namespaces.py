@@ -72,8 +72,9 @@ def test_postgres_prefixes_are_exact_namespaces(pg_schema: str) -> None:
     assert _view(urls["none"]) == ({"c-none"}, 1)
     schema = pg_schema.rsplit("%3D", 1)[1]
     with psycopg.connect(backends.POSTGRES_URL) as conn:  # the option reached the server: the tables are there
-        tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
-                              (schema,)).fetchone()
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        ).fetchone()
     assert tables == (2,)
 
 
@@ -94,18 +95,21 @@ def test_redis_prefixes_are_exact_namespaces() -> None:
             _flush(url)
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("{redis}?socket_timeout=bogus", "Invalid value for 'socket_timeout'"),
-    ("{redis}?sockettimeout=1", "unknown store URL option `sockettimeout`"),
-    ("{redis}?prefix=a{{b}}", "must be 1-64 characters"),
-    ("{redis}?prefix=a&prefix=b", "given more than once"),
-    ("{redis}?tag=x*", "must be 1-64 characters"),
-    ("{postgres}?bogus=1", 'invalid URI query parameter: "bogus"'),
-    ("{postgres}?connect_timeout=abc", "connect_timeout"),
-    ("{postgres}?sslmode=nope", "sslmode"),
-    ("{postgres}?prefix=a%2Fb", "must be 1-64 characters"),
-    ("{postgres}?prefix=", "must be 1-64 characters"),
-])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("{redis}?socket_timeout=bogus", "Invalid value for 'socket_timeout'"),
+        ("{redis}?sockettimeout=1", "unknown store URL option `sockettimeout`"),
+        ("{redis}?prefix=a{{b}}", "must be 1-64 characters"),
+        ("{redis}?prefix=a&prefix=b", "given more than once"),
+        ("{redis}?tag=x*", "must be 1-64 characters"),
+        ("{postgres}?bogus=1", 'invalid URI query parameter: "bogus"'),
+        ("{postgres}?connect_timeout=abc", "connect_timeout"),
+        ("{postgres}?sslmode=nope", "sslmode"),
+        ("{postgres}?prefix=a%2Fb", "must be 1-64 characters"),
+        ("{postgres}?prefix=", "must be 1-64 characters"),
+    ],
+)
 def test_malformed_or_unknown_url_options_are_refused_by_name(url: str, message: str) -> None:
     # Before: Redis dropped every option silently, and PostgreSQL blamed the network.
     full = url.format(redis=backends.REDIS_URL, postgres=backends.POSTGRES_URL)
@@ -116,8 +120,9 @@ def test_malformed_or_unknown_url_options_are_refused_by_name(url: str, message:
 
 def test_driver_options_reach_the_driver() -> None:
     backends.check_service("redis")
-    store: Any = open_store(f"{backends.REDIS_URL}?socket_timeout=2.5&client_name=limitr-test"
-                            f"&prefix={backends._namespace()}")
+    store: Any = open_store(
+        f"{backends.REDIS_URL}?socket_timeout=2.5&client_name=limitr-test&prefix={backends._namespace()}"
+    )
     try:
         kwargs = store.client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] == 2.5

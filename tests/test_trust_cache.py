@@ -20,20 +20,29 @@ from tests.engine_helpers import START
 
 pytestmark = pytest.mark.usefixtures("backend")
 
-DOC: dict[str, Any] = {"policy": {
-    "credits": {"unit": {}, "tok": {"price": {"amount": 0.01}}},
-    "plans": {
-        "free": {"default": True, "entitlements": {
-            "api": {"limit": {"credit": "unit", "value": 10}},
-            "chat": {"limit": {"credit": "tok", "value": 10}},
-            "flag": {},
-        }, "topups": {"pack": {"credit": "tok", "value": 50}}},
-        "pro": {"entitlements": {
-            "api": {"limit": {"credit": "unit", "value": 100}},
-            "chat": {"limit": {"credit": "tok", "value": 10}},
-            "flag": {},
-        }},
-    }}}
+DOC: dict[str, Any] = {
+    "policy": {
+        "credits": {"unit": {}, "tok": {"price": {"amount": 0.01}}},
+        "plans": {
+            "free": {
+                "default": True,
+                "entitlements": {
+                    "api": {"limit": {"credit": "unit", "value": 10}},
+                    "chat": {"limit": {"credit": "tok", "value": 10}},
+                    "flag": {},
+                },
+                "topups": {"pack": {"credit": "tok", "value": 50}},
+            },
+            "pro": {
+                "entitlements": {
+                    "api": {"limit": {"credit": "unit", "value": 100}},
+                    "chat": {"limit": {"credit": "tok", "value": 10}},
+                    "flag": {},
+                }
+            },
+        },
+    }
+}
 
 
 @pytest.fixture

@@ -12,15 +12,15 @@ from limitr_py.units import UnitError, duration_ms, format_decimal, parse_number
 @pytest.mark.parametrize(
     ("value", "unit", "expected"),
     [
-        ("1GB", "MB", "1000"),          # tutorial 04: 1GB is 1000MB
-        ("10MiB", "MB", "10.48576"),    # 10 × 1024² bytes = 10,485,760 bytes
+        ("1GB", "MB", "1000"),  # tutorial 04: 1GB is 1000MB
+        ("10MiB", "MB", "10.48576"),  # 10 × 1024² bytes = 10,485,760 bytes
         ("250MB", "MB", "250"),
         ("2_000_000bytes", "MB", "2"),
         ("1KiB", "bytes", "1024"),
         ("8bits", "bytes", "1"),
-        (5, "MB", "5"),                 # a plain number is already in the credit's unit
+        (5, "MB", "5"),  # a plain number is already in the credit's unit
         ("1.5hr", "min", "90"),
-        ("1mi", "ft", "5280"),          # 1609.344 / 0.3048
+        ("1mi", "ft", "5280"),  # 1609.344 / 0.3048
         ("1lb", "oz", "16"),
     ],
 )
@@ -30,9 +30,18 @@ def test_conversions_are_exact(value: object, unit: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "ms"),
-    [("1s", 1000), ("50ms", 50), ("1day", 86_400_000), ("7days", 604_800_000), ("14days", 1_209_600_000),
-     ("30days", 2_592_000_000), ("10min", 600_000), (86_400_000, 86_400_000), ("86400000", 86_400_000),
-     ("1500us", Decimal("1.5"))],
+    [
+        ("1s", 1000),
+        ("50ms", 50),
+        ("1day", 86_400_000),
+        ("7days", 604_800_000),
+        ("14days", 1_209_600_000),
+        ("30days", 2_592_000_000),
+        ("10min", 600_000),
+        (86_400_000, 86_400_000),
+        ("86400000", 86_400_000),
+        ("1500us", Decimal("1.5")),
+    ],
 )
 def test_durations_in_milliseconds(value: object, ms: int) -> None:
     assert duration_ms(value) == ms
@@ -58,10 +67,20 @@ def test_a_unit_where_plain_numbers_are_expected_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("literal", "expected", "kind"),
-    [("1_000_000", 1_000_000, int), ("1e9", 1_000_000_000, int), ("2E3", 2000, int), ("0xFF", 255, int),
-     ("-0b1010", -10, int), ("0o17", 15, int), ("1_000.5", Decimal("1000.5"), Decimal), ("5.", Decimal(5), Decimal),
-     ("1.5e-7", Decimal("1.5e-7"), Decimal), ("1e-11", Decimal("1e-11"), Decimal), ("+5", 5, int),
-     ("0.50", Decimal("0.5"), Decimal)],
+    [
+        ("1_000_000", 1_000_000, int),
+        ("1e9", 1_000_000_000, int),
+        ("2E3", 2000, int),
+        ("0xFF", 255, int),
+        ("-0b1010", -10, int),
+        ("0o17", 15, int),
+        ("1_000.5", Decimal("1000.5"), Decimal),
+        ("5.", Decimal(5), Decimal),
+        ("1.5e-7", Decimal("1.5e-7"), Decimal),
+        ("1e-11", Decimal("1e-11"), Decimal),
+        ("+5", 5, int),
+        ("0.50", Decimal("0.5"), Decimal),
+    ],
 )
 def test_number_literals_follow_stof_0_10(literal: str, expected: object, kind: type) -> None:
     value = parse_number_literal(literal)
@@ -77,7 +96,15 @@ def test_floats_are_converted_through_str() -> None:
         parse_quantity(True)
 
 
-@pytest.mark.parametrize(("value", "text"), [(Decimal("1.5E-7"), "0.00000015"), (Decimal("1E+3"), "1000"),
-                                              (Decimal("0.50"), "0.5"), (Decimal("-0"), "0"), (7, "7")])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("1.5E-7"), "0.00000015"),
+        (Decimal("1E+3"), "1000"),
+        (Decimal("0.50"), "0.5"),
+        (Decimal("-0"), "0"),
+        (7, "7"),
+    ],
+)
 def test_format_decimal_is_positional_and_minimal(value: Decimal, text: str) -> None:
     assert format_decimal(value) == text

@@ -40,8 +40,13 @@ def compile_document(doc: SourceDocument) -> CompiledPolicy:
     return policy
 
 
-def load_policy(source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None,
-                file: str | None = None, validate: bool = True) -> CompiledPolicy:
+def load_policy(
+    source: str | bytes | Path | Mapping[str, Any],
+    *,
+    format: str | None = None,
+    file: str | None = None,
+    validate: bool = True,
+) -> CompiledPolicy:
     """Read and compile a policy document in any of the four formats (or an in-memory mapping).
 
     `validate=False` skips only the JSON Schema pass (for documents validated in CI): the range check, which
@@ -59,8 +64,9 @@ def load_policy(source: str | bytes | Path | Mapping[str, Any], *, format: str |
     return compiled
 
 
-def check_document(source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None,
-                   file: str | None = None) -> list[Diagnostic]:
+def check_document(
+    source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None, file: str | None = None
+) -> list[Diagnostic]:
     """Every problem of a document (empty when it is valid), for `limitr validate`."""
     try:
         load_policy(source, format=format, file=file)

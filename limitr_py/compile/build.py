@@ -123,18 +123,26 @@ class Builder:
         if name in self.credit_names:
             return str(name)
         close = close_match(name, self.credit_names)
-        hint = f"did you mean `{close}`?" if close else (
-            f"define it under `policy.credits.{name}`" if name else "name one of the policy's credits")
+        hint = (
+            f"did you mean `{close}`?"
+            if close
+            else (f"define it under `policy.credits.{name}`" if name else "name one of the policy's credits")
+        )
         self.problem("L301", f"a credit named `{name}` does not exist in this policy", pointer, hint)
         return None
 
     def resets(self, raw: dict[str, Any], pointer: str) -> tuple[timedelta | None, Schedule | None]:
         if raw.get("reset_inc") is not None and raw.get("reset_sch") is not None:
-            self.problem("L305", "`reset_inc` and `reset_sch` are mutually exclusive",
-                         pointer_join(pointer, "reset_sch"),
-                         "keep `reset_inc` for a rolling period or `reset_sch` for a calendar schedule")
-        return (self.duration(raw.get("reset_inc"), pointer_join(pointer, "reset_inc")),
-                self.schedule(raw.get("reset_sch"), pointer_join(pointer, "reset_sch")))
+            self.problem(
+                "L305",
+                "`reset_inc` and `reset_sch` are mutually exclusive",
+                pointer_join(pointer, "reset_sch"),
+                "keep `reset_inc` for a rolling period or `reset_sch` for a calendar schedule",
+            )
+        return (
+            self.duration(raw.get("reset_inc"), pointer_join(pointer, "reset_inc")),
+            self.schedule(raw.get("reset_sch"), pointer_join(pointer, "reset_sch")),
+        )
 
     # -- parts ------------------------------------------------------------------------------------------------
 
@@ -147,30 +155,59 @@ class Builder:
         billing_units = self.quantity(raw.get("billing_units"), unit, pointer_join(pointer, "billing_units"))
         if model in ("flat", "package"):
             if tiers_raw:
-                self.problem("L302", f"a `{model}` pricing model takes `price`, not `tiers`",
-                             pointer_join(pointer, "tiers"),
-                             "remove `tiers`, or set `pricing_model: 'tiered'` (or `volume`, `stairstep`)")
+                self.problem(
+                    "L302",
+                    f"a `{model}` pricing model takes `price`, not `tiers`",
+                    pointer_join(pointer, "tiers"),
+                    "remove `tiers`, or set `pricing_model: 'tiered'` (or `volume`, `stairstep`)",
+                )
             if model == "package":
                 if price is None:
-                    self.problem("L302", "`package` pricing needs a `price` per block", pointer,
-                                 "add `price: { amount: … }` and `billing_units`", value=False)
+                    self.problem(
+                        "L302",
+                        "`package` pricing needs a `price` per block",
+                        pointer,
+                        "add `price: { amount: … }` and `billing_units`",
+                        value=False,
+                    )
                 if billing_units is None or billing_units <= 0:
-                    self.problem("L314", "`package` pricing needs `billing_units` greater than 0", pointer,
-                                 "add `billing_units: 1000` (the block size the price is for)", value=False)
+                    self.problem(
+                        "L314",
+                        "`package` pricing needs `billing_units` greater than 0",
+                        pointer,
+                        "add `billing_units: 1000` (the block size the price is for)",
+                        value=False,
+                    )
             elif billing_units is not None:
-                self.problem("L314", "`billing_units` only applies to `package` pricing",
-                             pointer_join(pointer, "billing_units"), "set `pricing_model: 'package'` or remove it")
+                self.problem(
+                    "L314",
+                    "`billing_units` only applies to `package` pricing",
+                    pointer_join(pointer, "billing_units"),
+                    "set `pricing_model: 'package'` or remove it",
+                )
             return Pricing(model, price, (), billing_units if model == "package" else None, price_id)
         if billing_units is not None:
-            self.problem("L314", "`billing_units` only applies to `package` pricing",
-                         pointer_join(pointer, "billing_units"), "set `pricing_model: 'package'` or remove it")
+            self.problem(
+                "L314",
+                "`billing_units` only applies to `package` pricing",
+                pointer_join(pointer, "billing_units"),
+                "set `pricing_model: 'package'` or remove it",
+            )
         if price_raw is not None:
-            self.problem("L302", f"a `{model}` pricing model requires `price` to be null and a `tiers` list",
-                         pointer_join(pointer, "price"), "move the price into `tiers`")
+            self.problem(
+                "L302",
+                f"a `{model}` pricing model requires `price` to be null and a `tiers` list",
+                pointer_join(pointer, "price"),
+                "move the price into `tiers`",
+            )
         if not tiers_raw:
-            self.problem("L302", f"a `{model}` pricing model requires a list of pricing tiers (`tiers`)", pointer,
-                         "add `tiers: [{ up_to: 100, price: { amount: 0.04 } }, { price: { amount: 0.02 } }]`",
-                         value=False)
+            self.problem(
+                "L302",
+                f"a `{model}` pricing model requires a list of pricing tiers (`tiers`)",
+                pointer,
+                "add `tiers: [{ up_to: 100, price: { amount: 0.04 } }, { price: { amount: 0.02 } }]`",
+                value=False,
+            )
             return Pricing(model, None, (), None, price_id)
         return Pricing(model, None, self.tiers(tiers_raw, pointer_join(pointer, "tiers"), unit), None, price_id)
 
@@ -184,23 +221,38 @@ class Builder:
             built.append((i, PriceTier(up_to, amount, Decimal(tier.get("flat_fee") or 0))))
         unbounded = [i for i, t in built if t.up_to is None]
         if not unbounded:
-            self.problem("L303", "the last tier must be `up_to: null` (unbounded)", pointer_join(pointer, len(raw) - 1),
-                         "remove `up_to` from the last tier so every quantity has a price")
+            self.problem(
+                "L303",
+                "the last tier must be `up_to: null` (unbounded)",
+                pointer_join(pointer, len(raw) - 1),
+                "remove `up_to` from the last tier so every quantity has a price",
+            )
         elif len(unbounded) > 1:
-            self.problem("L303", "only one tier may be unbounded (`up_to: null`)", pointer_join(pointer, unbounded[1]),
-                         "give every tier but the last an `up_to`")
+            self.problem(
+                "L303",
+                "only one tier may be unbounded (`up_to: null`)",
+                pointer_join(pointer, unbounded[1]),
+                "give every tier but the last an `up_to`",
+            )
         bounds = [t.up_to for _, t in built if t.up_to is not None]
         seen: set[Decimal] = set()
         for i, t in built:
             if t.up_to is not None and t.up_to in seen:
-                self.problem("L303", f"two tiers end at `up_to: {format_decimal(t.up_to)}`",
-                             pointer_join(pointer_join(pointer, i), "up_to"), "each tier needs its own upper bound")
+                self.problem(
+                    "L303",
+                    f"two tiers end at `up_to: {format_decimal(t.up_to)}`",
+                    pointer_join(pointer_join(pointer, i), "up_to"),
+                    "each tier needs its own upper bound",
+                )
             if t.up_to is not None:
                 seen.add(t.up_to)
         if bounds and bounds[0] is not None and any(b <= 0 for b in bounds):
             first_bad = next(i for i, t in built if t.up_to is not None and t.up_to <= 0)
-            self.problem("L303", "a tier's `up_to` must be greater than 0",
-                         pointer_join(pointer_join(pointer, first_bad), "up_to"))
+            self.problem(
+                "L303",
+                "a tier's `up_to` must be greater than 0",
+                pointer_join(pointer_join(pointer, first_bad), "up_to"),
+            )
         # Limitr sorts tiers by `up_to` (unbounded last); so do we.
         return tuple(sorted((t for _, t in built), key=lambda t: (t.up_to is None, t.up_to or Decimal(0))))
 
@@ -212,25 +264,38 @@ class Builder:
                 units = canonical_unit(units_raw)
             else:
                 close = close_match(units_raw, UNITS)
-                self.problem("L309", f"credit `{name}` has invalid units `{units_raw}`",
-                             pointer_join(pointer, "stof_units"),
-                             f"did you mean `{close}`?" if close else "use `float` for plain numbers, or a unit "
-                                                                          "such as `MB`, `s`, `GiB`")
+                self.problem(
+                    "L309",
+                    f"credit `{name}` has invalid units `{units_raw}`",
+                    pointer_join(pointer, "stof_units"),
+                    f"did you mean `{close}`?"
+                    if close
+                    else "use `float` for plain numbers, or a unit such as `MB`, `s`, `GiB`",
+                )
         overhead = None
         if raw.get("overhead") is not None:
             table = self.obj(raw["overhead"])
-            rates = {str(row): _frozen({str(f): Decimal(r) for f, r in self.obj(cols).items()})
-                     for row, cols in self.obj(table.get("rates")).items()}
+            rates = {
+                str(row): _frozen({str(f): Decimal(r) for f, r in self.obj(cols).items()})
+                for row, cols in self.obj(table.get("rates")).items()
+            }
             overhead = OverheadTable(table.get("by"), _frozen(rates))
         return Credit(
-            name=name, unit=raw.get("unit", "credit"), label=raw.get("label", "Credit"),
-            description=raw.get("description", ""), overhead_cost=Decimal(raw.get("overhead_cost", 0)),
-            pricing=self.pricing(raw, pointer, units), units=units, overhead=overhead)
+            name=name,
+            unit=raw.get("unit", "credit"),
+            label=raw.get("label", "Credit"),
+            description=raw.get("description", ""),
+            overhead_cost=Decimal(raw.get("overhead_cost", 0)),
+            pricing=self.pricing(raw, pointer, units),
+            units=units,
+            overhead=overhead,
+        )
 
     def limit(self, raw: dict[str, Any], pointer: str) -> Limit | None:
         credit_name = self.credit_ref(raw.get("credit", ""), pointer_join(pointer, "credit"))
         credit = self.credits.get(credit_name or "")
         unit = credit.units if credit else None
+
         def q(key: str, *, non_negative: bool = True) -> Decimal | None:
             # without a credit there is no unit to read a quantity in (the missing credit is reported already)
             if credit is None:
@@ -239,19 +304,29 @@ class Builder:
 
         mode = raw.get("mode", "hard")
         if raw.get("hard_trailing") and mode != "hard":
-            self.problem("L308", "`hard_trailing` can only be true when mode is `hard`",
-                         pointer_join(pointer, "hard_trailing"),
-                         "set `mode: 'hard'` or remove `hard_trailing`")
+            self.problem(
+                "L308",
+                "`hard_trailing` can only be true when mode is `hard`",
+                pointer_join(pointer, "hard_trailing"),
+                "set `mode: 'hard'` or remove `hard_trailing`",
+            )
         governor = bool(raw.get("governor_enabled"))
         if governor:
             missing = [k for k in ("governor_capacity", "governor_refill_rate") if raw.get(k) is None]
             if missing:
-                self.problem("L307", f"a governor needs {' and '.join(f'`{m}`' for m in missing)}",
-                             pointer_join(pointer, "governor_enabled"),
-                             "add `governor_capacity: 5, governor_refill_rate: 0.001` (tokens per ms)")
+                self.problem(
+                    "L307",
+                    f"a governor needs {' and '.join(f'`{m}`' for m in missing)}",
+                    pointer_join(pointer, "governor_enabled"),
+                    "add `governor_capacity: 5, governor_refill_rate: 0.001` (tokens per ms)",
+                )
             if mode != "hard":
-                self.problem("L307", f"a governor only applies to hard limits, not `{mode}`",
-                             pointer_join(pointer, "governor_enabled"), "set `mode: 'hard'` or remove the governor")
+                self.problem(
+                    "L307",
+                    f"a governor only applies to hard limits, not `{mode}`",
+                    pointer_join(pointer, "governor_enabled"),
+                    "set `mode: 'hard'` or remove the governor",
+                )
         reset_inc, reset_sch = self.resets(raw, pointer)
         pricing = None
         if raw.get("pricing") is not None:
@@ -259,27 +334,47 @@ class Builder:
         value, increment = q("value"), q("increment")
         refill = raw.get("governor_refill_rate")
         return Limit(
-            credit=credit_name or "", mode=mode,
+            credit=credit_name or "",
+            mode=mode,
             value=value if value is not None else Decimal(0),
             increment=increment if increment is not None else Decimal(1),
-            hard_trailing=bool(raw.get("hard_trailing", False)), grants_apply=bool(raw.get("grants_apply", True)),
-            minimum=q("minimum", non_negative=False), resets=bool(raw.get("resets", False)),
-            reset_inc=reset_inc, reset_sch=reset_sch,
-            override_expires_on=(Decimal(raw["override_expires_on"]) if raw.get("override_expires_on") is not None
-                                 else None),
-            governor_enabled=governor, governor_capacity=q("governor_capacity"),
+            hard_trailing=bool(raw.get("hard_trailing", False)),
+            grants_apply=bool(raw.get("grants_apply", True)),
+            minimum=q("minimum", non_negative=False),
+            resets=bool(raw.get("resets", False)),
+            reset_inc=reset_inc,
+            reset_sch=reset_sch,
+            override_expires_on=(
+                Decimal(raw["override_expires_on"]) if raw.get("override_expires_on") is not None else None
+            ),
+            governor_enabled=governor,
+            governor_capacity=q("governor_capacity"),
             governor_refill_rate=Decimal(refill) if refill is not None else None,
-            ewma_alpha=Decimal(raw.get("ewma_alpha", Decimal("0.2"))), pricing=pricing, max_overage=q("max_overage"),
-            invoice_included=bool(raw.get("invoice_included", False)))
+            ewma_alpha=Decimal(raw.get("ewma_alpha", Decimal("0.2"))),
+            pricing=pricing,
+            max_overage=q("max_overage"),
+            invoice_included=bool(raw.get("invoice_included", False)),
+        )
 
     def entitlement(self, name: str, raw: dict[str, Any], pointer: str) -> Entitlement:
         scope = raw.get("scope")
         if scope is not None and not str(scope).strip():
-            self.problem("L313", "an empty `scope` matches no customer type", pointer_join(pointer, "scope"),
-                         "name a customer type such as `org`, or remove `scope`")
+            self.problem(
+                "L313",
+                "an empty `scope` matches no customer type",
+                pointer_join(pointer, "scope"),
+                "name a customer type such as `org`, or remove `scope`",
+            )
         limit = self.limit(self.obj(raw["limit"]), pointer_join(pointer, "limit")) if raw.get("limit") else None
-        return Entitlement(name, raw.get("description", ""), limit, scope, bool(raw.get("hidden", False)),
-                           raw.get("estimate_basis"), raw.get("estimate_segment"))
+        return Entitlement(
+            name,
+            raw.get("description", ""),
+            limit,
+            scope,
+            bool(raw.get("hidden", False)),
+            raw.get("estimate_basis"),
+            raw.get("estimate_segment"),
+        )
 
     def topup(self, name: str, raw: dict[str, Any], pointer: str) -> Topup:
         credit_name = self.credit_ref(raw.get("credit", ""), pointer_join(pointer, "credit"))
@@ -288,52 +383,76 @@ class Builder:
 
         def q(key: str) -> Decimal | None:
             return self.quantity(raw.get(key), unit, pointer_join(pointer, key)) if credit else None
+
         scopes = raw.get("included_scopes")
         if scopes is not None and any(not str(s).strip() for s in scopes):
-            self.problem("L313", "an empty name in `included_scopes` matches no customer type",
-                         pointer_join(pointer, "included_scopes"))
+            self.problem(
+                "L313",
+                "an empty name in `included_scopes` matches no customer type",
+                pointer_join(pointer, "included_scopes"),
+            )
         reset_inc, reset_sch = self.resets(raw, pointer)
         price_raw = raw.get("price")
         value = q("value")
         return Topup(
-            name=name, credit=credit_name or "", value=value if value is not None else Decimal(0),
+            name=name,
+            credit=credit_name or "",
+            value=value if value is not None else Decimal(0),
             description=raw.get("description", ""),
             price=Decimal(self.obj(price_raw).get("amount", 0)) if price_raw is not None else None,
-            resets=bool(raw.get("resets", False)), included=bool(raw.get("included", False)),
-            included_scopes=tuple(scopes) if scopes else None, reset_inc=reset_inc, reset_sch=reset_sch,
-            reset_mode=raw.get("reset_mode") or "hard", rollover_min=q("rollover_min"), rollover_max=q("rollover_max"),
+            resets=bool(raw.get("resets", False)),
+            included=bool(raw.get("included", False)),
+            included_scopes=tuple(scopes) if scopes else None,
+            reset_inc=reset_inc,
+            reset_sch=reset_sch,
+            reset_mode=raw.get("reset_mode") or "hard",
+            rollover_min=q("rollover_min"),
+            rollover_max=q("rollover_max"),
             rollover_pct=Decimal(raw["rollover_pct"]) if raw.get("rollover_pct") is not None else None,
-            max_balance=q("max_balance"), expires_after=self.duration(raw.get("expires_after"),
-                                                                      pointer_join(pointer, "expires_after")),
-            reset_catchup_cap=raw.get("reset_catchup_cap"))
+            max_balance=q("max_balance"),
+            expires_after=self.duration(raw.get("expires_after"), pointer_join(pointer, "expires_after")),
+            reset_catchup_cap=raw.get("reset_catchup_cap"),
+        )
 
     def plan(self, name: str, raw: dict[str, Any], pointer: str) -> Plan:
         entitlements: dict[str, Entitlement] = {}
         for ent_name, ent_raw in _members(raw.get("entitlements")).items():
             try:
                 entitlements[ent_name] = self.entitlement(
-                    ent_name, self.obj(ent_raw), pointer_join(pointer_join(pointer, "entitlements"), ent_name))
+                    ent_name, self.obj(ent_raw), pointer_join(pointer_join(pointer, "entitlements"), ent_name)
+                )
             except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):
                 continue
         topups: dict[str, Topup] = {}
         for top_name, top_raw in _members(raw.get("topups")).items():
             try:
-                topups[top_name] = self.topup(top_name, self.obj(top_raw),
-                                              pointer_join(pointer_join(pointer, "topups"), top_name))
+                topups[top_name] = self.topup(
+                    top_name, self.obj(top_raw), pointer_join(pointer_join(pointer, "topups"), top_name)
+                )
             except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):
                 continue
         subscription = raw.get("subscription", "subscription")
         trial = self.duration(raw.get("trial_period"), pointer_join(pointer, "trial_period"), allow_zero=True)
         if raw.get("trial_period") is not None and subscription not in entitlements:
-            self.problem("L310", f"plan `{name}` has a `trial_period` but no `{subscription}` entitlement",
-                         pointer_join(pointer, "trial_period"),
-                         f"add a `{subscription}` entitlement (the plan fee) or remove `trial_period`")
+            self.problem(
+                "L310",
+                f"plan `{name}` has a `trial_period` but no `{subscription}` entitlement",
+                pointer_join(pointer, "trial_period"),
+                f"add a `{subscription}` entitlement (the plan fee) or remove `trial_period`",
+            )
         price_raw = raw.get("price")
         return Plan(
-            name=name, label=raw.get("label", ""), period=raw.get("period", "monthly"), subscription=subscription,
-            trial_period=trial, entitlements=_frozen(entitlements), topups=_frozen(topups),
-            hidden=bool(raw.get("hidden", False)), default=bool(raw.get("default", False)),
-            price=Decimal(self.obj(price_raw).get("amount", 0)) if price_raw is not None else None)
+            name=name,
+            label=raw.get("label", ""),
+            period=raw.get("period", "monthly"),
+            subscription=subscription,
+            trial_period=trial,
+            entitlements=_frozen(entitlements),
+            topups=_frozen(topups),
+            hidden=bool(raw.get("hidden", False)),
+            default=bool(raw.get("default", False)),
+            price=Decimal(self.obj(price_raw).get("amount", 0)) if price_raw is not None else None,
+        )
 
     def exchange(self, raw: dict[str, Any], pointer: str) -> Exchange:
         pairs: dict[str, ExchangePair] = dict(BUILTIN_PAIRS)
@@ -354,8 +473,12 @@ class Builder:
                 return
             if name in pairs:
                 if name in seen:
-                    self.problem("L304", f"credit `{start}` exchange forms a cycle: {' → '.join([*seen, name])}",
-                                 pointer_join(pointer, "currency"), "end the chain at `rune`, `usd` or a priced credit")
+                    self.problem(
+                        "L304",
+                        f"credit `{start}` exchange forms a cycle: {' → '.join([*seen, name])}",
+                        pointer_join(pointer, "currency"),
+                        "end the chain at `rune`, `usd` or a priced credit",
+                    )
                     return
                 seen.append(name)
                 name = pairs[name].currency
@@ -364,9 +487,13 @@ class Builder:
             if credit is not None and credit.pricing.priced:
                 return
             why = "an unpriced credit" if credit is not None else "not a credit or exchange pair"
-            self.problem("L304", f"credit `{start}` exchange `{pairs[start].currency}` currency does not map to "
-                                 f"limitr runes (broken conversions: `{name}` is {why})",
-                         pointer_join(pointer, "currency"), "end the chain at `rune`, `usd` or a priced credit")
+            self.problem(
+                "L304",
+                f"credit `{start}` exchange `{pairs[start].currency}` currency does not map to "
+                f"limitr runes (broken conversions: `{name}` is {why})",
+                pointer_join(pointer, "currency"),
+                "end the chain at `rune`, `usd` or a priced credit",
+            )
             return
 
     def notification(self, name: str, raw: dict[str, Any], pointer: str) -> Notification:
@@ -374,8 +501,12 @@ class Builder:
         for i, event in enumerate(events):
             if event != "*" and event not in EVENT_NAMES:
                 close = close_match(event, EVENT_NAMES)
-                self.problem("L203", f"unknown event `{event}`", pointer_join(pointer_join(pointer, "events"), i),
-                             f"did you mean `{close}`?" if close else "use an event name such as `meter-overage`")
+                self.problem(
+                    "L203",
+                    f"unknown event `{event}`",
+                    pointer_join(pointer_join(pointer, "events"), i),
+                    f"did you mean `{close}`?" if close else "use an event name such as `meter-overage`",
+                )
         when: Expression | None = None
         if raw.get("when") is not None:
             try:
@@ -384,9 +515,18 @@ class Builder:
                 p = pointer_join(pointer, "when")
                 line, col = self.doc.locate(p, value=True)
                 offset = 1 if self.doc.format in ("stof", "json", "toml") else 0
-                self.problems.append(Diagnostic("L311", str(exc), self.doc.file, line, col + offset + exc.column - 1,
-                                                p, "conditions use payload fields, numbers, strings, comparisons, "
-                                                   "+ - * / %, and/or/not and `in`", self.doc.source_line(line)))
+                self.problems.append(
+                    Diagnostic(
+                        "L311",
+                        str(exc),
+                        self.doc.file,
+                        line,
+                        col + offset + exc.column - 1,
+                        p,
+                        "conditions use payload fields, numbers, strings, comparisons, + - * / %, and/or/not and `in`",
+                        self.doc.source_line(line),
+                    )
+                )
         return Notification(name, events, when, raw.get("description", ""))
 
     # -- the whole policy -------------------------------------------------------------------------------------
@@ -418,12 +558,17 @@ class Builder:
         hold_ttl = self.duration(raw.get("hold_ttl", "10min"), "/policy/hold_ttl") or timedelta(minutes=10)
         policy = CompiledPolicy(
             currency=raw.get("currency", "USD") if isinstance(raw.get("currency", "USD"), str) else "USD",
-            credits=_frozen(self.credits), plans=_frozen(plans), exchange=exchange,
+            credits=_frozen(self.credits),
+            plans=_frozen(plans),
+            exchange=exchange,
             notifications=_frozen(notifications),
-            estimate_min_samples=(raw.get("estimate_min_samples", 5)
-                                  if isinstance(raw.get("estimate_min_samples", 5), int) else 5),
-            hold_ttl=hold_ttl, version=raw.get("version") if isinstance(raw.get("version"), str) else None,
-            fingerprint="")
+            estimate_min_samples=(
+                raw.get("estimate_min_samples", 5) if isinstance(raw.get("estimate_min_samples", 5), int) else 5
+            ),
+            hold_ttl=hold_ttl,
+            version=raw.get("version") if isinstance(raw.get("version"), str) else None,
+            fingerprint="",
+        )
         return replace(policy, fingerprint=fingerprint(policy))
 
 

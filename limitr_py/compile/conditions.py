@@ -26,8 +26,9 @@ class _Compile(Transformer[Token, Evaluator]):
             raise ExpressionError(str(exc), children[0].column or 1) from None
         if quantity.unit is not None:
             # Payload numbers carry no unit, so `1GB` would silently compare in the wrong unit.
-            raise ExpressionError(f"`{children[0]}`: write numbers in conditions without units",
-                                  children[0].column or 1)
+            raise ExpressionError(
+                f"`{children[0]}`: write numbers in conditions without units", children[0].column or 1
+            )
         value = quantity.amount
         return lambda _p: value
 
@@ -74,6 +75,7 @@ class _Compile(Transformer[Token, Evaluator]):
             for op, operand in rest:
                 value = ARITH[op](value, operand(p))
             return value
+
         return run
 
     def compare(self, children: list[Any]) -> Evaluator:
@@ -91,8 +93,8 @@ class _Compile(Transformer[Token, Evaluator]):
             if a is None or b is None:
                 return fn(a, b) if op in ("==", "!=") else False
             return fn(a, b)
-        return run
 
+        return run
 
 
 @lru_cache(maxsize=1)

@@ -44,8 +44,9 @@ def format_for_path(path: str | Path) -> str | None:
     return SUFFIXES.get(Path(path).suffix.lower())
 
 
-def load_document(source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None,
-                  file: str | None = None) -> SourceDocument:
+def load_document(
+    source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None, file: str | None = None
+) -> SourceDocument:
     """Read a policy document from text, bytes, a file path or an in-memory mapping.
 
     Format: explicit `format=` > the file's suffix > sniffing. Raises PolicySyntaxError with every problem.
@@ -64,8 +65,9 @@ def load_document(source: str | bytes | Path | Mapping[str, Any], *, format: str
     if format is None and file != "<policy>":
         format = format_for_path(file)
     if format is not None and format not in READERS:
-        raise PolicySyntaxError([Diagnostic("L111", f"unknown format `{format}`", file,
-                                            hint=f"use one of {', '.join(FORMATS)}")])
+        raise PolicySyntaxError(
+            [Diagnostic("L111", f"unknown format `{format}`", file, hint=f"use one of {', '.join(FORMATS)}")]
+        )
     text = _decode(source, file)
     _check_size(text, file, format)
     if format is not None:
@@ -84,9 +86,20 @@ def _refuse_surrogate(text: str, file: str) -> None:
     m = _SURROGATE.search(text)
     if m is not None:
         line, col = LineIndex(text).position(m.start())
-        raise PolicySyntaxError([syntax_diagnostic("L112", f"character U+{ord(m.group()):04X} is not UTF-8 text "
-                                                   "(a lone surrogate)", file, text, line, col, "",
-                                                   "decode the text with errors='strict' before loading it")])
+        raise PolicySyntaxError(
+            [
+                syntax_diagnostic(
+                    "L112",
+                    f"character U+{ord(m.group()):04X} is not UTF-8 text (a lone surrogate)",
+                    file,
+                    text,
+                    line,
+                    col,
+                    "",
+                    "decode the text with errors='strict' before loading it",
+                )
+            ]
+        )
 
 
 def _decode(source: str | bytes, file: str) -> str:
@@ -94,29 +107,51 @@ def _decode(source: str | bytes, file: str) -> str:
         _refuse_surrogate(source, file)
         return source.removeprefix("\ufeff")
     if not isinstance(source, bytes | bytearray | memoryview):
-        raise PolicySyntaxError([Diagnostic("L101", f"a policy is text, bytes, a path or a mapping, not "
-                                                    f"{type(source).__name__}", file)])
+        raise PolicySyntaxError(
+            [Diagnostic("L101", f"a policy is text, bytes, a path or a mapping, not {type(source).__name__}", file)]
+        )
     source = bytes(source)
     try:
         return source.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         prefix = source[: exc.start].decode("utf-8", errors="replace")
         line, col = LineIndex(prefix).position(len(prefix))
-        raise PolicySyntaxError([syntax_diagnostic("L112", f"byte 0x{source[exc.start]:02x} is not UTF-8 text",
-                                                   file, prefix, line, col, "", "save the file as UTF-8")]) from None
+        raise PolicySyntaxError(
+            [
+                syntax_diagnostic(
+                    "L112",
+                    f"byte 0x{source[exc.start]:02x} is not UTF-8 text",
+                    file,
+                    prefix,
+                    line,
+                    col,
+                    "",
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
 
 
 def _check_size(text: str, file: str, format: str | None) -> None:
     if len(text) > MAX_BYTES:
-        raise PolicySyntaxError([Diagnostic("L110", f"document is larger than {MAX_BYTES // (1024 * 1024)} MiB",
-                                            file, hint="split the policy or remove unused plans")])
+        raise PolicySyntaxError(
+            [
+                Diagnostic(
+                    "L110",
+                    f"document is larger than {MAX_BYTES // (1024 * 1024)} MiB",
+                    file,
+                    hint="split the policy or remove unused plans",
+                )
+            ]
+        )
     # JSON and Stof nest with brackets: refuse deep nesting before their parsers recurse. YAML and TOML check
     # the depth of what they build (their nesting is also indentation or dotted keys).
     offset = bracket_depth_exceeds(text) if format in (None, "json", "stof") else None
     if offset is not None:
         line, col = LineIndex(text).position(offset)
-        raise PolicySyntaxError([syntax_diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels",
-                                                   file, text, line, col)])
+        raise PolicySyntaxError(
+            [syntax_diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels", file, text, line, col)]
+        )
 
 
 def _sniff(text: str, file: str) -> SourceDocument:
@@ -125,25 +160,38 @@ def _sniff(text: str, file: str) -> SourceDocument:
         doc, problems = READERS[name](text, file)
         if not problems and (name != "yaml" or isinstance(doc.tree, dict)):
             return doc
-        attempts.append((name, problems or [syntax_diagnostic("L101", "the document is not a mapping", file,
-                                                              text, 1, 1)]))
+        attempts.append(
+            (name, problems or [syntax_diagnostic("L101", "the document is not a mapping", file, text, 1, 1)])
+        )
     for _name, problems in attempts:
         if not any(p.code == "L101" for p in problems):
             # This reader understood the text (e.g. Stof holding a function): its errors are the answer.
             raise PolicySyntaxError(problems)
     furthest = max((a[1][0] for a in attempts), key=lambda d: (d.line, d.col))
     said = "; ".join(f"{name} at {ps[0].line}:{ps[0].col}: {ps[0].message}" for name, ps in attempts)
-    raise PolicySyntaxError([Diagnostic("L111", "no reader understood this document", file, furthest.line,
-                                        furthest.col, "", f"pass format= or use a file suffix ({said})",
-                                        furthest.source_line)])
+    raise PolicySyntaxError(
+        [
+            Diagnostic(
+                "L111",
+                "no reader understood this document",
+                file,
+                furthest.line,
+                furthest.col,
+                "",
+                f"pass format= or use a file suffix ({said})",
+                furthest.source_line,
+            )
+        ]
+    )
 
 
 def _from_python(value: Any, depth: int = 0) -> Any:
     """An in-memory document: floats go through `str` (SPEC §3), never through binary. Nesting is bounded as in
     text documents, which also ends a mapping that contains itself."""
     if depth > MAX_DEPTH:
-        raise PolicySyntaxError([Diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels (or "
-                                                    f"contains itself)", "<mapping>")])
+        raise PolicySyntaxError(
+            [Diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels (or contains itself)", "<mapping>")]
+        )
     if isinstance(value, Mapping):
         return {_from_python(str(k), depth + 1): _from_python(v, depth + 1) for k, v in value.items()}
     if isinstance(value, str):

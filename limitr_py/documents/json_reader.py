@@ -39,8 +39,9 @@ def read_json(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
         return obj
 
     try:
-        doc.tree = json.loads(text, parse_float=_number, parse_int=_integer, parse_constant=_reject_constant,
-                              object_pairs_hook=pairs_hook)
+        doc.tree = json.loads(
+            text, parse_float=_number, parse_int=_integer, parse_constant=_reject_constant, object_pairs_hook=pairs_hook
+        )
     except json.JSONDecodeError as exc:
         message = exc.msg[0].lower() + exc.msg[1:]
         return doc, [syntax_diagnostic("L101", f"invalid JSON: {message}", file, text, exc.lineno, exc.colno)]
@@ -100,9 +101,18 @@ class _Indexer:
                 line, col = self.lines.position(key_at)
                 vline, vcol = self.lines.position(self.i)
                 if key in seen:
-                    self.problems.append(Diagnostic(
-                        "L108", f"duplicate key `{key}`", self.doc.file, line, col, p,
-                        "JSON keeps only the last value; remove the other one", self.doc.source_line(line)))
+                    self.problems.append(
+                        Diagnostic(
+                            "L108",
+                            f"duplicate key `{key}`",
+                            self.doc.file,
+                            line,
+                            col,
+                            p,
+                            "JSON keeps only the last value; remove the other one",
+                            self.doc.source_line(line),
+                        )
+                    )
                 seen.add(key)
                 self.locations[p] = Loc(line, col, vline, vcol)
                 self.value(p)

@@ -73,8 +73,9 @@ class SourceDocument:
                 return (1, 1)
             tokens.pop()
 
-    def diagnostic(self, code: str, message: str, pointer: str, hint: str | None = None, *,
-                   value: bool = False) -> Diagnostic:
+    def diagnostic(
+        self, code: str, message: str, pointer: str, hint: str | None = None, *, value: bool = False
+    ) -> Diagnostic:
         line, col = self.locate(pointer, value=value)
         return Diagnostic(code, message, self.file, line, col, pointer, hint, self.source_line(line))
 
@@ -98,8 +99,9 @@ class LineIndex:
         return self.text[start:end]
 
 
-def syntax_diagnostic(code: str, message: str, file: str, text: str, line: int, col: int,
-                      pointer: str = "", hint: str | None = None) -> Diagnostic:
+def syntax_diagnostic(
+    code: str, message: str, file: str, text: str, line: int, col: int, pointer: str = "", hint: str | None = None
+) -> Diagnostic:
     lines = text.splitlines()
     src = lines[line - 1] if 0 < line <= len(lines) else None
     return Diagnostic(code, message, file, max(1, line), max(1, col), pointer, hint, src)

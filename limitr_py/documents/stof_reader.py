@@ -33,7 +33,8 @@ from limitr_py.units import UNITS, UnitError, format_decimal, parse_number_liter
 _BARE_WORDS = {"true": True, "false": False, "null": None}
 _ESCAPES = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
 _NUMBER_SPLIT = re.compile(
-    r"^([+-]?(?:0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][+-]?[\d_]+)?))(.*)$")
+    r"^([+-]?(?:0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][+-]?[\d_]+)?))(.*)$"
+)
 
 
 @dataclass(slots=True)
@@ -80,8 +81,11 @@ def _unescape(body: str, quote: str, extra: str = "") -> str | _Problem:
         elif nxt == quote or (nxt and nxt in extra):
             out.append(nxt)
         else:
-            return _Problem("L107", f"unknown escape `\\{nxt}` in a string",
-                            "Stof strings allow only \\\\ \\n \\r \\t and an escaped quote of their own kind")
+            return _Problem(
+                "L107",
+                f"unknown escape `\\{nxt}` in a string",
+                "Stof strings allow only \\\\ \\n \\r \\t and an escaped quote of their own kind",
+            )
         i += 2
     return "".join(out)
 
@@ -93,8 +97,9 @@ def _string_value(tok: Token) -> str | _Problem:
     if tok.type == "BT_STRING":
         body = text[1:-1]
         if re.search(r"(?<!\\)\$\{", body):
-            return _Problem("L104", "template strings with `${…}` are not supported",
-                            "write the final text as a plain string")
+            return _Problem(
+                "L104", "template strings with `${…}` are not supported", "write the final text as a plain string"
+            )
         return _unescape(body, "`", "$")
     return _unescape(text[1:-1], text[0])
 
@@ -110,8 +115,11 @@ def _number_value(tok: Token) -> Any:
     if not unit:
         return value
     if unit not in UNITS:
-        return _Problem("L106", f"unknown unit `{unit}` in `{tok}`",
-                        "units are case-sensitive and attached: e.g. `30days`, `10min`, `1s`, `250MB`, `10MiB`")
+        return _Problem(
+            "L106",
+            f"unknown unit `{unit}` in `{tok}`",
+            "units are case-sensitive and attached: e.g. `30days`, `10min`, `1s`, `250MB`, `10MiB`",
+        )
     # A quantity lowers to its string form (`1GB`), the form JSON, YAML and TOML write (SPEC §2.1).
     return f"{format_decimal(Decimal(value))}{unit}"
 
@@ -155,8 +163,16 @@ class _Build(Transformer[Token, Any]):
             return ("attr", (_Problem("L104", "attribute arguments must be literals"), arg.line, arg.col))
         if len(children) == 2 and isinstance(children[1], _Node) and children[1].problem is not None:
             arg = children[1]
-            return ("attr", (_Problem("L104", "attribute arguments must be literals",
-                                      "attributes are ignored by limitr; remove it"), arg.line, arg.col))
+            return (
+                "attr",
+                (
+                    _Problem(
+                        "L104", "attribute arguments must be literals", "attributes are ignored by limitr; remove it"
+                    ),
+                    arg.line,
+                    arg.col,
+                ),
+            )
         return ("attr", None)
 
     def object(self, children: list[Any]) -> _Node:
@@ -175,8 +191,9 @@ class _Build(Transformer[Token, Any]):
             if word in _BARE_WORDS:
                 node.value = _BARE_WORDS[word]
             else:
-                node.problem = _Problem("L103", f"references are not supported: `{word}`",
-                                        f"if `{word}` is text, quote it: `'{word}'`")
+                node.problem = _Problem(
+                    "L103", f"references are not supported: `{word}`", f"if `{word}` is text, quote it: `'{word}'`"
+                )
         elif tok.type == "NUMBER":
             value = _number_value(tok)
             if isinstance(value, _Problem):
@@ -214,8 +231,9 @@ class _Build(Transformer[Token, Any]):
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     grammar = resource_path("grammar", "stof.lark").read_text(encoding="utf-8")
-    return Lark(grammar, start="document", parser="lalr", lexer="contextual", transformer=_Build(),
-                maybe_placeholders=False)
+    return Lark(
+        grammar, start="document", parser="lalr", lexer="contextual", transformer=_Build(), maybe_placeholders=False
+    )
 
 
 class _Lowering:
@@ -227,8 +245,18 @@ class _Lowering:
         self.nodes = 0
 
     def report(self, problem: _Problem, line: int, col: int, pointer: str) -> None:
-        self.problems.append(Diagnostic(problem.code, problem.message, self.doc.file, line, col, pointer,
-                                        problem.hint, self.doc.source_line(line)))
+        self.problems.append(
+            Diagnostic(
+                problem.code,
+                problem.message,
+                self.doc.file,
+                line,
+                col,
+                pointer,
+                problem.hint,
+                self.doc.source_line(line),
+            )
+        )
 
     def value(self, node: _Node, pointer: str) -> Any:
         self.nodes += 1
@@ -253,9 +281,16 @@ class _Lowering:
                 self.report(problem, line, col, p)
             if f.type_text in UNITS and f.type_line == prev_end:
                 # `a: 10 ms` + newline + `b: 1` reads as a field `b` typed `ms`: almost always a detached unit.
-                self.report(_Problem("L106", f"unit `{f.type_text}` is separated from its number",
-                                     f"attach the unit to the number, e.g. `10{f.type_text}`"),
-                            f.type_line, f.type_col, p)
+                self.report(
+                    _Problem(
+                        "L106",
+                        f"unit `{f.type_text}` is separated from its number",
+                        f"attach the unit to the number, e.g. `10{f.type_text}`",
+                    ),
+                    f.type_line,
+                    f.type_col,
+                    p,
+                )
             prev_end = f.value.end_line or f.value.line
             existing = into.get(f.key)
             if f.value.kind == "obj" and isinstance(existing, dict):
@@ -357,11 +392,13 @@ def _open_path(tokens: list[_Tok]) -> tuple[list[str], list[_Tok]]:
 
 def _function_hint(path: list[str], name: str) -> str:
     if "notifications" in path:
-        return ("declare the notification as data: `{ events: ['meter-changed'], when: 'remaining < 100' }`")
+        return "declare the notification as data: `{ events: ['meter-changed'], when: 'remaining < 100' }`"
     if name == "overhead":
-        return ("replace the cost function with a rate table, `overhead: { by: 'model', rates: { large: "
-                "{ input: 0.000003, output: 0.000015 } } }`, or register a Python callable with "
-                "`Limitr.new(doc, overhead={'<credit>': fn})`")
+        return (
+            "replace the cost function with a rate table, `overhead: { by: 'model', rates: { large: "
+            "{ input: 0.000003, output: 0.000015 } } }`, or register a Python callable with "
+            "`Limitr.new(doc, overhead={'<credit>': fn})`"
+        )
     return "policies hold data only: move this logic into your application"
 
 
@@ -382,71 +419,116 @@ def _classify(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         line, col = index.position(tok_offset)
         where = path + ([name] if name else [])
         pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in where)
-        return syntax_diagnostic(code, f"{message} at `{dotted(pointer)}`" if where else message,
-                                 file, text, line, col, pointer, hint)
+        return syntax_diagnostic(
+            code, f"{message} at `{dotted(pointer)}`" if where else message, file, text, line, col, pointer, hint
+        )
 
     unterminated = _unterminated(text, offset)
     if unterminated is not None:
         start, what, closer = unterminated
         s_line, s_col = index.position(start)
-        return syntax_diagnostic("L101", f"unterminated {what}", file, text, s_line, s_col, "",
-                                 f"close it with `{closer}`")
+        return syntax_diagnostic(
+            "L101", f"unterminated {what}", file, text, s_line, s_col, "", f"close it with `{closer}`"
+        )
     # fn NAME (  /  async fn NAME (
     for back in (2, 1):
         if len(before) >= back and before[-back].text == "fn":
             name = before[-back + 1].text if back == 2 else "?"
-            return at(before[-back].offset, "L102", f"functions are not supported: `fn {name}`",
-                      _function_hint(path, name), name if back == 2 else None)
+            return at(
+                before[-back].offset,
+                "L102",
+                f"functions are not supported: `fn {name}`",
+                _function_hint(path, name),
+                name if back == 2 else None,
+            )
     if bad == "fn":
         return at(offset, "L102", "functions are not supported", _function_hint(path, ""))
     if len(before) >= 3 and before[-3].text == ":" and before[-2].kind == "word" and before[-1].text == "(":
-        return at(before[-2].offset, "L104", f"calls and constructors are not supported: `{before[-2].text}(…)`",
-                  "write the value as a literal")
-    if (before and before[-1].text == "import") or (len(before) >= 2 and before[-2].text == "import"
-                                                    and before[-1].kind == "str"):
+        return at(
+            before[-2].offset,
+            "L104",
+            f"calls and constructors are not supported: `{before[-2].text}(…)`",
+            "write the value as a literal",
+        )
+    if (before and before[-1].text == "import") or (
+        len(before) >= 2 and before[-2].text == "import" and before[-1].kind == "str"
+    ):
         tok = before[-1] if before[-1].text == "import" else before[-2]
         return at(tok.offset, "L105", "imports are not supported", "inline the imported data into this document")
     if len(before) >= 2 and before[-2].text == "root" and bad == "{":
-        return at(before[-2].offset, "L105", "`root` blocks are not supported",
-                  "put the policy under a single `policy: { … }` field")
+        return at(
+            before[-2].offset,
+            "L105",
+            "`root` blocks are not supported",
+            "put the policy under a single `policy: { … }` field",
+        )
     if any(t.text.startswith("data@") for t in before[-3:]) or (bad == "|" and words[-1:] == [":"]):
         return at(offset, "L105", "binary data blocks are not supported", "write the data as literals")
     if bad == "<" or bad.startswith("<"):
-        return at(offset, "L103", "references are not supported: `<…>` type references",
-                  "copy the referenced object's fields here")
+        return at(
+            offset,
+            "L103",
+            "references are not supported: `<…>` type references",
+            "copy the referenced object's fields here",
+        )
     if len(before) >= 2 and before[-2].text == ":" and before[-1].kind == "word":
         word = before[-1].text
         if bad == ".":
-            return at(before[-1].offset, "L103", f"references are not supported: `{word}.…`",
-                      "write the referenced value as a literal")
+            return at(
+                before[-1].offset,
+                "L103",
+                f"references are not supported: `{word}.…`",
+                "write the referenced value as a literal",
+            )
         if bad == "(":
-            return at(before[-1].offset, "L104", f"calls and constructors are not supported: `{word}(…)`",
-                      "write the value as a literal")
+            return at(
+                before[-1].offset,
+                "L104",
+                f"calls and constructors are not supported: `{word}(…)`",
+                "write the value as a literal",
+            )
         if word == "new":
-            return at(before[-1].offset, "L104", "constructors are not supported: `new …`",
-                      "write the object as `{ … }`")
+            return at(
+                before[-1].offset, "L104", "constructors are not supported: `new …`", "write the object as `{ … }`"
+            )
     if len(before) >= 3 and before[-3].text == ":" and before[-2].text == "new":
         return at(before[-2].offset, "L104", "constructors are not supported: `new …`", "write the object as `{ … }`")
     if before and before[-1].text == "new":
         return at(before[-1].offset, "L104", "constructors are not supported: `new …`", "write the object as `{ … }`")
-    if (len(before) >= 2 and before[-2].text == "as" and before[-3:-2] and before[-3].text in ("}", "]", ")")) \
-            or (before and before[-1].text == "as"):
+    if (len(before) >= 2 and before[-2].text == "as" and before[-3:-2] and before[-3].text in ("}", "]", ")")) or (
+        before and before[-1].text == "as"
+    ):
         tok = before[-2] if before[-1].text != "as" else before[-1]
         return at(tok.offset, "L104", "casts (`as Type`) are not supported", "remove the cast")
     if bad == "(" and before and before[-1].text == ":":
         return at(offset, "L104", "tuples and lambdas are not supported", "write a list `[…]` or an object `{…}`")
     operator = bad[:1] if bad else ""
-    if operator and operator in "+-*/%?!&|=>" and before and (
-            before[-1].kind in ("num", "str") or before[-1].text in ("]", "}", ")")
-            or (before[-1].kind == "word" and len(before) >= 2 and before[-2].text == ":")):
+    if (
+        operator
+        and operator in "+-*/%?!&|=>"
+        and before
+        and (
+            before[-1].kind in ("num", "str")
+            or before[-1].text in ("]", "}", ")")
+            or (before[-1].kind == "word" and len(before) >= 2 and before[-2].text == ":")
+        )
+    ):
         return at(offset, "L104", "expressions are not supported", "write the computed value as a literal")
 
     line, col = index.position(offset)
     if not bad:
         if opened:
             o_line, o_col = index.position(opened[-1].offset)
-            return syntax_diagnostic("L101", "unexpected end of document", file, text, line, col, "",
-                                     f"the `{opened[-1].text}` opened at {o_line}:{o_col} is never closed")
+            return syntax_diagnostic(
+                "L101",
+                "unexpected end of document",
+                file,
+                text,
+                line,
+                col,
+                "",
+                f"the `{opened[-1].text}` opened at {o_line}:{o_col} is never closed",
+            )
         return syntax_diagnostic("L101", "unexpected end of document", file, text, line, col)
     expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
     readable = sorted({_READABLE.get(e, e.lower()) for e in expected if not e.startswith("__")})
@@ -456,8 +538,13 @@ def _classify(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     return syntax_diagnostic("L101", f"unexpected `{shown}`", file, text, line, col, pointer, hint)
 
 
-_OPENERS = (('r#"', "raw string", '"#'), ("/*", "block comment", "*/"), ('"', "string", '"'), ("'", "string", "'"),
-            ("`", "string", "`"))
+_OPENERS = (
+    ('r#"', "raw string", '"#'),
+    ("/*", "block comment", "*/"),
+    ('"', "string", '"'),
+    ("'", "string", "'"),
+    ("`", "string", "`"),
+)
 _STRING_AT = re.compile(STRING)
 
 
@@ -476,8 +563,25 @@ def _unterminated(text: str, offset: int) -> tuple[int, str, str] | None:
 
 
 _READABLE = {
-    "IDENT": "a name", "DQ_STRING": "a string", "SQ_STRING": "a string", "RAW_STRING": "a string",
-    "BT_STRING": "a string", "NUMBER": "a number", "VERSION": "a version", "LBRACE": "`{`", "RBRACE": "`}`",
-    "LSQB": "`[`", "RSQB": "`]`", "COLON": "`:`", "COMMA": "`,`", "SEMICOLON": "`;`", "$END": "end of document",
-    "HASH": "`#[`", "CONST": "`const`", "NOTNULL": "`!`", "VBAR": "`|`", "LPAR": "`(`", "RPAR": "`)`",
+    "IDENT": "a name",
+    "DQ_STRING": "a string",
+    "SQ_STRING": "a string",
+    "RAW_STRING": "a string",
+    "BT_STRING": "a string",
+    "NUMBER": "a number",
+    "VERSION": "a version",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "COLON": "`:`",
+    "COMMA": "`,`",
+    "SEMICOLON": "`;`",
+    "$END": "end of document",
+    "HASH": "`#[`",
+    "CONST": "`const`",
+    "NOTNULL": "`!`",
+    "VBAR": "`|`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
 }

@@ -35,13 +35,17 @@ _PART = re.compile(rf"{_BARE}|{_QUOTED}")
 # tomllib's work grows with the square of a dotted key's length (40,000 parts: 47 s and 6 GiB), so a key deeper
 # than the document may nest is refused before tomllib sees it. Strings and comments are masked first (to `x`s
 # of the same length, so offsets still point into the text); each pattern is possessive: one pass, linear.
-_MASKED = re.compile("|".join([
-    r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+(?:"""|\Z)',
-    r"'''[^']*+(?:'(?!'')[^']*+)*+(?:'''|\Z)",
-    quoted('"'),
-    r"'[^'\n]*+'?",
-    r"\#[^\n]*+",
-]))
+_MASKED = re.compile(
+    "|".join(
+        [
+            r'"""[^"\\]*+(?:(?:\\[\s\S]|"(?!""))[^"\\]*+)*+(?:"""|\Z)',
+            r"'''[^']*+(?:'(?!'')[^']*+)*+(?:'''|\Z)",
+            quoted('"'),
+            r"'[^'\n]*+'?",
+            r"\#[^\n]*+",
+        ]
+    )
+)
 _DEEP_KEY = re.compile(rf"(?<![\w-])[\w-]++(?:[ \t]*+\.[ \t]*+[\w-]++){{{MAX_DEPTH},}}")
 
 
@@ -81,8 +85,9 @@ def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
     deep = _deep_key(text)
     if deep is not None:
         line, col = LineIndex(text).position(deep)
-        return doc, [syntax_diagnostic("L110", f"a dotted key is nested deeper than {MAX_DEPTH} levels", file,
-                                       text, line, col)]
+        return doc, [
+            syntax_diagnostic("L110", f"a dotted key is nested deeper than {MAX_DEPTH} levels", file, text, line, col)
+        ]
     try:
         doc.tree = _plain(tomllib.loads(text, parse_float=Decimal))
     except tomllib.TOMLDecodeError as exc:
@@ -90,8 +95,9 @@ def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
         m = _AT.search(message)
         line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
         message = _AT.sub("", message).strip()
-        return doc, [syntax_diagnostic("L101", f"invalid TOML: {message[0].lower() + message[1:]}",
-                                       file, text, line, col)]
+        return doc, [
+            syntax_diagnostic("L101", f"invalid TOML: {message[0].lower() + message[1:]}", file, text, line, col)
+        ]
     except RecursionError:
         return doc, [syntax_diagnostic("L110", "document is nested too deeply", file, text, 1, 1)]
     except ValueError as exc:  # an integer longer than Python converts (`int` refuses past 4,300 digits)

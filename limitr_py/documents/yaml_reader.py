@@ -57,8 +57,16 @@ def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
     try:
         deep = _too_deep(text)
         if deep is not None:
-            return doc, [syntax_diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels", file,
-                                           text, deep.line + 1, deep.column + 1)]
+            return doc, [
+                syntax_diagnostic(
+                    "L110",
+                    f"document is nested deeper than {MAX_DEPTH} levels",
+                    file,
+                    text,
+                    deep.line + 1,
+                    deep.column + 1,
+                )
+            ]
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -76,16 +84,26 @@ def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
     expanded = _expanded_size(root)
     if expanded is not None:
         m = expanded.start_mark
-        return doc, [syntax_diagnostic("L110", "document expands to too many values (an alias bomb?)", file, text,
-                                       m.line + 1, m.column + 1, "",
-                                       "write the data out instead of repeating it through aliases")]
+        return doc, [
+            syntax_diagnostic(
+                "L110",
+                "document expands to too many values (an alias bomb?)",
+                file,
+                text,
+                m.line + 1,
+                m.column + 1,
+                "",
+                "write the data out instead of repeating it through aliases",
+            )
+        ]
     builder = _Builder(doc, problems)
     try:
         doc.tree = builder.value(root, "", 0)
     except _Refused as exc:
         m = exc.node.start_mark
-        problems.append(syntax_diagnostic(exc.code, exc.message, file, text, m.line + 1, m.column + 1,
-                                          exc.pointer or "", exc.hint))
+        problems.append(
+            syntax_diagnostic(exc.code, exc.message, file, text, m.line + 1, m.column + 1, exc.pointer or "", exc.hint)
+        )
     return doc, problems
 
 
@@ -103,8 +121,13 @@ def _expanded_size(root: yaml.Node) -> yaml.Node | None:
         node, children_done = stack.pop()
         if id(node) in size:
             continue
-        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
-                    else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+            if isinstance(node, yaml.SequenceNode)
+            else []
+        )
         if children_done:
             open_nodes.discard(id(node))
             total = 1 + sum(size[id(c)] for c in children)
@@ -137,8 +160,12 @@ class _Builder:
     def _value(self, node: yaml.Node, pointer: str, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise _Refused("L110", "document expands to too many values (an alias bomb?)", node,
-                           "write the data out instead of repeating it through aliases")
+            raise _Refused(
+                "L110",
+                "document expands to too many values (an alias bomb?)",
+                node,
+                "write the data out instead of repeating it through aliases",
+            )
         if depth > MAX_DEPTH:
             raise _Refused("L110", f"document is nested deeper than {MAX_DEPTH} levels", node)
         if isinstance(node, yaml.MappingNode):
@@ -161,17 +188,25 @@ class _Builder:
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _TAG + "merge":
-                raise _Refused("L109", "merge keys (`<<`) are not supported", key_node,
-                               "write the merged fields out")
+                raise _Refused("L109", "merge keys (`<<`) are not supported", key_node, "write the merged fields out")
             key = self.scalar(key_node)
             if not isinstance(key, str):
                 key = str(key).lower() if isinstance(key, bool) else ("null" if key is None else str(key))
             p = pointer_join(pointer, key)
             line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if key in out:
-                self.problems.append(Diagnostic(
-                    "L108", f"duplicate key `{key}`", self.doc.file, line, col, p,
-                    "YAML keeps only the last value; remove the other one", self.doc.source_line(line)))
+                self.problems.append(
+                    Diagnostic(
+                        "L108",
+                        f"duplicate key `{key}`",
+                        self.doc.file,
+                        line,
+                        col,
+                        p,
+                        "YAML keeps only the last value; remove the other one",
+                        self.doc.source_line(line),
+                    )
+                )
             self.doc.locations[p] = Loc(line, col, value_node.start_mark.line + 1, value_node.start_mark.column + 1)
             out[key] = self.value(value_node, p, depth + 1)
         return out
@@ -188,8 +223,12 @@ class _Builder:
             return text.lower() in ("true", "yes", "on", "y")
         if tag == _TAG + "int":
             if len(text) > bounds.MAX_NUMBER_TEXT:
-                raise _Refused("L204", f"a number of {len(text)} characters is out of range", node,
-                               "keep numbers below 10^30 with at most 30 digits after the point")
+                raise _Refused(
+                    "L204",
+                    f"a number of {len(text)} characters is out of range",
+                    node,
+                    "keep numbers below 10^30 with at most 30 digits after the point",
+                )
             return _INT_LOADER.construct_yaml_int(node)
         if tag == _TAG + "float":
             cleaned = text.replace("_", "")

@@ -47,10 +47,11 @@ def ident(value: Any, what: str = "customer id") -> str:
     `{`, `}` and without surrounding spaces. The same alphabet on every store."""
     if not isinstance(value, str) or not value:
         raise InvalidArgumentError(f"{what} must be a non-empty string, got `{_shown(value)}`")
-    if len(value) > ID_MAX or not value.isprintable() or not _ID_FORBIDDEN.isdisjoint(value) \
-            or value.strip() != value:
-        raise InvalidArgumentError(f"{what} must be 1–{ID_MAX} printable characters without `:`, `{{`, `}}` or "
-                                   f"surrounding spaces, got `{_shown(value)}`")
+    if len(value) > ID_MAX or not value.isprintable() or not _ID_FORBIDDEN.isdisjoint(value) or value.strip() != value:
+        raise InvalidArgumentError(
+            f"{what} must be 1–{ID_MAX} printable characters without `:`, `{{`, `}}` or "
+            f"surrounding spaces, got `{_shown(value)}`"
+        )
     return value
 
 
@@ -61,8 +62,9 @@ def optional_ident(value: Any, what: str) -> str | None:
 def text(value: Any, what: str) -> str:
     """A label or type: printable text (no control characters or lone surrogates), at most 1,000 characters."""
     if not isinstance(value, str) or len(value) > TEXT_MAX or not value.isprintable():
-        raise InvalidArgumentError(f"{what} must be printable text of at most {TEXT_MAX} characters, "
-                                   f"got `{_shown(value)}`")
+        raise InvalidArgumentError(
+            f"{what} must be printable text of at most {TEXT_MAX} characters, got `{_shown(value)}`"
+        )
     return value
 
 
@@ -119,8 +121,9 @@ def _plain(value: Any, where: str, depth: int, count: list[int]) -> Any:
         return out
     if isinstance(value, list | tuple):
         return [_plain(item, where, depth + 1, count) for item in value]
-    raise InvalidArgumentError(f"{where}: `{type(value).__name__}` values cannot be stored (use text, numbers, "
-                               f"booleans, lists or mappings)")
+    raise InvalidArgumentError(
+        f"{where}: `{type(value).__name__}` values cannot be stored (use text, numbers, booleans, lists or mappings)"
+    )
 
 
 def optional_data(value: Any, what: str) -> dict[str, Any] | None:
@@ -191,8 +194,9 @@ def when(value: Any, what: str) -> datetime | None:
         return None
     out = as_utc(value, what)
     if not bounds.MIN_YEAR <= out.year <= bounds.MAX_YEAR:
-        raise InvalidArgumentError(f"{what} must fall between the years {bounds.MIN_YEAR} and {bounds.MAX_YEAR}, "
-                                   f"got `{value!r}`")
+        raise InvalidArgumentError(
+            f"{what} must fall between the years {bounds.MIN_YEAR} and {bounds.MAX_YEAR}, got `{value!r}`"
+        )
     return out
 
 
@@ -267,8 +271,11 @@ def known(value: Any, names: Collection[str], what: str) -> str:
     name = ident(value, what)
     if name not in names:
         close = close_match(name, names)
-        hint = f"; did you mean `{close}`?" if close else (
-            f"; use one of {', '.join(f'`{n}`' for n in sorted(names)[:10])}" if names else "")
+        hint = (
+            f"; did you mean `{close}`?"
+            if close
+            else (f"; use one of {', '.join(f'`{n}`' for n in sorted(names)[:10])}" if names else "")
+        )
         raise InvalidArgumentError(f"unknown {what} `{name}`{hint}")
     return name
 

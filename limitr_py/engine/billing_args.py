@@ -31,8 +31,9 @@ def _entries(name: str, raw: Any) -> list[Mapping[str, Any]]:
             raise InvalidArgumentError(f"{name}[{i}] must be a dict")
         unknown = set(entry) - _FIELDS[name]
         if unknown:
-            raise InvalidArgumentError(f"{name}[{i}]: unknown field `{sorted(unknown)[0]}`; "
-                                       f"use {', '.join(sorted(_FIELDS[name]))}")
+            raise InvalidArgumentError(
+                f"{name}[{i}]: unknown field `{sorted(unknown)[0]}`; use {', '.join(sorted(_FIELDS[name]))}"
+            )
         if not isinstance(entry.get("feature_id"), str) or not entry["feature_id"]:
             raise InvalidArgumentError(f"{name}[{i}]: `feature_id` is required")
     return list(raw)
@@ -54,14 +55,17 @@ def _number(entry: Mapping[str, Any], key: str, where: str, *, minimum: Decimal 
     return value
 
 
-def controls(overage_allowed: Any, spend_limits: Any, usage_limits: Any,
-             usage_alerts: Any, auto_topups: Any) -> dict[str, Any]:
+def controls(
+    overage_allowed: Any, spend_limits: Any, usage_limits: Any, usage_alerts: Any, auto_topups: Any
+) -> dict[str, Any]:
     """The BillingState fields to replace (only those given). Features are not checked against the plan: a
     control for a feature the customer's plan lacks simply never applies (plans change; controls stay)."""
     out: dict[str, Any] = {}
     if overage_allowed is not None:
-        out["overage_allowed"] = {e["feature_id"]: _bool(e, "enabled", f"overage_allowed[{i}]")
-                                  for i, e in enumerate(_entries("overage_allowed", overage_allowed))}
+        out["overage_allowed"] = {
+            e["feature_id"]: _bool(e, "enabled", f"overage_allowed[{i}]")
+            for i, e in enumerate(_entries("overage_allowed", overage_allowed))
+        }
     if spend_limits is not None:
         table = {}
         for i, e in enumerate(_entries("spend_limits", spend_limits)):
@@ -76,10 +80,10 @@ def controls(overage_allowed: Any, spend_limits: Any, usage_limits: Any,
             where = f"usage_limits[{i}]"
             interval = e.get("interval")
             if interval not in INTERVALS:
-                raise InvalidArgumentError(f"{where}: `interval` must be one of {', '.join(INTERVALS)}, "
-                                           f"got `{interval}`")
-            usage_limit = UsageLimit(e["feature_id"], _number(e, "limit", where), interval,
-                                     _bool(e, "enabled", where))
+                raise InvalidArgumentError(
+                    f"{where}: `interval` must be one of {', '.join(INTERVALS)}, got `{interval}`"
+                )
+            usage_limit = UsageLimit(e["feature_id"], _number(e, "limit", where), interval, _bool(e, "enabled", where))
             table_u[f"{usage_limit.feature_id}:{interval}"] = usage_limit
         out["usage_limits"] = table_u
     if usage_alerts is not None:
@@ -92,8 +96,9 @@ def controls(overage_allowed: Any, spend_limits: Any, usage_limits: Any,
             name = e.get("name")
             if name is not None and not isinstance(name, str):
                 raise InvalidArgumentError(f"{where}: `name` must be a string")
-            alerts.append(UsageAlert(e["feature_id"], _number(e, "threshold", where), kind,
-                                     _bool(e, "enabled", where), name))
+            alerts.append(
+                UsageAlert(e["feature_id"], _number(e, "threshold", where), kind, _bool(e, "enabled", where), name)
+            )
         out["usage_alerts"] = tuple(alerts)
     if auto_topups is not None:
         table_t = {}
@@ -102,9 +107,13 @@ def controls(overage_allowed: Any, spend_limits: Any, usage_limits: Any,
             quantity = _number(e, "quantity", where)
             if quantity <= 0:
                 raise InvalidArgumentError(f"{where}: `quantity` must be positive")
-            table_t[e["feature_id"]] = AutoTopup(e["feature_id"], _number(e, "threshold", where, minimum=None),
-                                                 quantity, _bool(e, "enabled", where),
-                                                 _purchase_limit(e.get("purchase_limit"), where))
+            table_t[e["feature_id"]] = AutoTopup(
+                e["feature_id"],
+                _number(e, "threshold", where, minimum=None),
+                quantity,
+                _bool(e, "enabled", where),
+                _purchase_limit(e.get("purchase_limit"), where),
+            )
         out["auto_topups"] = table_t
     return out
 

@@ -87,8 +87,9 @@ def visible(cap: Cap, own: bool, caller_type: str) -> bool:
     return own or (cap.shared and (not cap.shared_with or caller_type in cap.shared_with))
 
 
-def _to_cap(policy: CompiledPolicy, cap: Cap, credit: str, pricing: Pricing | None, units: Decimal,
-            offset: Decimal) -> Decimal:
+def _to_cap(
+    policy: CompiledPolicy, cap: Cap, credit: str, pricing: Pricing | None, units: Decimal, offset: Decimal
+) -> Decimal:
     if cap.credit == credit:
         return units
     runes = to_runes(policy, units, credit, offset, pricing)
@@ -143,5 +144,6 @@ def call_caps(cap_arg: object) -> tuple[Cap, ...]:
     if isinstance(cap_arg, Cap):
         return (replace(cap_arg, temp=True),)
     assert isinstance(cap_arg, Mapping)
-    return tuple(Cap(id=f"tmp-{credit}", value=ceiling, credit=credit, temp=True)
-                 for credit, ceiling in cap_arg.items())
+    return tuple(
+        Cap(id=f"tmp-{credit}", value=ceiling, credit=credit, temp=True) for credit, ceiling in cap_arg.items()
+    )

@@ -74,8 +74,9 @@ def _untagged(value: Any) -> Any:
 
 
 def dump_event(event: Event) -> str:
-    return json.dumps(_tagged({"name": event.name, "payload": event.payload, "at": event.at, "id": event.id}),
-                      separators=(",", ":"))
+    return json.dumps(
+        _tagged({"name": event.name, "payload": event.payload, "at": event.at, "id": event.id}), separators=(",", ":")
+    )
 
 
 def load_event(text: str) -> Event:
@@ -127,8 +128,17 @@ class EncodedStore:
 
     def commit(self, commit: Commit) -> CommitResult:
         writes = {key: None if value is None else dumps(key, value) for key, value in commit.writes.items()}
-        result = self.inner.commit(Commit(commit.expected, writes, commit.events, commit.acks, commit.expires,
-                                          commit.now, commit.group or CURRENT_GROUP.get()))
+        result = self.inner.commit(
+            Commit(
+                commit.expected,
+                writes,
+                commit.events,
+                commit.acks,
+                commit.expires,
+                commit.now,
+                commit.group or CURRENT_GROUP.get(),
+            )
+        )
         if result.ok or not result.fresh:
             return result
         return CommitResult(False, {key: self._decode(key, record) for key, record in result.fresh.items()})

@@ -64,8 +64,9 @@ def anchor_of(customers: Mapping[str, CustomerState], holder: CustomerState) -> 
     return parent.billing_anchor if parent is not None else None
 
 
-def cycle_anchor(policy: CompiledPolicy, customers: Mapping[str, CustomerState], holder: CustomerState,
-                 feature: str, now: datetime) -> datetime | None:
+def cycle_anchor(
+    policy: CompiledPolicy, customers: Mapping[str, CustomerState], holder: CustomerState, feature: str, now: datetime
+) -> datetime | None:
     """Where a usage limit's windows are phased from. Seed 004: "the window is tied to the feature's reset
     cycle", so it is the current period start of the feature's meter when that meter resets (a rolling 30-day
     meter started at 14:30 gives day windows that roll at 14:30, `monthly:9` month windows from the 9th, and a
@@ -86,25 +87,32 @@ def cycle_anchor(policy: CompiledPolicy, customers: Mapping[str, CustomerState],
     return anchor_of(customers, holder)
 
 
-def effective(policy: CompiledPolicy, customers: Mapping[str, CustomerState], caller: CustomerState,
-              entitlement: str, limit: Limit, now: datetime) -> Effective:
+def effective(
+    policy: CompiledPolicy,
+    customers: Mapping[str, CustomerState],
+    caller: CustomerState,
+    entitlement: str,
+    limit: Limit,
+    now: datetime,
+) -> Effective:
     members = chain(customers, caller)
     mode, billed = limit.mode, True
-    config = next((c.billing.feature_configs[entitlement] for c in members
-                   if entitlement in c.billing.feature_configs), None)
+    config = next(
+        (c.billing.feature_configs[entitlement] for c in members if entitlement in c.billing.feature_configs), None
+    )
     if mode != "observe":
         if config is not None and config.overage == "block":
             mode = "hard"
         elif config is not None and config.overage == "charge":
             mode = "soft"
-        allowed = next((c.billing.overage_allowed[entitlement] for c in members
-                        if entitlement in c.billing.overage_allowed), None)
+        allowed = next(
+            (c.billing.overage_allowed[entitlement] for c in members if entitlement in c.billing.overage_allowed), None
+        )
         if allowed is False:  # checked first: a hard stop at the included amount, whatever the pricing
             mode = "hard"
         elif allowed is True and mode == "hard":
             mode, billed = "soft", False
-    spend = next((c.billing.spend_limits[entitlement] for c in members if entitlement in c.billing.spend_limits),
-                 None)
+    spend = next((c.billing.spend_limits[entitlement] for c in members if entitlement in c.billing.spend_limits), None)
     if spend is not None:
         max_overage, kind = (spend.overage_limit if spend.enabled else None), "spend_limit"
     elif config is not None and config.max_overage_units is not None:
@@ -118,13 +126,29 @@ def effective(policy: CompiledPolicy, customers: Mapping[str, CustomerState], ca
                 continue
             factor = _factor(policy, usage_limit.feature_id, entitlement, limit.credit)
             if factor is not None:
-                windows.append(WindowRef(holder.id, key, usage_limit, factor,
-                                         cycle_anchor(policy, customers, holder, usage_limit.feature_id, now)))
+                windows.append(
+                    WindowRef(
+                        holder.id,
+                        key,
+                        usage_limit,
+                        factor,
+                        cycle_anchor(policy, customers, holder, usage_limit.feature_id, now),
+                    )
+                )
     top = members[-1]
-    alerts = tuple((c.id, a) for c in members for a in c.billing.usage_alerts
-                   if a.enabled and a.feature_id == entitlement)
-    return Effective(mode, billed, max_overage, kind, tuple(windows), top.billing.overage_limit,
-                     top.id if top.billing.overage_limit else None, alerts)
+    alerts = tuple(
+        (c.id, a) for c in members for a in c.billing.usage_alerts if a.enabled and a.feature_id == entitlement
+    )
+    return Effective(
+        mode,
+        billed,
+        max_overage,
+        kind,
+        tuple(windows),
+        top.billing.overage_limit,
+        top.id if top.billing.overage_limit else None,
+        alerts,
+    )
 
 
 def _factor(policy: CompiledPolicy, feature: str, entitlement: str, credit: str) -> Decimal | None:
@@ -177,8 +201,9 @@ def window_used(holder: CustomerState, ref: WindowRef, now: datetime) -> tuple[d
     return start, (stored.used if stored is not None and stored.start == start else ZERO)
 
 
-def count(holder_windows: Mapping[str, Window], key: str, start: datetime, used: Decimal,
-          add: Decimal) -> dict[str, Window]:
+def count(
+    holder_windows: Mapping[str, Window], key: str, start: datetime, used: Decimal, add: Decimal
+) -> dict[str, Window]:
     return {**holder_windows, key: Window(start, used + add)}
 
 
@@ -200,8 +225,9 @@ def purchase_window_start(limit: PurchaseLimit, now: datetime) -> datetime:
     return now - step * limit.interval_count
 
 
-def billing_view(policy: CompiledPolicy, customers: Mapping[str, CustomerState], state: CustomerState,
-                 now: datetime) -> BillingConfig:
+def billing_view(
+    policy: CompiledPolicy, customers: Mapping[str, CustomerState], state: CustomerState, now: datetime
+) -> BillingConfig:
     """What `billing_config()` and `Customer.billing` show: Owostack's settings, and Autumn's controls as they
     apply to this customer (an entity's own entries, filled in from its customer's), each usage limit with the
     usage counted in its current window."""
@@ -211,8 +237,9 @@ def billing_view(policy: CompiledPolicy, customers: Mapping[str, CustomerState],
     top = members[-1].billing.overage_limit
     if top is not None:
         overage_limit = {"max_overage_amount": top.max_overage_amount, "on_limit_reached": top.on_limit_reached}
-    configs = {f: {"overage": c.overage, "max_overage_units": c.max_overage_units}
-               for f, c in b.feature_configs.items()}
+    configs = {
+        f: {"overage": c.overage, "max_overage_units": c.max_overage_units} for f, c in b.feature_configs.items()
+    }
 
     def merged(name: str) -> list[dict[str, Any]]:
         seen: dict[str, dict[str, Any]] = {}
@@ -227,14 +254,26 @@ def billing_view(policy: CompiledPolicy, customers: Mapping[str, CustomerState],
     usage_limits = []
     for member in members:
         for key, limit in member.billing.usage_limits.items():
-            ref = WindowRef(member.id, key, limit, Decimal(1),
-                            cycle_anchor(policy, customers, member, limit.feature_id, now))
+            ref = WindowRef(
+                member.id, key, limit, Decimal(1), cycle_anchor(policy, customers, member, limit.feature_id, now)
+            )
             start, used = window_used(member, ref, now)
-            usage_limits.append({**plain(limit), "usage": used, "window_start": start,
-                                 "source": "entity" if member.parent else "customer"})
-    alerts = [{**plain(a), "source": "entity" if m.parent else "customer"} for m in members
-              for a in m.billing.usage_alerts]
-    controls = {"overage_allowed": merged("overage_allowed"), "spend_limits": merged("spend_limits"),
-                "usage_limits": usage_limits, "usage_alerts": alerts,
-                "auto_topups": [plain(t) for t in members[-1].billing.auto_topups.values()]}
+            usage_limits.append(
+                {
+                    **plain(limit),
+                    "usage": used,
+                    "window_start": start,
+                    "source": "entity" if member.parent else "customer",
+                }
+            )
+    alerts = [
+        {**plain(a), "source": "entity" if m.parent else "customer"} for m in members for a in m.billing.usage_alerts
+    ]
+    controls = {
+        "overage_allowed": merged("overage_allowed"),
+        "spend_limits": merged("spend_limits"),
+        "usage_limits": usage_limits,
+        "usage_alerts": alerts,
+        "auto_topups": [plain(t) for t in members[-1].billing.auto_topups.values()],
+    }
     return BillingConfig(overage_limit, configs, controls)

@@ -29,18 +29,34 @@ class Change:
 
 
 def public(state: CustomerState, billing: BillingConfig | None = None) -> Customer:
-    return Customer(state.id, state.plan, state.type, state.label, state.refs, state.alt_ids, dict(state.metadata),
-                    billing if billing is not None else BillingConfig())
+    return Customer(
+        state.id,
+        state.plan,
+        state.type,
+        state.label,
+        state.refs,
+        state.alt_ids,
+        dict(state.metadata),
+        billing if billing is not None else BillingConfig(),
+    )
 
 
 def customer_payload(state: CustomerState) -> dict[str, Any]:
     """The `customer-set` / `customer-removed` payload: the customer's public fields."""
-    return {"id": state.id, "plan": state.plan, "type": state.type, "label": state.label,
-            "refs": list(state.refs), "alt_ids": list(state.alt_ids), "metadata": dict(state.metadata)}
+    return {
+        "id": state.id,
+        "plan": state.plan,
+        "type": state.type,
+        "label": state.label,
+        "refs": list(state.refs),
+        "alt_ids": list(state.alt_ids),
+        "metadata": dict(state.metadata),
+    }
 
 
-def start_meters(plan: Plan, state: CustomerState, now: datetime, *, replace: bool = False,
-                 started: datetime | None = None) -> None:
+def start_meters(
+    plan: Plan, state: CustomerState, now: datetime, *, replace: bool = False, started: datetime | None = None
+) -> None:
     """Give `state` a meter for every limited entitlement of `plan` (only missing ones unless `replace`)."""
     for name, ent in plan.entitlements.items():
         if ent.limit is None or (name in state.meters and not replace):
@@ -48,9 +64,19 @@ def start_meters(plan: Plan, state: CustomerState, now: datetime, *, replace: bo
         state.meters[name] = MeterState(ent.limit.credit, started or now)
 
 
-def create(policy: CompiledPolicy, customers: Mapping[str, CustomerState], *, id: str, plan: str, type: str,
-           label: str, refs: tuple[str, ...], alt_ids: tuple[str, ...], metadata: dict[str, Any] | None,
-           now: datetime) -> tuple[CustomerState | None, Change]:
+def create(
+    policy: CompiledPolicy,
+    customers: Mapping[str, CustomerState],
+    *,
+    id: str,
+    plan: str,
+    type: str,
+    label: str,
+    refs: tuple[str, ...],
+    alt_ids: tuple[str, ...],
+    metadata: dict[str, Any] | None,
+    now: datetime,
+) -> tuple[CustomerState | None, Change]:
     """Create a customer (meters started now) or update an existing one's fields (no new meters)."""
     change = Change()
     existing = customers.get(id)
@@ -62,8 +88,16 @@ def create(policy: CompiledPolicy, customers: Mapping[str, CustomerState], *, id
         if plan:
             state.plan = plan if plan in policy.plans else state.plan
     else:
-        state = CustomerState(id=id, plan=plan if plan in policy.plans else "", type=type, label=label,
-                              refs=refs, alt_ids=(), metadata=dict(metadata or {}), created=now)
+        state = CustomerState(
+            id=id,
+            plan=plan if plan in policy.plans else "",
+            type=type,
+            label=label,
+            refs=refs,
+            alt_ids=(),
+            metadata=dict(metadata or {}),
+            created=now,
+        )
     view = {**customers, id: state}
     resolved = plan_for(policy, view, state)
     if resolved is None:
@@ -81,8 +115,14 @@ def create(policy: CompiledPolicy, customers: Mapping[str, CustomerState], *, id
     return state, change
 
 
-def set_plan(policy: CompiledPolicy, customers: Mapping[str, CustomerState], state: CustomerState, plan: str,
-             overwrite_meters: bool, now: datetime) -> Change | None:
+def set_plan(
+    policy: CompiledPolicy,
+    customers: Mapping[str, CustomerState],
+    state: CustomerState,
+    plan: str,
+    overwrite_meters: bool,
+    now: datetime,
+) -> Change | None:
     """Move a customer to `plan`. New meters start with the earliest period of the meters it keeps, so their
     periods stay aligned; with `overwrite_meters` every meter of the new plan starts again."""
     new_plan = policy.plans.get(plan)
@@ -90,8 +130,11 @@ def set_plan(policy: CompiledPolicy, customers: Mapping[str, CustomerState], sta
         return None
     previous = plan_for(policy, customers, state)
     copy = state.copy()
-    starts = [m.started for name, m in state.meters.items()
-              if m.started is not None and previous is not None and name in previous.entitlements]
+    starts = [
+        m.started
+        for name, m in state.meters.items()
+        if m.started is not None and previous is not None and name in previous.entitlements
+    ]
     copy.plan = plan
     start_meters(new_plan, copy, now, replace=overwrite_meters, started=min(starts) if starts else now)
     # Usage-limit windows follow the feature's reset cycle (seed 004, controls.cycle_anchor): restarted meters
@@ -102,6 +145,10 @@ def set_plan(policy: CompiledPolicy, customers: Mapping[str, CustomerState], sta
         copy.billing = replace(copy.billing, windows={})
     change = Change(customers={state.id: copy})
     change.events.append(("customer-set", customer_payload(copy)))
-    change.events.append(("customer-plan-changed", {"previous_plan": previous.name if previous else state.plan,
-                                                    "new_plan": plan, "customer": state.id}))
+    change.events.append(
+        (
+            "customer-plan-changed",
+            {"previous_plan": previous.name if previous else state.plan, "new_plan": plan, "customer": state.id},
+        )
+    )
     return change

@@ -94,8 +94,9 @@ def quantity_in(credit: Credit, quantity: Quantity) -> Decimal:
         raise InvalidArgumentError(f"value for credit `{credit.name}`: {exc}") from None
 
 
-def credit_overhead(credit: Credit, units: Decimal, context: Mapping[str, Any] | None,
-                    fns: Mapping[str, OverheadFn]) -> Decimal:
+def credit_overhead(
+    credit: Credit, units: Decimal, context: Mapping[str, Any] | None, fns: Mapping[str, OverheadFn]
+) -> Decimal:
     """Provider cost (runes) of `units`: a registered callable, else the declarative rate table, else
     `units × overhead_cost`. A callable that fails or returns a non-number falls back to the last rule."""
     fallback = units * credit.overhead_cost
@@ -124,8 +125,9 @@ def credit_overhead(credit: Credit, units: Decimal, context: Mapping[str, Any] |
     return total
 
 
-def list_price(policy: CompiledPolicy, credit: Credit, pricing: Pricing | None, units: Decimal,
-               position: Decimal) -> Decimal | None:
+def list_price(
+    policy: CompiledPolicy, credit: Credit, pricing: Pricing | None, units: Decimal, position: Decimal
+) -> Decimal | None:
     """List price in runes of `units` billable units from `position` on `pricing` (a limit's own) or the
     credit's curve; None for an unpriced credit."""
     if pricing is None and not credit.pricing.priced and credit.name not in policy.exchange.pairs:
@@ -146,8 +148,15 @@ class Decider:
 
     # -- resolution -----------------------------------------------------------------------------------------
 
-    def _resolve(self, snap: Snapshot, req: Request, now: datetime, gates: list[Gate],
-                 changed: dict[str, CustomerState], write: bool) -> _Call | str:
+    def _resolve(
+        self,
+        snap: Snapshot,
+        req: Request,
+        now: datetime,
+        gates: list[Gate],
+        changed: dict[str, CustomerState],
+        write: bool,
+    ) -> _Call | str:
         """The resolved call, or the name of the gate that denied it (or `feature` for an allowed flag)."""
         caller = resolve_customer(snap.customers, snap.aliases, req.customer)
         if caller is None:
@@ -156,8 +165,9 @@ class Decider:
         plan = plan_for(self.policy, snap.customers, caller)
         ent = plan.entitlements.get(req.entitlement) if plan is not None else None
         if plan is None or ent is None:
-            gates.append(Gate("entitlement", False, {"entitlement": req.entitlement,
-                                                     "plan": plan.name if plan else None}))
+            gates.append(
+                Gate("entitlement", False, {"entitlement": req.entitlement, "plan": plan.name if plan else None})
+            )
             return "entitlement"
         owner = scope_owner(snap.customers, caller, ent.scope)
         if owner is None:
@@ -178,11 +188,13 @@ class Decider:
             overhead = ZERO
         else:
             overhead = credit_overhead(credit, value, req.event_data, self.overhead_fns)
-        return _Call(caller, owner, plan, ent.name, limit, credit, owner.meters.get(ent.name), value, overhead,
-                     snap.customers)
+        return _Call(
+            caller, owner, plan, ent.name, limit, credit, owner.meters.get(ent.name), value, overhead, snap.customers
+        )
 
-    def locate(self, snap: Snapshot, customer: str, entitlement: str, now: datetime,
-               req: Request | None = None) -> _Call | None:
+    def locate(
+        self, snap: Snapshot, customer: str, entitlement: str, now: datetime, req: Request | None = None
+    ) -> _Call | None:
         """The resolved meter of a read (or of `req`, with its value and overhead worked out): None for unknown
         customers or entitlements and for feature flags."""
         call = self._resolve(snap, req or Request(customer, entitlement), now, [], {}, False)
@@ -214,8 +226,9 @@ class Decider:
             return ZERO
         return grants.balance(self.policy, self.owner_grants(call, now, None), call.credit.name, position)
 
-    def applicable_caps(self, snap: Snapshot, call: _Call, req: Request, now: datetime,
-                        changed: dict[str, CustomerState] | None) -> list[caps.Applicable]:
+    def applicable_caps(
+        self, snap: Snapshot, call: _Call, req: Request, now: datetime, changed: dict[str, CustomerState] | None
+    ) -> list[caps.Applicable]:
         """The caps a call must respect: the caller's own, shared ones up its refs chain, call-scoped ones.
         With `changed`, caps that expired or whose period ended are written to their holder's copy."""
         found: list[caps.Applicable] = []
@@ -235,7 +248,8 @@ class Decider:
                     call.caller = copy
             for cap in current.values():
                 if caps.visible(cap, own, call.caller.type) and caps.applies(
-                        self.policy, cap, call.entitlement, call.credit.name, pricing):
+                    self.policy, cap, call.entitlement, call.credit.name, pricing
+                ):
                     found.append(caps.Applicable(holder.id, cap))
         for cap in req.caps:
             if caps.applies(self.policy, cap, call.entitlement, call.credit.name, pricing):
@@ -303,14 +317,18 @@ class Decider:
         price_diff = price_units(policy, call, billable_diff, billable) if send else None
 
         owner_grants = self.owner_grants(call, now, mark) if limit.grants_apply else {}
-        balance = (grants.balance(policy, owner_grants, call.credit.name, billable)
-                   if limit.grants_apply and owner_grants else ZERO)
+        balance = (
+            grants.balance(policy, owner_grants, call.credit.name, billable)
+            if limit.grants_apply and owner_grants
+            else ZERO
+        )
         found = self.applicable_caps(snap, call, req, now, mark)
 
         # E, F. caps: first those grants cannot relieve, then `ignore_grants` ones net of what grants will cover
         if found and not req.force and value > 0:
-            spend = caps.Spend(gate_value, gate_rate, call.overhead + held_overhead, position, billable,
-                               gate_billable_diff, ZERO)
+            spend = caps.Spend(
+                gate_value, gate_rate, call.overhead + held_overhead, position, billable, gate_billable_diff, ZERO
+            )
             gate_covered = min(balance, max(ZERO, gate_billable_diff))
             for name, relieved in (("cap", False), ("cap-after-grants", True)):
                 for a in found:
@@ -319,19 +337,46 @@ class Decider:
                     s = replace(spend, covered=gate_covered) if relieved else spend
                     amount = caps.consumption(policy, a.cap, call.credit.name, call.pricing, s)
                     if not caps.has_room(a.cap, amount):
-                        gates.append(Gate(name, False, {"cap": a.cap.id, "holder": a.holder, "ceiling": a.cap.value,
-                                                        "meter_value": a.cap.meter_value, "amount": amount}))
-                        return self._cap_denied(call, req, a, amount, gates, changed, events, send, {
-                            "value": meter_value, "limit": limit_value, "diff": value, "overhead": overhead_base,
-                            "overhead_diff": call.overhead, "price_diff": price_diff})
+                        gates.append(
+                            Gate(
+                                name,
+                                False,
+                                {
+                                    "cap": a.cap.id,
+                                    "holder": a.holder,
+                                    "ceiling": a.cap.value,
+                                    "meter_value": a.cap.meter_value,
+                                    "amount": amount,
+                                },
+                            )
+                        )
+                        return self._cap_denied(
+                            call,
+                            req,
+                            a,
+                            amount,
+                            gates,
+                            changed,
+                            events,
+                            send,
+                            {
+                                "value": meter_value,
+                                "limit": limit_value,
+                                "diff": value,
+                                "overhead": overhead_base,
+                                "overhead_diff": call.overhead,
+                                "price_diff": price_diff,
+                            },
+                        )
                 gates.append(Gate(name, True, {"caps": len(found)}))
 
         # G. governor: a token bucket below a hard limit
         if not req.force and meters.governed(limit):
             tokens = meters.governor_available(limit, None if reset else meter, now)
             ok = value <= 0 or value <= tokens
-            gates.append(Gate("governor", ok, {"tokens": tokens, "capacity": limit.governor_capacity,
-                                               "requested": value}))
+            gates.append(
+                Gate("governor", ok, {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value})
+            )
             if write:
                 meter = self.writable_meter(changed, call, now)
                 meter.governor_tokens = tokens - value if ok and value > 0 else tokens
@@ -340,17 +385,25 @@ class Decider:
                     meters.push_history(meter, value, limit.ewma_alpha, now)
             if not ok:
                 if send:
-                    events.append(("meter-governed", {
-                        "meter": {"value": meter_value, "limit": limit_value, "overhead": overhead_base},
-                        **self._who(call), "event_data": req.event_data,
-                        "governor": {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value}}))
+                    events.append(
+                        (
+                            "meter-governed",
+                            {
+                                "meter": {"value": meter_value, "limit": limit_value, "overhead": overhead_base},
+                                **self._who(call),
+                                "event_data": req.event_data,
+                                "governor": {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value},
+                            },
+                        )
+                    )
                 decision = Decision(False, "governor", "governor", tokens, tuple(gates))
                 return Outcome(False, decision, changed, events)
 
         # billing controls: usage-limit windows, overage units, the customer-wide overage money limit
         if eff is not None and not req.force and value > 0:
-            denied = self._control_gates(snap, call, eff, changed, gates, now, gate_value, gate_new, limit_value,
-                                         billable_diff)
+            denied = self._control_gates(
+                snap, call, eff, changed, gates, now, gate_value, gate_new, limit_value, billable_diff
+            )
             if denied is not None:
                 return Outcome(False, denied, changed, events)
 
@@ -361,9 +414,22 @@ class Decider:
         grants_cover = limit.grants_apply and gate_overage > 0 and balance >= gate_overage
         allowed = not hard or (own_valid and gate_valid) or grants_cover
         headroom = None if limit.mode == "observe" else limit_value + balance - meter_value - held_value
-        gates.append(Gate("limit", allowed, {"mode": limit.mode, "limit": limit_value, "current": meter_value,
-                                             "held": held_value, "requested": value, "new": new,
-                                             "overage": max(ZERO, overage), "grants": balance}))
+        gates.append(
+            Gate(
+                "limit",
+                allowed,
+                {
+                    "mode": limit.mode,
+                    "limit": limit_value,
+                    "current": meter_value,
+                    "held": held_value,
+                    "requested": value,
+                    "new": new,
+                    "overage": max(ZERO, overage),
+                    "grants": balance,
+                },
+            )
+        )
         if not write:
             decision = Decision(allowed, "limit", "included", headroom, tuple(gates))
             return Outcome(allowed, decision, changed, events)
@@ -389,11 +455,37 @@ class Decider:
                 if amount == 0 or (amount < 0 and units <= 0 and not a.cap.follow_decrements):
                     continue
                 if not req.force and amount > 0 and not caps.has_room(a.cap, amount):
-                    gates.append(Gate("cap", False, {"cap": a.cap.id, "holder": a.holder, "ceiling": a.cap.value,
-                                                     "meter_value": a.cap.meter_value, "amount": amount}))
-                    return self._cap_denied(call, req, a, amount, gates, changed, events, send, {
-                        "value": meter_value, "limit": limit_value, "diff": value, "overhead": overhead_base,
-                        "overhead_diff": call.overhead, "price_diff": price_diff})
+                    gates.append(
+                        Gate(
+                            "cap",
+                            False,
+                            {
+                                "cap": a.cap.id,
+                                "holder": a.holder,
+                                "ceiling": a.cap.value,
+                                "meter_value": a.cap.meter_value,
+                                "amount": amount,
+                            },
+                        )
+                    )
+                    return self._cap_denied(
+                        call,
+                        req,
+                        a,
+                        amount,
+                        gates,
+                        changed,
+                        events,
+                        send,
+                        {
+                            "value": meter_value,
+                            "limit": limit_value,
+                            "diff": value,
+                            "overhead": overhead_base,
+                            "overhead_diff": call.overhead,
+                            "price_diff": price_diff,
+                        },
+                    )
                 moves.append((a, amount))
 
         who = self._who(call) if send else {}
@@ -415,17 +507,32 @@ class Decider:
                 meter.covered_units += covered
             if send and (new != prior or call.overhead != 0):
                 payload: dict[str, Any] = {
-                    "meter": {"old": prior, "value": new, "limit": limit_value, "diff": value,
-                              "overhead": overhead_total, "overhead_diff": call.overhead, "price_diff": price_diff},
-                    **who, "remaining": limit_value - new, "event_data": req.event_data}
+                    "meter": {
+                        "old": prior,
+                        "value": new,
+                        "limit": limit_value,
+                        "diff": value,
+                        "overhead": overhead_total,
+                        "overhead_diff": call.overhead,
+                        "price_diff": price_diff,
+                    },
+                    **who,
+                    "remaining": limit_value - new,
+                    "event_data": req.event_data,
+                }
                 if covered > 0:
                     payload["grant_value_applied"] = covered
                 overage_event = not own_valid and uncovered > 0
                 if not own_valid:
                     payload["overage"] = uncovered
                 if overage_event:
-                    payload["overage_price"] = (ZERO if not billed else price_diff if covered == 0 or price_diff is None
-                                                else price_units(policy, call, uncovered, billable + covered))
+                    payload["overage_price"] = (
+                        ZERO
+                        if not billed
+                        else price_diff
+                        if covered == 0 or price_diff is None
+                        else price_units(policy, call, uncovered, billable + covered)
+                    )
                     events.append(("meter-overage", payload))
                 if reset:
                     events.append(("meter-reset", payload))
@@ -440,9 +547,21 @@ class Decider:
             if req.probe and send and (can_block or call.entitlement in call.caller.billing.blocked):
                 self._probe(snap, call, req, changed, events, now)
         elif send:  # J. denied by a hard limit
-            payload = {"meter": {"value": meter_value, "limit": limit_value, "invalid": new, "diff": value,
-                                 "overhead": overhead_base, "overhead_diff": call.overhead, "price_diff": price_diff},
-                       **who, "invalid_value": new, "overage": overage, "event_data": req.event_data}
+            payload = {
+                "meter": {
+                    "value": meter_value,
+                    "limit": limit_value,
+                    "invalid": new,
+                    "diff": value,
+                    "overhead": overhead_base,
+                    "overhead_diff": call.overhead,
+                    "price_diff": price_diff,
+                },
+                **who,
+                "invalid_value": new,
+                "overage": overage,
+                "event_data": req.event_data,
+            }
             if reset:
                 events.append(("meter-reset", payload))
             events.append(("meter-limit", payload))
@@ -451,31 +570,55 @@ class Decider:
 
     # -- billing controls, archive, limit-reached -----------------------------------------------------------
 
-    def _archive(self, call: _Call, changed: dict[str, CustomerState], end: datetime, events: list[RawEvent],
-                 send: bool) -> None:
+    def _archive(
+        self, call: _Call, changed: dict[str, CustomerState], end: datetime, events: list[RawEvent], send: bool
+    ) -> None:
         """Keep the closing period of the call's meter (for `invoice(period="previous")`) and report it."""
         old = call.meter
         if old is None or old.started is None:
             return
         owner = call.owner = _editable(changed, call.owner)
-        closed = ClosedPeriod(call.entitlement, old.started, end, old.value, old.overhead, old.billed, old.covered,
-                              old.covered_units)
+        closed = ClosedPeriod(
+            call.entitlement, old.started, end, old.value, old.overhead, old.billed, old.covered, old.covered_units
+        )
         owner.periods = (*owner.periods, closed)[-PERIODS_KEPT:]
         if send:
             events.append(("period-closed", {"customer": owner.id, **plain(closed)}))
 
-    def _control_gates(self, snap: Snapshot, call: _Call, eff: controls.Effective,
-                       changed: dict[str, CustomerState], gates: list[Gate], now: datetime, gate_value: Decimal,
-                       gate_new: Decimal, limit_value: Decimal, billable_diff: Decimal) -> Decision | None:
+    def _control_gates(
+        self,
+        snap: Snapshot,
+        call: _Call,
+        eff: controls.Effective,
+        changed: dict[str, CustomerState],
+        gates: list[Gate],
+        now: datetime,
+        gate_value: Decimal,
+        gate_new: Decimal,
+        limit_value: Decimal,
+        billable_diff: Decimal,
+    ) -> Decision | None:
         """Usage-limit windows (the tightest wins), overage units, then the overage money limit."""
         for ref in eff.windows:
             holder = _state_of(call, ref.holder, changed)
             start, used = controls.window_used(holder, ref, now)
             need = gate_value * ref.factor
             ok = used + need <= ref.limit.limit
-            gates.append(Gate("usage_limit", ok, {"feature": ref.limit.feature_id, "interval": ref.limit.interval,
-                                                  "holder": ref.holder, "window_start": start, "used": used,
-                                                  "limit": ref.limit.limit, "requested": need}))
+            gates.append(
+                Gate(
+                    "usage_limit",
+                    ok,
+                    {
+                        "feature": ref.limit.feature_id,
+                        "interval": ref.limit.interval,
+                        "holder": ref.holder,
+                        "window_start": start,
+                        "used": used,
+                        "limit": ref.limit.limit,
+                        "requested": need,
+                    },
+                )
+            )
             if not ok:
                 return Decision(False, "usage_limit", "usage_limit", ref.limit.limit - used, tuple(gates))
         if call.limit.mode == "soft" and eff.max_overage is not None:
@@ -483,14 +626,27 @@ class Decider:
             ok = over <= eff.max_overage
             gates.append(Gate(eff.max_overage_type, ok, {"overage": over, "max": eff.max_overage}))
             if not ok:
-                return Decision(False, eff.max_overage_type, eff.max_overage_type,
-                                eff.max_overage + limit_value - (gate_new - gate_value), tuple(gates))
+                return Decision(
+                    False,
+                    eff.max_overage_type,
+                    eff.max_overage_type,
+                    eff.max_overage + limit_value - (gate_new - gate_value),
+                    tuple(gates),
+                )
         cap = eff.overage_limit
         if cap is not None and cap.on_limit_reached == "block" and billable_diff > 0 and eff.overage_holder:
             spent = self.unbilled_overage(snap, _state_of(call, eff.overage_holder, changed), now)
             ok = money.to_minor(spent, self.policy.currency) < cap.max_overage_amount
-            gates.append(Gate("overage_limit", ok, {"overage_amount": money.to_minor(spent, self.policy.currency),
-                                                    "max_overage_amount": cap.max_overage_amount}))
+            gates.append(
+                Gate(
+                    "overage_limit",
+                    ok,
+                    {
+                        "overage_amount": money.to_minor(spent, self.policy.currency),
+                        "max_overage_amount": cap.max_overage_amount,
+                    },
+                )
+            )
             if not ok:
                 return Decision(False, "overage_limit", "spend_limit", ZERO, tuple(gates))
         return None
@@ -507,22 +663,43 @@ class Decider:
             total += m.billed - m.covered
         return total
 
-    def _billing_effects(self, snap: Snapshot, call: _Call, eff: controls.Effective,
-                         changed: dict[str, CustomerState], events: list[RawEvent], send: bool, now: datetime,
-                         value: Decimal, old: Decimal, new: Decimal) -> None:
+    def _billing_effects(
+        self,
+        snap: Snapshot,
+        call: _Call,
+        eff: controls.Effective,
+        changed: dict[str, CustomerState],
+        events: list[RawEvent],
+        send: bool,
+        now: datetime,
+        value: Decimal,
+        old: Decimal,
+        new: Decimal,
+    ) -> None:
         """After an allowed call: count usage windows, fire alerts, notify the money limit, auto top-ups."""
         if value > 0:
             for ref in eff.windows:
                 holder = _editable(changed, _state_of(call, ref.holder, changed))
                 start, used = controls.window_used(holder, ref, now)
-                holder.billing = replace(holder.billing, windows=controls.count(
-                    holder.billing.windows, ref.key, start, used, value * ref.factor))
+                holder.billing = replace(
+                    holder.billing,
+                    windows=controls.count(holder.billing.windows, ref.key, start, used, value * ref.factor),
+                )
         if send:
             for holder_id, alert in eff.alerts:
                 if controls.crossed(alert, old, new, call.limit.value):
-                    events.append(("usage-alert-triggered", {
-                        "customer": holder_id, "caller": call.caller.id, "entitlement": call.entitlement,
-                        "usage": new, "usage_alert": plain(alert)}))
+                    events.append(
+                        (
+                            "usage-alert-triggered",
+                            {
+                                "customer": holder_id,
+                                "caller": call.caller.id,
+                                "entitlement": call.entitlement,
+                                "usage": new,
+                                "usage_alert": plain(alert),
+                            },
+                        )
+                    )
         cap = eff.overage_limit
         if send and cap is not None and cap.on_limit_reached == "notify" and eff.overage_holder:
             holder = _state_of(call, eff.overage_holder, changed)
@@ -530,15 +707,32 @@ class Decider:
             if holder.billing.blocked.get("*overage_limit") is None and after >= cap.max_overage_amount:
                 copy = _editable(changed, holder)
                 copy.billing = replace(copy.billing, blocked={**copy.billing.blocked, "*overage_limit": "spend_limit"})
-                events.append(("limit-reached", {"customer": holder.id, "caller": call.caller.id,
-                                                 "entitlement": call.entitlement, "limit_type": "spend_limit",
-                                                 "control": "overage_limit", "blocking": False}))
+                events.append(
+                    (
+                        "limit-reached",
+                        {
+                            "customer": holder.id,
+                            "caller": call.caller.id,
+                            "entitlement": call.entitlement,
+                            "limit_type": "spend_limit",
+                            "control": "overage_limit",
+                            "blocking": False,
+                        },
+                    )
+                )
         top = controls.chain(snap.customers, call.caller)[-1]
         if top.billing.auto_topups:
             self._auto_topups(call, _state_of(call, top.id, changed), changed, events, send, now)
 
-    def _auto_topups(self, call: _Call, top: CustomerState, changed: dict[str, CustomerState],
-                     events: list[RawEvent], send: bool, now: datetime) -> None:
+    def _auto_topups(
+        self,
+        call: _Call,
+        top: CustomerState,
+        changed: dict[str, CustomerState],
+        events: list[RawEvent],
+        send: bool,
+        now: datetime,
+    ) -> None:
         plan = call.plan
         for feature, rule in top.billing.auto_topups.items():
             if not rule.enabled:
@@ -549,8 +743,11 @@ class Decider:
                 credit_name = feature
             elif feature == call.entitlement and top.id == call.owner.id:
                 credit_name = call.credit.name
-                balance = call.limit.value + grants.balance(self.policy, current, credit_name, ZERO) - (
-                    call.meter.value if call.meter else ZERO)
+                balance = (
+                    call.limit.value
+                    + grants.balance(self.policy, current, credit_name, ZERO)
+                    - (call.meter.value if call.meter else ZERO)
+                )
             else:
                 continue
             if balance > rule.threshold:
@@ -566,25 +763,52 @@ class Decider:
                     continue
             holder = _editable(changed, top)
             grant_id = f"auto:{feature}:{now.isoformat()}:{len(history)}"
-            holder.grants = {**holder.grants, grant_id: replace(grants.from_topup(topup, grant_id, now),
-                                                                 value=rule.quantity, starting_value=rule.quantity)}
-            holder.billing = replace(holder.billing, topup_purchases={**holder.billing.topup_purchases,
-                                                                      feature: (*history, now)})
+            holder.grants = {
+                **holder.grants,
+                grant_id: replace(
+                    grants.from_topup(topup, grant_id, now), value=rule.quantity, starting_value=rule.quantity
+                ),
+            }
+            holder.billing = replace(
+                holder.billing, topup_purchases={**holder.billing.topup_purchases, feature: (*history, now)}
+            )
             if holder.id == call.owner.id:
                 call.owner = holder
             if send:
                 packs = rule.quantity / topup.value if topup.value else Decimal(1)
-                events.append(("auto-topup-triggered", {
-                    "customer": holder.id, "feature_id": feature, "topup": topup.name, "quantity": rule.quantity,
-                    "threshold": rule.threshold, "balance": balance, "packs": packs,
-                    "amount": None if topup.price is None else packs * topup.price}))
+                events.append(
+                    (
+                        "auto-topup-triggered",
+                        {
+                            "customer": holder.id,
+                            "feature_id": feature,
+                            "topup": topup.name,
+                            "quantity": rule.quantity,
+                            "threshold": rule.threshold,
+                            "balance": balance,
+                            "packs": packs,
+                            "amount": None if topup.price is None else packs * topup.price,
+                        },
+                    )
+                )
 
-    def _probe(self, snap: Snapshot, call: _Call, req: Request, changed: dict[str, CustomerState],
-               events: list[RawEvent], now: datetime) -> None:
+    def _probe(
+        self,
+        snap: Snapshot,
+        call: _Call,
+        req: Request,
+        changed: dict[str, CustomerState],
+        events: list[RawEvent],
+        now: datetime,
+    ) -> None:
         """`limit-reached` on the transition from allowed to not allowed: would the smallest further call pass?"""
         after = Snapshot({**snap.customers, **changed}, snap.aliases)
-        probe = self._decide(after, Request(req.customer, req.entitlement, Quantity(PROBE), caps=req.caps,
-                                            send_events=False), now, write=False)
+        probe = self._decide(
+            after,
+            Request(req.customer, req.entitlement, Quantity(PROBE), caps=req.caps, send_events=False),
+            now,
+            write=False,
+        )
         caller = _state_of(call, call.caller.id, changed)
         stored = caller.billing.blocked.get(call.entitlement)
         # A call of at least the probe's size was just allowed, so the smallest call passed before it: a stored
@@ -593,29 +817,65 @@ class Decider:
         was = stored if call.value < PROBE else None
         if probe.allowed and stored is not None:
             copy = _editable(changed, caller)
-            copy.billing = replace(copy.billing, blocked={k: v for k, v in copy.billing.blocked.items()
-                                                          if k != call.entitlement})
+            copy.billing = replace(
+                copy.billing, blocked={k: v for k, v in copy.billing.blocked.items() if k != call.entitlement}
+            )
         elif not probe.allowed and was is None:
             kind = probe.decision.limit_type or "included"
             copy = _editable(changed, caller)
             copy.billing = replace(copy.billing, blocked={**copy.billing.blocked, call.entitlement: kind})
-            events.append(("limit-reached", {"customer": call.owner.id, "caller": call.caller.id,
-                                             "entitlement": call.entitlement, "limit_type": kind,
-                                             "entity_id": call.caller.id if call.caller.parent else None}))
+            events.append(
+                (
+                    "limit-reached",
+                    {
+                        "customer": call.owner.id,
+                        "caller": call.caller.id,
+                        "entitlement": call.entitlement,
+                        "limit_type": kind,
+                        "entity_id": call.caller.id if call.caller.parent else None,
+                    },
+                )
+            )
 
-    def _cap_denied(self, call: _Call, req: Request, a: caps.Applicable, amount: Decimal, gates: list[Gate],
-                    changed: dict[str, CustomerState], events: list[RawEvent], send: bool,
-                    meter: dict[str, Any]) -> Outcome:
+    def _cap_denied(
+        self,
+        call: _Call,
+        req: Request,
+        a: caps.Applicable,
+        amount: Decimal,
+        gates: list[Gate],
+        changed: dict[str, CustomerState],
+        events: list[RawEvent],
+        send: bool,
+        meter: dict[str, Any],
+    ) -> Outcome:
         if send:
-            events.append(("cap-limit", {"customer": a.holder or call.caller.id, "caller": call.caller.id,
-                                         "entitlement": call.entitlement, "plan": call.plan.name,
-                                         "credit": call.credit.name, "cap": plain(a.cap), "meter": meter,
-                                         "event_data": req.event_data}))
+            events.append(
+                (
+                    "cap-limit",
+                    {
+                        "customer": a.holder or call.caller.id,
+                        "caller": call.caller.id,
+                        "entitlement": call.entitlement,
+                        "plan": call.plan.name,
+                        "credit": call.credit.name,
+                        "cap": plain(a.cap),
+                        "meter": meter,
+                        "event_data": req.event_data,
+                    },
+                )
+            )
         headroom = a.cap.value - a.cap.meter_value
         return Outcome(False, Decision(False, gates[-1].name, "cap", headroom, tuple(gates)), changed, events)
 
-    def _move_caps(self, call: _Call, moves: list[tuple[caps.Applicable, Decimal]],
-                   changed: dict[str, CustomerState], events: list[RawEvent], send: bool) -> None:
+    def _move_caps(
+        self,
+        call: _Call,
+        moves: list[tuple[caps.Applicable, Decimal]],
+        changed: dict[str, CustomerState],
+        events: list[RawEvent],
+        send: bool,
+    ) -> None:
         """Add each cap's consumption; report threshold crossings and, once each, other holders that changed."""
         touched: list[str] = []
         for a, amount in moves:
@@ -627,9 +887,17 @@ class Decider:
                 if a.holder not in touched and a.holder != call.owner.id:
                     touched.append(a.holder)
             if send and cap.meter_value < cap.value <= after:
-                events.append(("cap-threshold-crossed", {"customer": a.holder or call.caller.id,
-                                                         "caller": call.caller.id, "entitlement": call.entitlement,
-                                                         "cap": plain(replace(cap, meter_value=after))}))
+                events.append(
+                    (
+                        "cap-threshold-crossed",
+                        {
+                            "customer": a.holder or call.caller.id,
+                            "caller": call.caller.id,
+                            "entitlement": call.entitlement,
+                            "cap": plain(replace(cap, meter_value=after)),
+                        },
+                    )
+                )
         if send:
             for holder_id in touched:
                 events.append(("customer-set", customer_payload(changed[holder_id])))
@@ -638,8 +906,12 @@ class Decider:
 
     @staticmethod
     def _who(call: _Call) -> dict[str, Any]:
-        return {"customer": call.owner.id, "entitlement": call.entitlement, "plan": call.plan.name,
-                "credit": call.credit.name}
+        return {
+            "customer": call.owner.id,
+            "entitlement": call.entitlement,
+            "plan": call.plan.name,
+            "credit": call.credit.name,
+        }
 
     @staticmethod
     def writable_meter(changed: dict[str, CustomerState], call: _Call, now: datetime) -> MeterState:

@@ -46,8 +46,9 @@ def z_score(quantile: Decimal) -> Decimal:
     return z if q > _HALF else -z
 
 
-def observe(e: EstimateState, value: Decimal, overhead: Decimal, basis: Decimal | None, per_basis: bool,
-            now: datetime) -> EstimateState | None:
+def observe(
+    e: EstimateState, value: Decimal, overhead: Decimal, basis: Decimal | None, per_basis: bool, now: datetime
+) -> EstimateState | None:
     """One more sample; None when a per-basis estimate gets no positive basis (nothing learned)."""
     if e.per_basis != per_basis:
         e = EstimateState(alpha=e.alpha, per_basis=per_basis)
@@ -58,9 +59,15 @@ def observe(e: EstimateState, value: Decimal, overhead: Decimal, basis: Decimal 
     n = e.samples + 1
     w = max(e.alpha, Decimal(1) / n)
     dv, do = value - e.value_mean, overhead - e.overhead_mean
-    return replace(e, samples=n, value_mean=e.value_mean + w * dv, value_var=(1 - w) * (e.value_var + dv * w * dv),
-                   overhead_mean=e.overhead_mean + w * do, overhead_var=(1 - w) * (e.overhead_var + do * w * do),
-                   updated=now)
+    return replace(
+        e,
+        samples=n,
+        value_mean=e.value_mean + w * dv,
+        value_var=(1 - w) * (e.value_var + dv * w * dv),
+        overhead_mean=e.overhead_mean + w * do,
+        overhead_var=(1 - w) * (e.overhead_var + do * w * do),
+        updated=now,
+    )
 
 
 def predict(e: EstimateState, basis: Decimal | None, quantile: Decimal, scope: str) -> Estimate | None:

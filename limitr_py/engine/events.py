@@ -30,12 +30,29 @@ log = logging.getLogger("limitr_py.events")
 _NOTIFIABLE = ("meter-", "cap-")
 
 
-EVENT_NAMES = frozenset({
-    "meter-changed", "meter-overage", "meter-limit", "meter-governed", "meter-reset", "limit-reached",
-    "period-closed", "cap-limit", "cap-after-grants", "cap-threshold-crossed", "customer-set", "customer-removed",
-    "customer-plan-changed", "customer-topup-granted", "customer-cap-added", "customer-cap-removed",
-    "customer-cap-reset", "usage-alert-triggered", "auto-topup-triggered",
-})
+EVENT_NAMES = frozenset(
+    {
+        "meter-changed",
+        "meter-overage",
+        "meter-limit",
+        "meter-governed",
+        "meter-reset",
+        "limit-reached",
+        "period-closed",
+        "cap-limit",
+        "cap-after-grants",
+        "cap-threshold-crossed",
+        "customer-set",
+        "customer-removed",
+        "customer-plan-changed",
+        "customer-topup-granted",
+        "customer-cap-added",
+        "customer-cap-removed",
+        "customer-cap-reset",
+        "usage-alert-triggered",
+        "auto-topup-triggered",
+    }
+)
 """Every event the engine sends (README: Events); `on()` also takes the policy's notification names and "*"."""
 
 
@@ -49,7 +66,7 @@ class EventBus:
     def _known(self, name: object) -> None:
         if not isinstance(name, str) or name not in self._names:
             close = close_match(name, sorted(self._names))
-            hint = f"; did you mean `{close}`?" if close else "; use an event name, a notification name or \"*\""
+            hint = f"; did you mean `{close}`?" if close else '; use an event name, a notification name or "*"'
             raise InvalidArgumentError(f"no event is named `{str(name)[:80]}`{hint}")
 
     def on(self, name: str, handler: Handler) -> None:
@@ -86,7 +103,8 @@ class EventBus:
         if event.name.startswith(_NOTIFIABLE):
             for note in self._notifications:
                 if ("*" in note.events or event.name in note.events) and (
-                        note.when is None or note.when.matches({**event.payload, "name": event.name})):
+                    note.when is None or note.when.matches({**event.payload, "name": event.name})
+                ):
                     deliveries.append(Event(note.name, event.payload, event.at, event.id))
         deliveries.append(event)
         for delivered in deliveries:

@@ -35,8 +35,9 @@ def resolve(policy: CompiledPolicy, credit: str) -> tuple[Decimal, Pricing | Non
     return factor, None
 
 
-def to_runes(policy: CompiledPolicy, value: Decimal, credit: str, offset: Decimal = ZERO,
-             pricing: Pricing | None = None) -> Decimal | None:
+def to_runes(
+    policy: CompiledPolicy, value: Decimal, credit: str, offset: Decimal = ZERO, pricing: Pricing | None = None
+) -> Decimal | None:
     """Runes worth `value` units of `credit` from billable position `offset`; None when there is no path.
 
     `pricing` (a limit's own overage pricing) replaces the credit's curve when the credit has no exchange pair.
@@ -68,8 +69,14 @@ def from_runes(policy: CompiledPolicy, runes: Decimal, credit: str, offset: Deci
     return None if bought is None else bought / factor
 
 
-def exchange(policy: CompiledPolicy, value: Decimal, source: str, target: str,
-             source_offset: Decimal = ZERO, target_offset: Decimal = ZERO) -> Decimal | None:
+def exchange(
+    policy: CompiledPolicy,
+    value: Decimal,
+    source: str,
+    target: str,
+    source_offset: Decimal = ZERO,
+    target_offset: Decimal = ZERO,
+) -> Decimal | None:
     """`value` units of `source` expressed in `target` through runes (identity for the same credit)."""
     if source == target:
         return value

@@ -26,13 +26,26 @@ MAX_CATCHUP = 1000
 def from_topup(topup: Topup, grant_id: str, now: datetime) -> Grant:
     """A grant following its top-up's definition, starting full."""
     calendar = topup.reset_sch is not None
-    return Grant(id=grant_id, credit=topup.credit, value=topup.value, starting_value=topup.value, created_on=now,
-                 granted_on=now, topup=topup.name, resets=topup.resets, reset_inc=topup.reset_inc,
-                 reset_sch=topup.reset_sch,
-                 last_reset=topup.reset_sch.start_of_period(now) if calendar and topup.reset_sch else None,
-                 expires_on=now + topup.expires_after if topup.expires_after else None, reset_mode=topup.reset_mode,
-                 rollover_min=topup.rollover_min, rollover_max=topup.rollover_max, rollover_pct=topup.rollover_pct,
-                 max_balance=topup.max_balance, reset_catchup_cap=topup.reset_catchup_cap)
+    return Grant(
+        id=grant_id,
+        credit=topup.credit,
+        value=topup.value,
+        starting_value=topup.value,
+        created_on=now,
+        granted_on=now,
+        topup=topup.name,
+        resets=topup.resets,
+        reset_inc=topup.reset_inc,
+        reset_sch=topup.reset_sch,
+        last_reset=topup.reset_sch.start_of_period(now) if calendar and topup.reset_sch else None,
+        expires_on=now + topup.expires_after if topup.expires_after else None,
+        reset_mode=topup.reset_mode,
+        rollover_min=topup.rollover_min,
+        rollover_max=topup.rollover_max,
+        rollover_pct=topup.rollover_pct,
+        max_balance=topup.max_balance,
+        reset_catchup_cap=topup.reset_catchup_cap,
+    )
 
 
 def _refill(g: Grant, value: Decimal) -> Decimal:
@@ -93,8 +106,9 @@ def make_current(table: Mapping[str, Grant], now: datetime) -> tuple[dict[str, G
     return as_of(table, current, now)
 
 
-def reconcile_topups(plan: Plan | None, customer_type: str, grants: Grants,
-                     now: datetime) -> tuple[dict[str, Grant], bool]:
+def reconcile_topups(
+    plan: Plan | None, customer_type: str, grants: Grants, now: datetime
+) -> tuple[dict[str, Grant], bool]:
     """Top-up grants follow their top-up: dropped when it left the plan (or its included scope), updated to its
     current definition otherwise; a missing included top-up is granted (id `included:<topup>`)."""
     topups = plan.topups if plan is not None else {}
@@ -108,12 +122,21 @@ def reconcile_topups(plan: Plan | None, customer_type: str, grants: Grants,
         if topup is None or (topup.included and topup.included_scopes and customer_type not in topup.included_scopes):
             changed = True
             continue
-        updated = replace(g, credit=topup.credit, starting_value=topup.value, resets=topup.resets,
-                          reset_inc=topup.reset_inc, reset_sch=topup.reset_sch, reset_mode=topup.reset_mode,
-                          rollover_min=topup.rollover_min, rollover_max=topup.rollover_max,
-                          rollover_pct=topup.rollover_pct, max_balance=topup.max_balance,
-                          reset_catchup_cap=topup.reset_catchup_cap,
-                          expires_on=g.created_on + topup.expires_after if topup.expires_after else None)
+        updated = replace(
+            g,
+            credit=topup.credit,
+            starting_value=topup.value,
+            resets=topup.resets,
+            reset_inc=topup.reset_inc,
+            reset_sch=topup.reset_sch,
+            reset_mode=topup.reset_mode,
+            rollover_min=topup.rollover_min,
+            rollover_max=topup.rollover_max,
+            rollover_pct=topup.rollover_pct,
+            max_balance=topup.max_balance,
+            reset_catchup_cap=topup.reset_catchup_cap,
+            expires_on=g.created_on + topup.expires_after if topup.expires_after else None,
+        )
         changed |= updated != g
         out[key] = updated
     have = {g.topup for g in out.values()}
@@ -166,8 +189,9 @@ def best(policy: CompiledPolicy, grants: Grants, credit: str) -> Grant | None:
     return pick(pool, key=lambda g: values[g.id])
 
 
-def draw(policy: CompiledPolicy, grants: Grants, credit: str, overage: Decimal,
-         position: Decimal) -> tuple[dict[str, Grant], Decimal, Decimal]:
+def draw(
+    policy: CompiledPolicy, grants: Grants, credit: str, overage: Decimal, position: Decimal
+) -> tuple[dict[str, Grant], Decimal, Decimal]:
     """Cover `overage` units of `credit` (starting at billable `position`) from the grants.
 
     Returns (grants after drawing, units covered, units left uncovered). A drained grant is removed unless it

@@ -51,8 +51,16 @@ def live_holds(meter: MeterState | None, now: datetime) -> dict[str, Hold]:
     return {} if meter is None else {k: h for k, h in meter.holds.items() if h.expires >= now}
 
 
-def reserve(decider: Decider, snap: Snapshot, req: Request, hold_id: str, ttl: timedelta, basis: Decimal | None,
-            segment: str | None, now: datetime) -> tuple[bool, dict[str, CustomerState], Decimal]:
+def reserve(
+    decider: Decider,
+    snap: Snapshot,
+    req: Request,
+    hold_id: str,
+    ttl: timedelta,
+    basis: Decimal | None,
+    segment: str | None,
+    now: datetime,
+) -> tuple[bool, dict[str, CustomerState], Decimal]:
     """Hold `req.value` if a check with it (other holds included) passes. Returns (held, changed, value)."""
     decision = decider.check(snap, req, now)
     call = decider.locate(snap, req.customer, req.entitlement, now, req)
@@ -81,8 +89,9 @@ def settle(decider: Decider, snap: Snapshot, req: Request, hold_id: str, now: da
     return outcome, hold
 
 
-def release(decider: Decider, snap: Snapshot, customer: str, entitlement: str, hold_id: str,
-            now: datetime) -> dict[str, CustomerState] | None:
+def release(
+    decider: Decider, snap: Snapshot, customer: str, entitlement: str, hold_id: str, now: datetime
+) -> dict[str, CustomerState] | None:
     call = decider.locate(snap, customer, entitlement, now)
     if call is None or call.meter is None or hold_id not in call.meter.holds:
         return None
@@ -98,8 +107,14 @@ def learn_customer(changed: dict[str, CustomerState], call: _Call, learn: Learn,
     meter = owner.meters.get(call.entitlement)
     meter = meter.copy() if meter is not None else MeterState(call.limit.credit, now)
     owner.meters[call.entitlement] = meter
-    learned = estimates.observe(meter.estimates.get(learn.segment, EstimateState()), learn.value, learn.overhead,
-                                learn.basis, learn.per_basis, now)
+    learned = estimates.observe(
+        meter.estimates.get(learn.segment, EstimateState()),
+        learn.value,
+        learn.overhead,
+        learn.basis,
+        learn.per_basis,
+        now,
+    )
     if learned is None:
         return False
     meter.estimates[learn.segment] = learned
@@ -108,8 +123,9 @@ def learn_customer(changed: dict[str, CustomerState], call: _Call, learn: Learn,
 
 def learn_policy(table: Mapping[str, EstimateState] | None, learn: Learn, now: datetime) -> dict[str, EstimateState]:
     out = dict(table or {})
-    learned = estimates.observe(out.get(learn.segment, EstimateState()), learn.value, learn.overhead, learn.basis,
-                                learn.per_basis, now)
+    learned = estimates.observe(
+        out.get(learn.segment, EstimateState()), learn.value, learn.overhead, learn.basis, learn.per_basis, now
+    )
     if learned is not None:
         out[learn.segment] = learned
     return out

@@ -45,8 +45,11 @@ def periods_of(state: CustomerState, plan: Plan, which: str | datetime, now: dat
             continue
         pending = meters.reset_pending(limit, m, now)
         end = meters.next_reset(limit, m, pending or now) if limit.resets else None
-        live = Usage(name, pending or m.started, end, ZERO, ZERO, ZERO, ZERO) if pending else \
-            Usage(name, m.started, end, m.value, m.billed, m.covered, m.covered_units)
+        live = (
+            Usage(name, pending or m.started, end, ZERO, ZERO, ZERO, ZERO)
+            if pending
+            else Usage(name, m.started, end, m.value, m.billed, m.covered, m.covered_units)
+        )
         stale = Usage(name, m.started, pending, m.value, m.billed, m.covered, m.covered_units) if pending else None
         archived = [_usage(p) for p in state.periods if p.entitlement == name]
         history = [*archived, *([stale] if stale else [])]
@@ -57,8 +60,14 @@ def periods_of(state: CustomerState, plan: Plan, which: str | datetime, now: dat
                 out.append(history[-1])
         else:
             assert isinstance(which, datetime)
-            found = next((u for u in reversed([*history, live])
-                          if u.start is not None and u.start <= which and (u.end is None or which < u.end)), None)
+            found = next(
+                (
+                    u
+                    for u in reversed([*history, live])
+                    if u.start is not None and u.start <= which and (u.end is None or which < u.end)
+                ),
+                None,
+            )
             if found is not None:
                 out.append(found)
     return out
@@ -78,25 +87,62 @@ def lines_for(policy: CompiledPolicy, plan: Plan, usage: Usage, limit: Limit, wh
     if limit.invoice_included and pricing.priced:
         rate = first_rate(pricing)
         included = min(max(ZERO, usage.value), limit.value)
-        lines.append(InvoiceLine("usage", usage.entitlement, f"{usage.entitlement} usage{suffix}", usage.value, rate,
-                                 money.to_minor(included * rate + usage.billed, currency)))
+        lines.append(
+            InvoiceLine(
+                "usage",
+                usage.entitlement,
+                f"{usage.entitlement} usage{suffix}",
+                usage.value,
+                rate,
+                money.to_minor(included * rate + usage.billed, currency),
+            )
+        )
         if included > 0:
-            lines.append(InvoiceLine("included_credit", usage.entitlement,
-                                     f"{usage.entitlement} included{suffix}", included, -rate,
-                                     -money.to_minor(included * rate, currency)))
+            lines.append(
+                InvoiceLine(
+                    "included_credit",
+                    usage.entitlement,
+                    f"{usage.entitlement} included{suffix}",
+                    included,
+                    -rate,
+                    -money.to_minor(included * rate, currency),
+                )
+            )
     elif usage.billed != 0 or billable > 0:
         unit = usage.billed / billable if billable else ZERO
-        lines.append(InvoiceLine("overage", usage.entitlement, f"{usage.entitlement} overage{suffix}", billable, unit,
-                                 money.to_minor(usage.billed, currency)))
+        lines.append(
+            InvoiceLine(
+                "overage",
+                usage.entitlement,
+                f"{usage.entitlement} overage{suffix}",
+                billable,
+                unit,
+                money.to_minor(usage.billed, currency),
+            )
+        )
     if usage.covered != 0:
         unit = usage.covered / usage.covered_units if usage.covered_units else ZERO
-        lines.append(InvoiceLine("grant_credit", usage.entitlement, f"{usage.entitlement} paid by credits{suffix}",
-                                 usage.covered_units, -unit, -money.to_minor(usage.covered, currency)))
+        lines.append(
+            InvoiceLine(
+                "grant_credit",
+                usage.entitlement,
+                f"{usage.entitlement} paid by credits{suffix}",
+                usage.covered_units,
+                -unit,
+                -money.to_minor(usage.covered, currency),
+            )
+        )
     return lines
 
 
-def build(policy: CompiledPolicy, customer: CustomerState, plan: Plan | None,
-          members: Iterable[tuple[CustomerState, Plan | None]], which: str | datetime, now: datetime) -> Invoice:
+def build(
+    policy: CompiledPolicy,
+    customer: CustomerState,
+    plan: Plan | None,
+    members: Iterable[tuple[CustomerState, Plan | None]],
+    which: str | datetime,
+    now: datetime,
+) -> Invoice:
     """The invoice of `customer` (and of its entities, `members`) for the chosen period."""
     lines: list[InvoiceLine] = []
     starts: list[datetime] = []  # of meters that reset: they define the period
@@ -118,7 +164,22 @@ def build(policy: CompiledPolicy, customer: CustomerState, plan: Plan | None,
     starts = starts or lasting
     # the plan fee belongs to a period that exists: the current one, or a past one with usage on record
     if plan is not None and plan.price and customer.parent is None and (which == "current" or starts):
-        lines.insert(0, InvoiceLine("subscription", None, f"{plan.label or plan.name} plan", Decimal(1), plan.price,
-                                    money.to_minor(plan.price, policy.currency)))
-    return Invoice(customer.id, policy.currency, min(starts) if starts else None, max(ends) if ends else None,
-                   tuple(lines), sum(line.amount for line in lines))
+        lines.insert(
+            0,
+            InvoiceLine(
+                "subscription",
+                None,
+                f"{plan.label or plan.name} plan",
+                Decimal(1),
+                plan.price,
+                money.to_minor(plan.price, policy.currency),
+            ),
+        )
+    return Invoice(
+        customer.id,
+        policy.currency,
+        min(starts) if starts else None,
+        max(ends) if ends else None,
+        tuple(lines),
+        sum(line.amount for line in lines),
+    )

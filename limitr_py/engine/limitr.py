@@ -129,8 +129,14 @@ class Engine:
     """A compiled policy enforced on a store: every public method of `Limitr` (limitr_py/limitr.py adds reading
     documents and opening stores by URL, so this module needs neither the parsers nor the store drivers)."""
 
-    def __init__(self, compiled: CompiledPolicy, *, store: Store, clock: Clock | None = None,
-                 overhead: Mapping[str, OverheadFn] | None = None) -> None:
+    def __init__(
+        self,
+        compiled: CompiledPolicy,
+        *,
+        store: Store,
+        clock: Clock | None = None,
+        overhead: Mapping[str, OverheadFn] | None = None,
+    ) -> None:
         self._compiled = compiled
         self._cap_credits = frozenset({RUNE, *compiled.credits})  # what a call's `cap=` may name
         opened = store
@@ -235,8 +241,9 @@ class Engine:
             return None
         groups = {self._group_for(ref) for ref in refs}
         if len(groups) > 1:
-            raise InvalidArgumentError(f"on a sharded store a customer's refs must belong to one group; "
-                                       f"`{'`, `'.join(refs)}` do not")
+            raise InvalidArgumentError(
+                f"on a sharded store a customer's refs must belong to one group; `{'`, `'.join(refs)}` do not"
+            )
         return groups.pop()
 
     @contextmanager
@@ -289,8 +296,11 @@ class Engine:
             return
         if result.ok:
             cache.drop(key for key in commit.writes if key not in commit.expected)
-            cache.put((key, Versioned(commit.expected[key] + 1, value)) for key, value in commit.writes.items()
-                      if key in commit.expected)
+            cache.put(
+                (key, Versioned(commit.expected[key] + 1, value))
+                for key, value in commit.writes.items()
+                if key in commit.expected
+            )
             return
         cache.drop(commit.expected)
         cache.put(result.fresh.items())
@@ -306,8 +316,9 @@ class Engine:
         fresh.update(moved)
         return not moved
 
-    def _snapshot(self, ident: str, extra: Iterable[str] = (), *, cached: bool = False,
-                  fresh: dict[str, Versioned] | None = None) -> tuple[Snapshot, dict[str, int], dict[str, Any], bool]:
+    def _snapshot(
+        self, ident: str, extra: Iterable[str] = (), *, cached: bool = False, fresh: dict[str, Versioned] | None = None
+    ) -> tuple[Snapshot, dict[str, int], dict[str, Any], bool]:
         """The customer `ident` (by id or alt id) and everyone reachable through its refs, with versions.
 
         `extra` keys are read in the first round trip too; their values come back in the third element. The
@@ -349,15 +360,27 @@ class Engine:
                     pending.extend(r for r in state.refs if r not in customers)
         return Snapshot(customers, aliases), versions, extras, from_cache
 
-    def _run(self, ident: str, attempt_fn: Callable[[_Attempt, datetime], T], *,
-             idempotency: tuple[str, str] | None = None, extra: Iterable[str] = ()) -> T:
+    def _run(
+        self,
+        ident: str,
+        attempt_fn: Callable[[_Attempt, datetime], T],
+        *,
+        idempotency: tuple[str, str] | None = None,
+        extra: Iterable[str] = (),
+    ) -> T:
         if not self._grouped:  # the common case: no group to enter (a context manager costs µs per call)
             return self._run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
         with self._in_group(ident):
             return self._run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
 
-    def _run_in_group(self, ident: str, attempt_fn: Callable[[_Attempt, datetime], T], *,
-                      idempotency: tuple[str, str] | None = None, extra: Iterable[str] = ()) -> T:
+    def _run_in_group(
+        self,
+        ident: str,
+        attempt_fn: Callable[[_Attempt, datetime], T],
+        *,
+        idempotency: tuple[str, str] | None = None,
+        extra: Iterable[str] = (),
+    ) -> T:
         """Read, decide with `attempt_fn`, commit; retry on conflict; publish the events of the winning attempt.
 
         `idempotency` = (key, fingerprint of the arguments): recorded with the result in the same commit; a
@@ -377,7 +400,8 @@ class Engine:
                 if seen is not None and seen["at"] + IDEMPOTENCY_KEEP >= now:
                     if seen["fingerprint"] != idempotency[1]:
                         raise IdempotencyConflictError(
-                            f"idempotency key `{idempotency[0]}` was used with different arguments")
+                            f"idempotency key `{idempotency[0]}` was used with different arguments"
+                        )
                     return seen["result"]  # type: ignore[no-any-return]
             attempt = _Attempt(snap, versions, extras)
             result = attempt_fn(attempt, now)
@@ -399,7 +423,7 @@ class Engine:
                 return result
             cached = bool(done.fresh)  # a store that did not say what moved: read everything again
             if attempt_number >= 2:  # contention: back off (with jitter) so the racers stop colliding in step
-                time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt_number)))
+                time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt_number)))
         raise ConcurrentUpdateError(f"gave up on customer `{ident}` after {MAX_ATTEMPTS} conflicting attempts")
 
     def _events(self, raw: list[RawEvent], now: datetime) -> list[Event]:
@@ -455,9 +479,16 @@ class Engine:
 
     # -- customers --------------------------------------------------------------------------------------------
 
-    def create_customer(self, id: str, plan: str = "", type: str = "user", label: str = "User",
-                        refs: Iterable[str] = (), alt_ids: Iterable[str] = (),
-                        metadata: Mapping[str, Any] | None = None) -> Customer | None:
+    def create_customer(
+        self,
+        id: str,
+        plan: str = "",
+        type: str = "user",
+        label: str = "User",
+        refs: Iterable[str] = (),
+        alt_ids: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Customer | None:
         """Create a customer on `plan` (else the plan of its first ref that has one, else the default plan) and
         start a meter for every limited entitlement now. An existing id is updated (no new meters). None when no
         plan resolves."""
@@ -475,9 +506,18 @@ class Engine:
                     extra, versions, _, _ = self._snapshot(ref)
                     group.update(extra.customers)
                     at.versions.update(versions)
-            state, change = ops.create(self._compiled, group, id=ident, plan=plan, type=type, label=label,
-                                       refs=refs_t, alt_ids=alts_t, metadata=meta or None,
-                                       now=now)
+            state, change = ops.create(
+                self._compiled,
+                group,
+                id=ident,
+                plan=plan,
+                type=type,
+                label=label,
+                refs=refs_t,
+                alt_ids=alts_t,
+                metadata=meta or None,
+                now=now,
+            )
             if state is None:
                 return None
             taken = self._store.read(alias_keys)
@@ -494,8 +534,9 @@ class Engine:
         if self._grouped:  # a customer lives in its org's group (its first ref's), so one call never spans slots
             group = self._group_of_refs(refs_t) or self._group_for(ident) or ident
             if refs_t and self._group_for(ident) not in (ident, group):
-                raise InvalidArgumentError(f"`{ident}` already belongs to another group; on a sharded store its "
-                                           f"refs cannot move it")
+                raise InvalidArgumentError(
+                    f"`{ident}` already belongs to another group; on a sharded store its refs cannot move it"
+                )
             for name in (ident, *alts_t):
                 if not self._locate_in(name, group):
                     raise InvalidArgumentError(f"alt id `{name}` already belongs to a customer of another group")
@@ -634,10 +675,20 @@ class Engine:
 
         return self._run(alt_id, attempt)
 
-    def create_customer_override(self, id: str, entitlement: str, *, expires: datetime | None = None,
-                                 credit: str | None = None, mode: str | None = None, value: Any = None,
-                                 increment: Any = None, resets: bool | None = None, reset_inc: Any = None,
-                                 reset_sch: str | None = None) -> Limit | None:
+    def create_customer_override(
+        self,
+        id: str,
+        entitlement: str,
+        *,
+        expires: datetime | None = None,
+        credit: str | None = None,
+        mode: str | None = None,
+        value: Any = None,
+        increment: Any = None,
+        resets: bool | None = None,
+        reset_inc: Any = None,
+        reset_sch: str | None = None,
+    ) -> Limit | None:
         """Give one customer its own limit for an entitlement (replacing any earlier override) until `expires`.
 
         Unset fields copy the limit in force (an existing override, else the plan's); fields the signature does
@@ -672,12 +723,14 @@ class Engine:
             if found is None:
                 return False
             limit = Limit(
-                credit=found.name, mode=mode or (base.mode if base else "hard"),
+                credit=found.name,
+                mode=mode or (base.mode if base else "hard"),
                 value=quantity_in(found, quantity) if quantity is not None else (base.value if base else ZERO),
                 increment=(quantity_in(found, step) if step is not None else (base.increment if base else ZERO)),
                 resets=resets if resets is not None else (base.resets if base else False),
                 reset_inc=period if period or schedule else (base.reset_inc if base else None),
-                reset_sch=schedule if period or schedule else (base.reset_sch if base else None))
+                reset_sch=schedule if period or schedule else (base.reset_sch if base else None),
+            )
             c.overrides[ent_name] = Override(limit, until)
             made.append(limit)
             return True
@@ -724,8 +777,9 @@ class Engine:
     def load_customers(self, records: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]]) -> int:
         """`set_customer` for each record (a list, or a mapping id → record); returns how many were loaded."""
         if isinstance(records, str | bytes) or not isinstance(records, Mapping | Iterable):
-            raise InvalidArgumentError(f"records must be a list or a mapping of customer records, got "
-                                       f"`{type(records).__name__}`")
+            raise InvalidArgumentError(
+                f"records must be a list or a mapping of customer records, got `{type(records).__name__}`"
+            )
         items = list(records.values()) if isinstance(records, Mapping) else list(records)
         if not all(isinstance(r, Mapping) for r in items):
             raise InvalidArgumentError("every customer record must be a mapping (as `customers()` exports them)")
@@ -736,16 +790,35 @@ class Engine:
 
     # -- metering ---------------------------------------------------------------------------------------------
 
-    def _meter_call(self, id: str, entitlement: str, request: Request, *, write: bool,
-                    idempotency_key: str | None = None, op: str = "allow",
-                    decisions: list[Decision] | None = None) -> bool:
+    def _meter_call(
+        self,
+        id: str,
+        entitlement: str,
+        request: Request,
+        *,
+        write: bool,
+        idempotency_key: str | None = None,
+        op: str = "allow",
+        decisions: list[Decision] | None = None,
+    ) -> bool:
         ident = args.ident(id)
         args.ident(entitlement, "entitlement")
         idem = None
         if idempotency_key is not None:
             key = args.ident(idempotency_key, "idempotency_key")
-            idem = (key, args.fingerprint(op, ident, entitlement, request.value, request.step, request.force,
-                                          request.overhead, request.send_events))
+            idem = (
+                key,
+                args.fingerprint(
+                    op,
+                    ident,
+                    entitlement,
+                    request.value,
+                    request.step,
+                    request.force,
+                    request.overhead,
+                    request.send_events,
+                ),
+            )
         if not write:
             snap, _, _, _ = self._snapshot(ident)
             return self._decider.check(snap, request, self._clock.now()).allowed
@@ -760,15 +833,35 @@ class Engine:
 
         return self._run(ident, attempt, idempotency=idem)
 
-    def _allow_request(self, id: str, value: Any, event: Any, cap: Any, overhead: Any, force: Any,
-                       entitlement: str) -> Request:
+    def _allow_request(
+        self, id: str, value: Any, event: Any, cap: Any, overhead: Any, force: Any, entitlement: str
+    ) -> Request:
         send, data = args.events(event)
-        return Request(id if isinstance(id, str) else "", entitlement, args.quantity(value), 0, send, data,
-                       args.optional_amount(overhead, "overhead"), args.flag(force, "force"),
-                       args.call_caps(cap, self._cap_credits), self._probe_on())
+        return Request(
+            id if isinstance(id, str) else "",
+            entitlement,
+            args.quantity(value),
+            0,
+            send,
+            data,
+            args.optional_amount(overhead, "overhead"),
+            args.flag(force, "force"),
+            args.call_caps(cap, self._cap_credits),
+            self._probe_on(),
+        )
 
-    def allow(self, id: str, entitlement: str, value: Any = 0, *, event: Any = True, cap: Any = None,
-              overhead: Any = None, force: bool = False, idempotency_key: str | None = None) -> bool:
+    def allow(
+        self,
+        id: str,
+        entitlement: str,
+        value: Any = 0,
+        *,
+        event: Any = True,
+        cap: Any = None,
+        overhead: Any = None,
+        force: bool = False,
+        idempotency_key: str | None = None,
+    ) -> bool:
         """Decide and meter one call. False for an unknown customer or entitlement (never an exception).
 
         `value` may carry a unit (`'250MB'`) and may be negative (a decrement). `event`: a bool, or a mapping /
@@ -779,8 +872,17 @@ class Engine:
         request = self._allow_request(id, value, event, cap, overhead, force, entitlement)
         return self._meter_call(id, entitlement, request, write=True, idempotency_key=idempotency_key)
 
-    def allow_explained(self, id: str, entitlement: str, value: Any = 0, *, event: Any = True, cap: Any = None,
-                        overhead: Any = None, force: bool = False) -> Decision:
+    def allow_explained(
+        self,
+        id: str,
+        entitlement: str,
+        value: Any = 0,
+        *,
+        event: Any = True,
+        cap: Any = None,
+        overhead: Any = None,
+        force: bool = False,
+    ) -> Decision:
         """`allow`, returning the committed call's `Decision` instead of a bool (`.allowed` is allow's answer):
         why a metered call was denied without deciding twice (simulators, replays, the HTTP service). An unknown
         customer is a denial at gate `customer`."""
@@ -789,31 +891,72 @@ class Engine:
         allowed = self._meter_call(id, entitlement, request, write=True, decisions=decisions)
         return decisions[0] if decisions else Decision(allowed, "unknown", None, None, ())
 
-    def track(self, id: str, entitlement: str, value: Any, *, event: Any = True, overhead: Any = None,
-              idempotency_key: str | None = None) -> bool:
+    def track(
+        self,
+        id: str,
+        entitlement: str,
+        value: Any,
+        *,
+        event: Any = True,
+        overhead: Any = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
         """Record usage that already happened: `allow(..., force=True)`."""
-        return self.allow(id, entitlement, value, event=event, overhead=overhead, force=True,
-                          idempotency_key=idempotency_key)
+        return self.allow(
+            id, entitlement, value, event=event, overhead=overhead, force=True, idempotency_key=idempotency_key
+        )
 
-    def check(self, id: str, entitlement: str, value: Any = 0, *, cap: Any = None,
-              context: Mapping[str, Any] | None = None, overhead: Any = None) -> bool:
+    def check(
+        self,
+        id: str,
+        entitlement: str,
+        value: Any = 0,
+        *,
+        cap: Any = None,
+        context: Mapping[str, Any] | None = None,
+        overhead: Any = None,
+    ) -> bool:
         """Would `allow` pass? The same decision, with nothing changed and no events."""
         return self.explain(id, entitlement, value, cap=cap, context=context, overhead=overhead).allowed
 
-    def explain(self, id: str, entitlement: str, value: Any = 0, *, cap: Any = None,
-                context: Mapping[str, Any] | None = None, overhead: Any = None) -> Decision:
+    def explain(
+        self,
+        id: str,
+        entitlement: str,
+        value: Any = 0,
+        *,
+        cap: Any = None,
+        context: Mapping[str, Any] | None = None,
+        overhead: Any = None,
+    ) -> Decision:
         """`check()` and why: every gate evaluated, the one that decided, the limit type and the headroom."""
         ident = args.ident(id)
         args.ident(entitlement, "entitlement")
-        request = Request(ident, entitlement, args.quantity(value), 0, False, args.context(context),
-                          args.optional_amount(overhead, "overhead"), caps=args.call_caps(cap, self._cap_credits))
+        request = Request(
+            ident,
+            entitlement,
+            args.quantity(value),
+            0,
+            False,
+            args.context(context),
+            args.optional_amount(overhead, "overhead"),
+            caps=args.call_caps(cap, self._cap_credits),
+        )
         snap, _, _, _ = self._snapshot(ident)
         return self._decider.check(snap, request, self._clock.now()).decision
 
     def _step(self, id: str, entitlement: str, step: int, event: Any, write: bool, cap: Any) -> bool:
         send, data = args.events(event)
-        request = Request(id if isinstance(id, str) else "", entitlement, None, step, send, data,
-                          caps=args.call_caps(cap, self._cap_credits), probe=write and self._probe_on())
+        request = Request(
+            id if isinstance(id, str) else "",
+            entitlement,
+            None,
+            step,
+            send,
+            data,
+            caps=args.call_caps(cap, self._cap_credits),
+            probe=write and self._probe_on(),
+        )
         return self._meter_call(id, entitlement, request, write=write)
 
     def increment(self, id: str, entitlement: str, *, event: Any = True, cap: Any = None) -> bool:
@@ -938,8 +1081,9 @@ class Engine:
         """Change of rate, units per ms², over the last three calls."""
         return meters.acceleration(self._history(id, entitlement))
 
-    def projected_exhaustion(self, id: str, entitlement: str, smoothed: bool = False,
-                             grants: bool = True) -> timedelta | None:
+    def projected_exhaustion(
+        self, id: str, entitlement: str, smoothed: bool = False, grants: bool = True
+    ) -> timedelta | None:
         """How long until the limit is used up at the current rate; None when not rising or nothing remains."""
         smoothed, grants = args.flag(smoothed, "smoothed"), args.flag(grants, "grants")
         call, now = self._locate(id, entitlement)
@@ -972,8 +1116,12 @@ class Engine:
             copy = state.copy()
             copy.grants[grant_id] = grants_mod.from_topup(found, grant_id, now)
             at.put_customers({copy.id: copy})
-            at.events.append(("customer-topup-granted", {"customer": copy.id, "topup_name": name,
-                                                         "plan_name": plan.name, "topup": plain(found)}))
+            at.events.append(
+                (
+                    "customer-topup-granted",
+                    {"customer": copy.id, "topup_name": name, "plan_name": plan.name, "topup": plain(found)},
+                )
+            )
             return True
 
         return self._run(ident, attempt)
@@ -989,13 +1137,24 @@ class Engine:
 
         self._update(ident, change)
 
-    def grant(self, id: str, credit: str, value: Any, *, expires_on: datetime | None = None,
-              grant_id: str | None = None, metadata: Mapping[str, Any] | None = None) -> Grant | None:
+    def grant(
+        self,
+        id: str,
+        credit: str,
+        value: Any,
+        *,
+        expires_on: datetime | None = None,
+        grant_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Grant | None:
         """Give a customer a balance of `credit` (promo credit) that covers usage past its limits until
         `expires_on`. None when the customer or credit is unknown or `grant_id` is taken."""
         ident, credit_name = args.ident(id), args.ident(credit, "credit")
-        if credit_name != RUNE and credit_name not in self._compiled.credits \
-                and credit_name not in self._compiled.exchange.pairs:
+        if (
+            credit_name != RUNE
+            and credit_name not in self._compiled.credits
+            and credit_name not in self._compiled.exchange.pairs
+        ):
             return None
         found = self._compiled.credits.get(credit_name)
         amount = quantity_in(found, args.quantity(value)) if found else args.amount(value, "value")
@@ -1009,8 +1168,16 @@ class Engine:
         def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
             if key in c.grants:
                 return False
-            g = Grant(id=key, credit=credit_name, value=amount, starting_value=amount, created_on=now,
-                      granted_on=now, expires_on=until, metadata=meta or None)
+            g = Grant(
+                id=key,
+                credit=credit_name,
+                value=amount,
+                starting_value=amount,
+                created_on=now,
+                granted_on=now,
+                expires_on=until,
+                metadata=meta or None,
+            )
             c.grants[key] = g
             made.append(g)
             return True
@@ -1048,23 +1215,49 @@ class Engine:
 
     # -- caps -------------------------------------------------------------------------------------------------
 
-    def add_customer_cap(self, id: str, value: Any, *, cap_id: str | None = None, credit: str = "rune",
-                         exchangeable: bool | None = None, ignore_grants: bool = False, overage_only: bool = False,
-                         observe_only: bool = False, overhead_cost: bool = False, follow_decrements: bool = False,
-                         scope: Iterable[str] | None = None, resets: bool = False, reset_inc: Any = None,
-                         reset_sch: str | None = None, expires_on: datetime | None = None, events: bool = True,
-                         hard_trailing: bool = False, shared: bool = False,
-                         shared_with: Iterable[str] | None = None) -> Cap | None:
+    def add_customer_cap(
+        self,
+        id: str,
+        value: Any,
+        *,
+        cap_id: str | None = None,
+        credit: str = "rune",
+        exchangeable: bool | None = None,
+        ignore_grants: bool = False,
+        overage_only: bool = False,
+        observe_only: bool = False,
+        overhead_cost: bool = False,
+        follow_decrements: bool = False,
+        scope: Iterable[str] | None = None,
+        resets: bool = False,
+        reset_inc: Any = None,
+        reset_sch: str | None = None,
+        expires_on: datetime | None = None,
+        events: bool = True,
+        hard_trailing: bool = False,
+        shared: bool = False,
+        shared_with: Iterable[str] | None = None,
+    ) -> Cap | None:
         """Add a spend cap: a ceiling of `value` in `credit` (runes by default) on what the customer's calls
         consume. A `reset_inc` or `reset_sch` makes it reset on its own clock. None when the customer is unknown,
         the credit has no path to runes, `cap_id` is taken, or an exchangeable cap would price through a
         stairstep curve (no per-unit price)."""
         ident = args.ident(id)
         credit = args.ident(credit, "credit")
-        flags = {name: args.flag(v, name) for name, v in (
-            ("ignore_grants", ignore_grants), ("overage_only", overage_only), ("observe_only", observe_only),
-            ("overhead_cost", overhead_cost), ("follow_decrements", follow_decrements), ("resets", resets),
-            ("events", events), ("hard_trailing", hard_trailing), ("shared", shared))}
+        flags = {
+            name: args.flag(v, name)
+            for name, v in (
+                ("ignore_grants", ignore_grants),
+                ("overage_only", overage_only),
+                ("observe_only", observe_only),
+                ("overhead_cost", overhead_cost),
+                ("follow_decrements", follow_decrements),
+                ("resets", resets),
+                ("events", events),
+                ("hard_trailing", hard_trailing),
+                ("shared", shared),
+            )
+        }
         exchangeable = args.optional_flag(exchangeable, "exchangeable")
         policy = self._compiled
         if credit != RUNE and credit not in policy.credits and credit not in policy.exchange.pairs:
@@ -1096,13 +1289,28 @@ class Engine:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
             if state is None or key in state.caps:
                 return None
-            cap = Cap(id=key, value=ceiling, credit=credit, exchangeable=bool(exchangeable),
-                      ignore_grants=flags["ignore_grants"], overage_only=flags["overage_only"],
-                      observe_only=flags["observe_only"], overhead_cost=flags["overhead_cost"],
-                      follow_decrements=flags["follow_decrements"], hard_trailing=flags["hard_trailing"],
-                      shared=flags["shared"], shared_with=shared_t, scope=scope_t, created_on=now, started=now,
-                      resets=bool(flags["resets"] or period or schedule), reset_inc=period, reset_sch=schedule,
-                      last_reset=schedule.start_of_period(now) if schedule else None, expires_on=until)
+            cap = Cap(
+                id=key,
+                value=ceiling,
+                credit=credit,
+                exchangeable=bool(exchangeable),
+                ignore_grants=flags["ignore_grants"],
+                overage_only=flags["overage_only"],
+                observe_only=flags["observe_only"],
+                overhead_cost=flags["overhead_cost"],
+                follow_decrements=flags["follow_decrements"],
+                hard_trailing=flags["hard_trailing"],
+                shared=flags["shared"],
+                shared_with=shared_t,
+                scope=scope_t,
+                created_on=now,
+                started=now,
+                resets=bool(flags["resets"] or period or schedule),
+                reset_inc=period,
+                reset_sch=schedule,
+                last_reset=schedule.start_of_period(now) if schedule else None,
+                expires_on=until,
+            )
             copy = state.copy()
             copy.caps[key] = cap
             at.put_customers({copy.id: copy})
@@ -1142,8 +1350,9 @@ class Engine:
                 copy.caps[cap_id] = cap
             at.put_customers({copy.id: copy})
             if events:
-                at.events.append((name, {"customer": copy.id, "id": cap_id} if remove
-                                  else {"customer": copy.id, "cap": plain(cap)}))
+                at.events.append(
+                    (name, {"customer": copy.id, "id": cap_id} if remove else {"customer": copy.id, "cap": plain(cap)})
+                )
                 at.events.append(("customer-set", ops.customer_payload(copy)))
             return True
 
@@ -1151,9 +1360,19 @@ class Engine:
 
     # -- reservations and estimates ---------------------------------------------------------------------------
 
-    def reserve(self, id: str, entitlement: str, value: Any = None, *, context: Mapping[str, Any] | None = None,
-                basis: Any = None, segment: str | None = None, ttl: Any = None, quantile: Any = "0.9",
-                overhead: Any = None) -> str | None:
+    def reserve(
+        self,
+        id: str,
+        entitlement: str,
+        value: Any = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        basis: Any = None,
+        segment: str | None = None,
+        ttl: Any = None,
+        quantile: Any = "0.9",
+        overhead: Any = None,
+    ) -> str | None:
         """Hold room for a call before doing it; returns the hold id, or None when it would not be allowed.
 
         Without `value` the hold is the learned estimate at `quantile` (or the limit's standard increment before
@@ -1193,17 +1412,28 @@ class Engine:
 
         return self._run(ident, attempt)
 
-    def settle(self, id: str, entitlement: str, hold_id: str, value: Any = 0, *, event: Any = True,
-               overhead: Any = None, basis: Any = None, segment: str | None = None,
-               idempotency_key: str | None = None) -> bool:
+    def settle(
+        self,
+        id: str,
+        entitlement: str,
+        hold_id: str,
+        value: Any = 0,
+        *,
+        event: Any = True,
+        overhead: Any = None,
+        basis: Any = None,
+        segment: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
         """Resolve a hold: drop it and record the actual usage (forced: the work already happened), then learn
         from it. A hold settles once; settling it again records nothing and returns False."""
         ident, ent, hid = args.ident(id), args.ident(entitlement, "entitlement"), args.ident(hold_id, "hold_id")
         idem_key = args.optional_ident(idempotency_key, "idempotency_key")
         segment = args.optional_text(segment, "segment")
         send, data = args.events(event)
-        request = Request(ident, ent, args.quantity(value), 0, send, data,
-                          args.optional_amount(overhead, "overhead"), True)
+        request = Request(
+            ident, ent, args.quantity(value), 0, send, data, args.optional_amount(overhead, "overhead"), True
+        )
         basis_n = args.optional_amount(basis, "basis")
         learned: list[holds.Learn] = []
 
@@ -1221,8 +1451,9 @@ class Engine:
             at.put_customers(outcome.changed)
             at.events.extend(outcome.events)
             if outcome.allowed:
-                call = self._decider.locate(Snapshot({**at.snap.customers, **outcome.changed}, at.snap.aliases),
-                                            ident, ent, now, request)
+                call = self._decider.locate(
+                    Snapshot({**at.snap.customers, **outcome.changed}, at.snap.aliases), ident, ent, now, request
+                )
                 if call is not None:
                     seg = segment if segment is not None else (hold.segment if hold else None)
                     b = basis_n if basis_n is not None else (hold.basis if hold else None)
@@ -1258,8 +1489,16 @@ class Engine:
             return None
         return sum((h.value for h in holds.live_holds(call.meter, now).values() if h.value > 0), ZERO)
 
-    def estimate(self, id: str, entitlement: str, *, basis: Any = None, segment: str | None = None,
-                 quantile: Any = "0.9", context: Mapping[str, Any] | None = None) -> Estimate | None:
+    def estimate(
+        self,
+        id: str,
+        entitlement: str,
+        *,
+        basis: Any = None,
+        segment: str | None = None,
+        quantile: Any = "0.9",
+        context: Mapping[str, Any] | None = None,
+    ) -> Estimate | None:
         """The learned size of a call at `quantile`: the customer's own after `estimate_min_samples`
         observations, else every customer's; None before anything is learned (or per-basis without a basis)."""
         ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
@@ -1275,8 +1514,17 @@ class Engine:
         b = b if b is not None else holds.context_number(ctx, self._ent(call).estimate_basis)
         return self._estimate(snap, call, b, seg, q)
 
-    def observe(self, id: str, entitlement: str, value: Any, *, overhead: Any = None, basis: Any = None,
-                segment: str | None = None, context: Mapping[str, Any] | None = None) -> bool:
+    def observe(
+        self,
+        id: str,
+        entitlement: str,
+        value: Any,
+        *,
+        overhead: Any = None,
+        basis: Any = None,
+        segment: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Learn from one call without a hold (customer and policy-wide estimates). False for unknowns and for a
         per-basis entitlement without a basis."""
         ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
@@ -1311,17 +1559,20 @@ class Engine:
     def _ent(self, call: _Call) -> Entitlement:
         return call.plan.entitlements[call.entitlement]
 
-    def _learning(self, call: _Call, segment: str | None, basis: Decimal | None,
-                  context: Mapping[str, Any] | None) -> holds.Learn:
+    def _learning(
+        self, call: _Call, segment: str | None, basis: Decimal | None, context: Mapping[str, Any] | None
+    ) -> holds.Learn:
         ent = self._ent(call)
         per_basis = ent.estimate_basis is not None
         if basis is None:
             basis = holds.context_number(context, ent.estimate_basis)
-        return holds.Learn(call.entitlement, estimates.segment_key(segment), basis, per_basis, call.value,
-                           call.overhead)
+        return holds.Learn(
+            call.entitlement, estimates.segment_key(segment), basis, per_basis, call.value, call.overhead
+        )
 
-    def _estimate(self, snap: Snapshot, call: _Call, basis: Decimal | None, segment: str | None,
-                  quantile: Decimal) -> Estimate | None:
+    def _estimate(
+        self, snap: Snapshot, call: _Call, basis: Decimal | None, segment: str | None, quantile: Decimal
+    ) -> Estimate | None:
         key = estimates.segment_key(segment)
         per_basis = self._ent(call).estimate_basis is not None
         if per_basis and (basis is None or basis <= 0):
@@ -1352,8 +1603,9 @@ class Engine:
         if not self._update(ident, change) and self.customer(ident) is None:
             raise InvalidArgumentError(f"unknown customer `{ident}`")
 
-    def set_feature_config(self, id: str, feature: str, *, overage: Any = UNSET,
-                           max_overage_units: Any = UNSET) -> None:
+    def set_feature_config(
+        self, id: str, feature: str, *, overage: Any = UNSET, max_overage_units: Any = UNSET
+    ) -> None:
         """Owostack: one customer's exception for one feature. `overage`: `block` (stop at the included amount)
         or `charge` (soft, billed); `max_overage_units`: most units past the included amount, the current request
         counting. `None` clears a field (back to the plan); a field left out keeps its value."""
@@ -1368,8 +1620,9 @@ class Engine:
 
         def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
             old = c.billing.feature_configs.get(name, FeatureConfig())
-            new = FeatureConfig(old.overage if overage is UNSET else overage,
-                                old.max_overage_units if units is UNSET else units)
+            new = FeatureConfig(
+                old.overage if overage is UNSET else overage, old.max_overage_units if units is UNSET else units
+            )
             configs = {k: v for k, v in c.billing.feature_configs.items() if k != name}
             if new != FeatureConfig():
                 configs[name] = new
@@ -1389,8 +1642,9 @@ class Engine:
         if max_overage_amount is not None:
             exact = args.amount(max_overage_amount, "max_overage_amount")
             if exact < 0 or exact != exact.to_integral_value():
-                raise InvalidArgumentError(f"max_overage_amount is a whole number of minor units, got "
-                                           f"`{max_overage_amount}`")
+                raise InvalidArgumentError(
+                    f"max_overage_amount is a whole number of minor units, got `{max_overage_amount}`"
+                )
             amount = OverageLimit(int(exact), on_limit_reached)
 
         def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
@@ -1408,9 +1662,17 @@ class Engine:
             return None
         return controls.billing_view(self._compiled, snap.customers, state, self._clock.now())
 
-    def update_billing_controls(self, id: str, *, entity_id: str | None = None, overage_allowed: Any = None,
-                                spend_limits: Any = None, usage_limits: Any = None, usage_alerts: Any = None,
-                                auto_topups: Any = None) -> None:
+    def update_billing_controls(
+        self,
+        id: str,
+        *,
+        entity_id: str | None = None,
+        overage_allowed: Any = None,
+        spend_limits: Any = None,
+        usage_limits: Any = None,
+        usage_alerts: Any = None,
+        auto_topups: Any = None,
+    ) -> None:
         """Autumn: set a customer's (or with `entity_id`, an entity's) control lists. Each list given replaces
         that control's entries (an empty list clears them); a list left out (None) keeps them. Auto top-ups are
         customer-level only."""
@@ -1418,8 +1680,7 @@ class Engine:
         target = args.ident(entity_id, "entity_id") if entity_id is not None else ident
         if entity_id is not None and auto_topups is not None:
             raise InvalidArgumentError("auto_topups are customer-level only: they charge the customer's payment method")
-        parsed = billing_args.controls(overage_allowed, spend_limits, usage_limits, usage_alerts,
-                                       auto_topups)
+        parsed = billing_args.controls(overage_allowed, spend_limits, usage_limits, usage_alerts, auto_topups)
 
         def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
             if entity_id is not None and c.parent != ident:
@@ -1429,8 +1690,16 @@ class Engine:
 
         self._require(target, change)
 
-    def add_entity(self, id: str, entity_id: str, *, feature: str | None = None, type: str = "entity",
-                   label: str | None = None, metadata: Mapping[str, Any] | None = None) -> bool:
+    def add_entity(
+        self,
+        id: str,
+        entity_id: str,
+        *,
+        feature: str | None = None,
+        type: str = "entity",
+        label: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Create an entity of a customer (a customer that refs it). With `feature` the entity takes one unit of
         it on the customer (a seat): when that is denied, nothing is created and the answer is False."""
         ident, ent_id = args.ident(id), args.ident(entity_id, "entity_id")
@@ -1445,8 +1714,11 @@ class Engine:
                 return False
             changed: dict[str, CustomerState] = {}
             if feature is not None:
-                outcome = self._decider.allow(at.snap, Request(parent.id, feature, Quantity(Decimal(1)), 0, events_on,
-                                                               probe=self._probe_on()), now)
+                outcome = self._decider.allow(
+                    at.snap,
+                    Request(parent.id, feature, Quantity(Decimal(1)), 0, events_on, probe=self._probe_on()),
+                    now,
+                )
                 if not outcome.allowed:
                     at.events.extend(outcome.events)
                     return False
@@ -1455,8 +1727,16 @@ class Engine:
             holder = changed.get(parent.id) or parent.copy()
             holder.entities = (*holder.entities, ent_id)
             changed[parent.id] = holder
-            entity = CustomerState(id=ent_id, plan="", type=type, label=label or ent_id, refs=(parent.id,),
-                                   metadata=meta or {}, created=now, parent=parent.id)
+            entity = CustomerState(
+                id=ent_id,
+                plan="",
+                type=type,
+                label=label or ent_id,
+                refs=(parent.id,),
+                metadata=meta or {},
+                created=now,
+                parent=parent.id,
+            )
             view = {**at.snap.customers, **changed, ent_id: entity}
             plan = plan_for(self._compiled, view, entity)
             if plan is not None:
@@ -1482,8 +1762,9 @@ class Engine:
                 return False
             changed: dict[str, CustomerState] = {}
             if feature is not None:
-                outcome = self._decider.allow(at.snap, Request(parent.id, feature, Quantity(Decimal(-1)), 0,
-                                                               self._bus.active), now)
+                outcome = self._decider.allow(
+                    at.snap, Request(parent.id, feature, Quantity(Decimal(-1)), 0, self._bus.active), now
+                )
                 changed.update(outcome.changed)
                 at.events.extend(outcome.events)
             holder = changed.get(parent.id) or parent.copy()
@@ -1529,8 +1810,9 @@ class Engine:
             return None
         return margins.customer_breakdown(self._decider, snap, state, self._clock.now())
 
-    def local_margin_breakdown(self, plan: str, entitlements: Mapping[str, Any],
-                               scaled: bool = True) -> dict[str, Any] | None:
+    def local_margin_breakdown(
+        self, plan: str, entitlements: Mapping[str, Any], scaled: bool = True
+    ) -> dict[str, Any] | None:
         """Margins of hypothetical usage on a plan: entitlement → meter value, or a mapping with `meter` and
         optionally `limit`, `credit`, `overhead`, `context`. None for an unknown plan."""
         found = self._compiled.plans.get(args.ident(plan, "plan"))
@@ -1538,8 +1820,9 @@ class Engine:
         if found is None:
             return None
         if not isinstance(entitlements, Mapping):
-            raise InvalidArgumentError(f"entitlements must be a mapping of entitlement to usage, got "
-                                       f"`{type(entitlements).__name__}`")
+            raise InvalidArgumentError(
+                f"entitlements must be a mapping of entitlement to usage, got `{type(entitlements).__name__}`"
+            )
         return margins.plan_breakdown(self._decider, found, entitlements, scaled)
 
     # -- helpers used by tests and tools -------------------------------------------------------------------------

@@ -29,8 +29,12 @@ def _summary(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     revenue = sum((r["revenue"] for r in rows.values()), ZERO)
     cost = sum((r["cost"] for r in rows.values()), ZERO)
     margin = _margin(revenue, cost)
-    return {"revenue": revenue, "cost": cost, "margin": Decimal(-100) if margin is None else margin,
-            "entitlements": rows}
+    return {
+        "revenue": revenue,
+        "cost": cost,
+        "margin": Decimal(-100) if margin is None else margin,
+        "entitlements": rows,
+    }
 
 
 def customer_breakdown(decider: Decider, snap: Snapshot, state: CustomerState, now: datetime) -> dict[str, Any]:
@@ -75,8 +79,11 @@ def plan_breakdown(decider: Decider, plan: Plan, usage: Mapping[str, Any], scale
             raise InvalidArgumentError(f"unknown credit `{spec.get('credit')}` for `{name}`")
         # units convert to the credit's unit, like a call's value (`'2GB'` on a credit kept in MB is 2000)
         meter = quantity_in(credit, args.quantity(spec.get("meter", 0), f"`{name}` meter"))
-        limit = (quantity_in(credit, args.quantity(spec["limit"], f"`{name}` limit"))
-                 if spec.get("limit") is not None else ent.limit.value)
+        limit = (
+            quantity_in(credit, args.quantity(spec["limit"], f"`{name}` limit"))
+            if spec.get("limit") is not None
+            else ent.limit.value
+        )
         factor = Decimal(1)
         period = ent.limit.period
         if scaled and period is not None and period != plan_period(plan):

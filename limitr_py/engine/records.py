@@ -125,8 +125,12 @@ class Decoder:
                 raise self.fail(field, f"must be true or false, got `{raw}`")
             return raw
         if base == "int":
-            if isinstance(raw, bool) or not isinstance(raw, int | str) or len(str(raw)) > 30 \
-                    or not str(raw).lstrip("-").isdigit():
+            if (
+                isinstance(raw, bool)
+                or not isinstance(raw, int | str)
+                or len(str(raw)) > 30
+                or not str(raw).lstrip("-").isdigit()
+            ):
                 raise self.fail(field, f"must be an integer, got `{raw}`")
             return int(raw)
         if base == "str":
@@ -148,8 +152,9 @@ class Decoder:
             raise self.fail(field, "must be an object")
         kwargs = {}
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name not in raw and (f.default is not dataclasses.MISSING
-                                      or f.default_factory is not dataclasses.MISSING):
+            if f.name not in raw and (
+                f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            ):
                 continue
             kwargs[f.name] = self.value(str(f.type), raw.get(f.name), f"{field}.{f.name}")
         return cls(**kwargs)
@@ -163,22 +168,46 @@ class Decoder:
 
 
 def meter_record(m: MeterState) -> dict[str, Any]:
-    return {"credit": m.credit, "started": encode(m.started), "value": encode(m.value),
-            "overhead": encode(m.overhead), "history": encode(m.history), "ewma_rate": encode(m.ewma_rate),
-            "governor_tokens": encode(m.governor_tokens), "governor_last_refill": encode(m.governor_last_refill),
-            "holds": encode(m.holds), "estimates": encode(m.estimates), "billed": encode(m.billed),
-            "covered": encode(m.covered), "covered_units": encode(m.covered_units)}
+    return {
+        "credit": m.credit,
+        "started": encode(m.started),
+        "value": encode(m.value),
+        "overhead": encode(m.overhead),
+        "history": encode(m.history),
+        "ewma_rate": encode(m.ewma_rate),
+        "governor_tokens": encode(m.governor_tokens),
+        "governor_last_refill": encode(m.governor_last_refill),
+        "holds": encode(m.holds),
+        "estimates": encode(m.estimates),
+        "billed": encode(m.billed),
+        "covered": encode(m.covered),
+        "covered_units": encode(m.covered_units),
+    }
 
 
 def customer_record(c: CustomerState) -> dict[str, Any]:
-    return {"id": c.id, "plan": c.plan, "type": c.type, "label": c.label, "refs": list(c.refs),
-            "alt_ids": list(c.alt_ids), "metadata": dict(c.metadata), "created": encode(c.created),
-            "meters": {k: meter_record(m) for k, m in c.meters.items()},
-            "overrides": {k: {**{f: encode(getattr(o.limit, f)) for f in _OVERRIDE_FIELDS},
-                              "expires": encode(o.expires)}
-                          for k, o in c.overrides.items()},
-            "grants": encode(c.grants), "caps": encode(c.caps), "billing": encode(c.billing), "parent": c.parent,
-            "entities": list(c.entities), "billing_anchor": encode(c.billing_anchor), "periods": encode(c.periods)}
+    return {
+        "id": c.id,
+        "plan": c.plan,
+        "type": c.type,
+        "label": c.label,
+        "refs": list(c.refs),
+        "alt_ids": list(c.alt_ids),
+        "metadata": dict(c.metadata),
+        "created": encode(c.created),
+        "meters": {k: meter_record(m) for k, m in c.meters.items()},
+        "overrides": {
+            k: {**{f: encode(getattr(o.limit, f)) for f in _OVERRIDE_FIELDS}, "expires": encode(o.expires)}
+            for k, o in c.overrides.items()
+        },
+        "grants": encode(c.grants),
+        "caps": encode(c.caps),
+        "billing": encode(c.billing),
+        "parent": c.parent,
+        "entities": list(c.entities),
+        "billing_anchor": encode(c.billing_anchor),
+        "periods": encode(c.periods),
+    }
 
 
 def _meter_from(raw: Any, d: Decoder, where: str) -> MeterState:
@@ -190,21 +219,30 @@ def _meter_from(raw: Any, d: Decoder, where: str) -> MeterState:
     for i, entry in enumerate(raw.get("history") or []):
         if not isinstance(entry, list | tuple) or len(entry) != 2:
             raise d.fail(f"{where}.history", "entries must be [time, delta] pairs")
-        history.append((d.value("datetime", entry[0], f"{where}.history[{i}]"),
-                        d.value("Decimal", entry[1], f"{where}.history[{i}]")))
+        history.append(
+            (
+                d.value("datetime", entry[0], f"{where}.history[{i}]"),
+                d.value("Decimal", entry[1], f"{where}.history[{i}]"),
+            )
+        )
     return MeterState(
-        credit, d.value("datetime | None", raw.get("started"), f"{where}.started"),
+        credit,
+        d.value("datetime | None", raw.get("started"), f"{where}.started"),
         d.value("Decimal", raw.get("value", "0"), f"{where}.value"),
-        d.value("Decimal", raw.get("overhead", "0"), f"{where}.overhead"), tuple(history),
+        d.value("Decimal", raw.get("overhead", "0"), f"{where}.overhead"),
+        tuple(history),
         d.value("Decimal | None", raw.get("ewma_rate"), f"{where}.ewma_rate"),
         d.value("Decimal | None", raw.get("governor_tokens"), f"{where}.governor_tokens"),
         d.value("datetime | None", raw.get("governor_last_refill"), f"{where}.governor_last_refill"),
         {k: d.obj(Hold, h, f"{where}.holds.{k}") for k, h in d.mapping(raw.get("holds"), f"{where}.holds").items()},
-        {k: d.obj(EstimateState, e, f"{where}.estimates.{k}")
-         for k, e in d.mapping(raw.get("estimates"), f"{where}.estimates").items()},
+        {
+            k: d.obj(EstimateState, e, f"{where}.estimates.{k}")
+            for k, e in d.mapping(raw.get("estimates"), f"{where}.estimates").items()
+        },
         d.value("Decimal", raw.get("billed", "0"), f"{where}.billed"),
         d.value("Decimal", raw.get("covered", "0"), f"{where}.covered"),
-        d.value("Decimal", raw.get("covered_units", "0"), f"{where}.covered_units"))
+        d.value("Decimal", raw.get("covered_units", "0"), f"{where}.covered_units"),
+    )
 
 
 def _override_from(raw: Any, d: Decoder, where: str) -> Override:
@@ -232,14 +270,21 @@ def _billing_from(raw: Any, d: Decoder) -> BillingState:
     return BillingState(
         feature_configs=table("feature_configs", FeatureConfig),
         overage_limit=None if overage_limit is None else d.obj(OverageLimit, overage_limit, "billing.overage_limit"),
-        overage_allowed={k: d.value("bool", v, f"billing.overage_allowed.{k}")
-                         for k, v in d.mapping(raw.get("overage_allowed"), "billing.overage_allowed").items()},
-        spend_limits=table("spend_limits", SpendLimit), usage_limits=table("usage_limits", UsageLimit),
+        overage_allowed={
+            k: d.value("bool", v, f"billing.overage_allowed.{k}")
+            for k, v in d.mapping(raw.get("overage_allowed"), "billing.overage_allowed").items()
+        },
+        spend_limits=table("spend_limits", SpendLimit),
+        usage_limits=table("usage_limits", UsageLimit),
         usage_alerts=tuple(d.obj(UsageAlert, a, "billing.usage_alerts") for a in raw.get("usage_alerts") or ()),
-        auto_topups=topups, windows=table("windows", Window),
-        topup_purchases={k: tuple(d.value("datetime", t, f"billing.topup_purchases.{k}") for t in v)
-                         for k, v in d.mapping(raw.get("topup_purchases"), "billing.topup_purchases").items()},
-        blocked={k: str(v) for k, v in d.mapping(raw.get("blocked"), "billing.blocked").items()})
+        auto_topups=topups,
+        windows=table("windows", Window),
+        topup_purchases={
+            k: tuple(d.value("datetime", t, f"billing.topup_purchases.{k}") for t in v)
+            for k, v in d.mapping(raw.get("topup_purchases"), "billing.topup_purchases").items()
+        },
+        blocked={k: str(v) for k, v in d.mapping(raw.get("blocked"), "billing.blocked").items()},
+    )
 
 
 def customer_from(raw: Any) -> CustomerState:
@@ -250,17 +295,23 @@ def customer_from(raw: Any) -> CustomerState:
         raise InvalidArgumentError("customer record: `id` must be a non-empty string")
     d = Decoder(f"`{ident}`")
     return CustomerState(
-        id=ident, plan=str(raw.get("plan") or ""), type=str(raw.get("type") or "user"),
-        label=str(raw.get("label") or "User"), refs=d.value("tuple[str, ...]", raw.get("refs") or [], "refs"),
+        id=ident,
+        plan=str(raw.get("plan") or ""),
+        type=str(raw.get("type") or "user"),
+        label=str(raw.get("label") or "User"),
+        refs=d.value("tuple[str, ...]", raw.get("refs") or [], "refs"),
         alt_ids=d.value("tuple[str, ...]", raw.get("alt_ids") or [], "alt_ids"),
         metadata=dict(d.mapping(raw.get("metadata"), "metadata")),
         created=d.value("datetime | None", raw.get("created"), "created"),
         meters={k: _meter_from(m, d, f"meters.{k}") for k, m in d.mapping(raw.get("meters"), "meters").items()},
-        overrides={k: _override_from(o, d, f"overrides.{k}")
-                   for k, o in d.mapping(raw.get("overrides"), "overrides").items()},
+        overrides={
+            k: _override_from(o, d, f"overrides.{k}") for k, o in d.mapping(raw.get("overrides"), "overrides").items()
+        },
         grants={k: d.obj(Grant, g, f"grants.{k}") for k, g in d.mapping(raw.get("grants"), "grants").items()},
         caps={k: d.obj(Cap, c, f"caps.{k}") for k, c in d.mapping(raw.get("caps"), "caps").items()},
-        billing=_billing_from(raw.get("billing"), d), parent=d.value("str | None", raw.get("parent"), "parent"),
+        billing=_billing_from(raw.get("billing"), d),
+        parent=d.value("str | None", raw.get("parent"), "parent"),
         entities=d.value("tuple[str, ...]", raw.get("entities") or [], "entities"),
         billing_anchor=d.value("datetime | None", raw.get("billing_anchor"), "billing_anchor"),
-        periods=tuple(d.obj(ClosedPeriod, p, "periods") for p in raw.get("periods") or ()))
+        periods=tuple(d.obj(ClosedPeriod, p, "periods") for p in raw.get("periods") or ()),
+    )

@@ -188,8 +188,15 @@ class BillingState:
 
     @property
     def empty(self) -> bool:
-        return not (self.feature_configs or self.overage_limit or self.overage_allowed or self.spend_limits
-                    or self.usage_limits or self.usage_alerts or self.auto_topups)
+        return not (
+            self.feature_configs
+            or self.overage_limit
+            or self.overage_allowed
+            or self.spend_limits
+            or self.usage_limits
+            or self.usage_alerts
+            or self.auto_topups
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +213,9 @@ class ClosedPeriod:
     covered_units: Decimal = ZERO
 
 
-def as_of(table: Mapping[str, T], current: Callable[[T, datetime], T | None],
-          now: datetime) -> tuple[dict[str, T], bool]:
+def as_of(
+    table: Mapping[str, T], current: Callable[[T, datetime], T | None], now: datetime
+) -> tuple[dict[str, T], bool]:
     """Every entry of a table (grants, caps) as of `now` — `current` rolls resets and returns None once expired —
     and whether anything changed."""
     out: dict[str, T] = {}
@@ -240,9 +248,21 @@ class MeterState:
 
     def copy(self) -> MeterState:
         # explicit rather than dataclasses.replace: this runs on every metered call
-        return MeterState(self.credit, self.started, self.value, self.overhead, self.history, self.ewma_rate,
-                          self.governor_tokens, self.governor_last_refill, dict(self.holds), dict(self.estimates),
-                          self.billed, self.covered, self.covered_units)
+        return MeterState(
+            self.credit,
+            self.started,
+            self.value,
+            self.overhead,
+            self.history,
+            self.ewma_rate,
+            self.governor_tokens,
+            self.governor_last_refill,
+            dict(self.holds),
+            dict(self.estimates),
+            self.billed,
+            self.covered,
+            self.covered_units,
+        )
 
 
 @dataclass(slots=True)
@@ -275,7 +295,22 @@ class CustomerState:
 
     def copy(self) -> CustomerState:
         """A copy whose containers can change without touching this one (meters are copied when changed)."""
-        return CustomerState(self.id, self.plan, self.type, self.label, self.refs, self.alt_ids, dict(self.metadata),
-                             self.created, dict(self.meters), dict(self.overrides), dict(self.grants),
-                             dict(self.caps), self.billing, self.parent, self.entities, self.billing_anchor,
-                             self.periods)
+        return CustomerState(
+            self.id,
+            self.plan,
+            self.type,
+            self.label,
+            self.refs,
+            self.alt_ids,
+            dict(self.metadata),
+            self.created,
+            dict(self.meters),
+            dict(self.overrides),
+            dict(self.grants),
+            dict(self.caps),
+            self.billing,
+            self.parent,
+            self.entities,
+            self.billing_anchor,
+            self.periods,
+        )

@@ -56,6 +56,7 @@ def open_store(url: str | Store | None) -> Store:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     backend = BACKENDS.get(scheme)
     if backend is None:
-        raise InvalidArgumentError(f"unknown store URL `{url}`; use one of: "
-                                   + ", ".join(f"`{s}://…`" for s in BACKENDS))
+        raise InvalidArgumentError(
+            f"unknown store URL `{url}`; use one of: " + ", ".join(f"`{s}://…`" for s in BACKENDS)
+        )
     return backend(url)

@@ -69,7 +69,8 @@ class PostgresStore:
         except psycopg.ProgrammingError as exc:  # libpq's own check of the option names
             raise InvalidArgumentError(f"{' '.join(str(exc).split())} in store URL `{self._shown}`") from None
         self._connections: ThreadConnections[psycopg.Connection[Any]] = ThreadConnections(
-            self._connect, lambda conn: not conn.closed)
+            self._connect, lambda conn: not conn.closed
+        )
         self._purged: datetime | None = None
         try:
             # DDL takes table locks even when it changes nothing, and would wait on (or deadlock with) other
@@ -95,9 +96,14 @@ class PostgresStore:
             raise StoreError(f"cannot reach `{self._shown}`: {message}") from None
 
     def _schema_current(self) -> bool:
-        indexes = self._conn().execute(
-            "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY(%s)",
-            (["limitr_records_expires", "limitr_records_ns", "limitr_outbox_ns"],)).fetchone()
+        indexes = (
+            self._conn()
+            .execute(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY(%s)",
+                (["limitr_records_expires", "limitr_records_ns", "limitr_outbox_ns"],),
+            )
+            .fetchone()
+        )
         return bool(indexes and indexes[0] == 3)
 
     def _mine(self, column: str) -> tuple[str, tuple[str, str]]:
@@ -110,8 +116,9 @@ class PostgresStore:
         out = dict.fromkeys(keys, ABSENT)
         cut = len(self._p)
         try:
-            rows = self._conn().execute("SELECT key, version, value FROM limitr_records WHERE key = ANY(%s)",
-                                        ([self._p + k for k in keys],))
+            rows = self._conn().execute(
+                "SELECT key, version, value FROM limitr_records WHERE key = ANY(%s)", ([self._p + k for k in keys],)
+            )
             for key, version, value in rows:
                 out[key[cut:]] = Versioned(version, value)
         except psycopg.Error as exc:
@@ -133,9 +140,14 @@ class PostgresStore:
         if not self._p:
             return commit
         p = self._p
-        return Commit({p + k: v for k, v in commit.expected.items()}, {p + k: v for k, v in commit.writes.items()},
-                      tuple(OutboxEntry(e.id, p + e.group, e.body, e.consumers) for e in commit.events), commit.acks,
-                      {p + k: v for k, v in commit.expires.items()}, commit.now)
+        return Commit(
+            {p + k: v for k, v in commit.expected.items()},
+            {p + k: v for k, v in commit.writes.items()},
+            tuple(OutboxEntry(e.id, p + e.group, e.body, e.consumers) for e in commit.events),
+            commit.acks,
+            {p + k: v for k, v in commit.expires.items()},
+            commit.now,
+        )
 
     def _apply(self, conn: psycopg.Connection[Any], commit: Commit) -> None:
         # lock every expected row in one global key order (two commits can then never wait on each other in a
@@ -143,8 +155,11 @@ class PostgresStore:
         for key in sorted(commit.expected):
             want = commit.expected[key]
             if want == 0:
-                conn.execute("INSERT INTO limitr_records (key, version, value, expires, ns) "
-                             "VALUES (%s, 0, NULL, NULL, %s) ON CONFLICT (key) DO NOTHING", (key, self.prefix))
+                conn.execute(
+                    "INSERT INTO limitr_records (key, version, value, expires, ns) "
+                    "VALUES (%s, 0, NULL, NULL, %s) ON CONFLICT (key) DO NOTHING",
+                    (key, self.prefix),
+                )
             row = conn.execute("SELECT version FROM limitr_records WHERE key = %s FOR UPDATE", (key,)).fetchone()
             if (row[0] if row else 0) != want:
                 raise _Conflict
@@ -153,21 +168,31 @@ class PostgresStore:
             conn.execute(
                 "INSERT INTO limitr_records (key, version, value, expires, ns) VALUES (%s, 1, %s, %s, %s) "
                 "ON CONFLICT (key) DO UPDATE SET version = limitr_records.version + 1, value = excluded.value, "
-                "expires = excluded.expires, ns = excluded.ns", (key, value, expires, self.prefix))
+                "expires = excluded.expires, ns = excluded.ns",
+                (key, value, expires, self.prefix),
+            )
         write_outbox(conn.execute, commit, "%s", self.prefix)
         if commit.now is not None and (self._purged is None or commit.now - self._purged >= PURGE_EVERY):
             self._purged = commit.now
             where, args = self._mine("key")
-            conn.execute(f"DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < %s AND {where}",
-                         (commit.now, *args))
+            conn.execute(
+                f"DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < %s AND {where}",
+                (commit.now, *args),
+            )
 
     def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
         cut = len(self._p)
         where, args = self._mine("key")
         try:
-            rows = self._conn().execute(f"SELECT key, value FROM limitr_records WHERE {where} AND "
-                                        "starts_with(key, %s) AND value IS NOT NULL ORDER BY key",
-                                        (*args, self._p + prefix)).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT key, value FROM limitr_records WHERE {where} AND "
+                    "starts_with(key, %s) AND value IS NOT NULL ORDER BY key",
+                    (*args, self._p + prefix),
+                )
+                .fetchall()
+            )
         except psycopg.Error as exc:
             raise StoreError(f"scanning `{self._shown}` failed: {exc}") from None
         for key, value in rows:
@@ -176,11 +201,17 @@ class PostgresStore:
     def pending(self, limit: int = 1000) -> list[OutboxEntry]:
         where, args = self._mine("grp")
         try:
-            rows = self._conn().execute(f"SELECT id, grp, body, consumers FROM limitr_outbox WHERE {where} "
-                                        "ORDER BY seq LIMIT %s", (*args, limit)).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT id, grp, body, consumers FROM limitr_outbox WHERE {where} ORDER BY seq LIMIT %s",
+                    (*args, limit),
+                )
+                .fetchall()
+            )
         except psycopg.Error as exc:
             raise StoreError(f"reading the outbox of `{self._shown}` failed: {exc}") from None
-        return [OutboxEntry(i, g[len(self._p):], b, tuple(json.loads(c))) for i, g, b, c in rows]
+        return [OutboxEntry(i, g[len(self._p) :], b, tuple(json.loads(c))) for i, g, b, c in rows]
 
     def flush(self) -> None:
         """Delete every record and outbox entry of this namespace (tests)."""

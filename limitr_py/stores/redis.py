@@ -32,7 +32,13 @@ SCRIPT = resources.files("limitr_py.stores").joinpath("lua/commit.lua").read_tex
 
 _OURS = frozenset({"prefix", "tag"})
 _DRIVER_OPTIONS = frozenset(redis.connection.URL_QUERY_ARGUMENT_PARSERS) | {
-    "client_name", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile"}
+    "client_name",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_path",
+    "ssl_certfile",
+    "ssl_keyfile",
+}
 """Query options redis-py reads from a URL (it checks their values); anything else is refused by name."""
 
 
@@ -91,8 +97,7 @@ class RedisStore:
             when = commit.expires.get(key)
             if when is not None and commit.now is not None:
                 ttl = str(max(1, (when - commit.now) // timedelta(milliseconds=1)))
-            args += [str(commit.expected[key]) if key in commit.expected else "-", op,
-                     value if op == "W" else "", ttl]
+            args += [str(commit.expected[key]) if key in commit.expected else "-", op, value if op == "W" else "", ttl]
         for entry in commit.events:
             args += [entry.id, entry.group, entry.body, json.dumps(entry.consumers)]
         for event_id, owed in commit.acks.items():
@@ -121,8 +126,9 @@ class RedisStore:
         """Every key name of this store matching `prefix:{<any group>}:<pattern>` (all masters of a cluster)."""
         tag = "*" if self.grouped else self.tag
         try:
-            return sorted({n.decode() for n in self.client.scan_iter(
-                match=f"{self.prefix}:{{{tag}}}:{pattern}", count=1000)})
+            return sorted(
+                {n.decode() for n in self.client.scan_iter(match=f"{self.prefix}:{{{tag}}}:{pattern}", count=1000)}
+            )
         except RedisError as exc:
             raise StoreError(f"scanning `{self._shown}` failed: {exc}") from None
 

@@ -38,7 +38,7 @@ def path_of(url: str) -> str:
     """`sqlite:///relative.db` → `relative.db`; `sqlite:////abs/file.db` → `/abs/file.db`."""
     if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
         raise InvalidArgumentError(f"a SQLite store URL is `sqlite:///path/to/file.db`, got `{url}`")
-    return url[len("sqlite:///"):]
+    return url[len("sqlite:///") :]
 
 
 class SQLiteStore:
@@ -62,8 +62,10 @@ class SQLiteStore:
         try:
             st = os.stat(self.path)
         except OSError as exc:
-            raise StoreError(f"`{self.url}` is gone: {exc.strerror} (the database file was deleted or moved; "
-                             f"refusing to answer from a file no other process sees)") from None
+            raise StoreError(
+                f"`{self.url}` is gone: {exc.strerror} (the database file was deleted or moved; "
+                f"refusing to answer from a file no other process sees)"
+            ) from None
         return st.st_dev, st.st_ino
 
     def _check_file(self) -> None:
@@ -78,8 +80,9 @@ class SQLiteStore:
         if self._identity is not None:
             target, uri = f"file:{quote(os.path.abspath(self.path))}?mode=rw", True
         try:
-            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=uri,
-                                   check_same_thread=False)  # used by one thread; closed by close()
+            conn = sqlite3.connect(
+                target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=uri, check_same_thread=False
+            )  # used by one thread; closed by close()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
@@ -98,7 +101,8 @@ class SQLiteStore:
         out = dict.fromkeys(keys, ABSENT)
         try:
             rows = self._conn().execute(
-                f"SELECT key, version, value FROM limitr_records WHERE key IN ({','.join('?' * len(keys))})", keys)
+                f"SELECT key, version, value FROM limitr_records WHERE key IN ({','.join('?' * len(keys))})", keys
+            )
             for key, version, value in rows:
                 out[key] = Versioned(version, value)
         except sqlite3.Error as exc:
@@ -109,37 +113,53 @@ class SQLiteStore:
         with self._tx() as conn:
             keys = list(commit.expected)
             if keys:
-                have = dict(conn.execute(
-                    f"SELECT key, version FROM limitr_records WHERE key IN ({','.join('?' * len(keys))})", keys))
+                have = dict(
+                    conn.execute(
+                        f"SELECT key, version FROM limitr_records WHERE key IN ({','.join('?' * len(keys))})", keys
+                    )
+                )
                 if any(have.get(key, 0) != version for key, version in commit.expected.items()):
                     conn.rollback_requested = True
                     return CONFLICT
             for key, value in commit.writes.items():
                 if value is None:  # a deleted record keeps its version: a stale reader can never match a new one
-                    conn.execute("UPDATE limitr_records SET version = version + 1, value = NULL, expires = NULL "
-                                 "WHERE key = ?", (key,))
+                    conn.execute(
+                        "UPDATE limitr_records SET version = version + 1, value = NULL, expires = NULL WHERE key = ?",
+                        (key,),
+                    )
                     continue
                 expires = commit.expires.get(key)
                 conn.execute(
                     "INSERT INTO limitr_records (key, version, value, expires) VALUES (?, 1, ?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET version = version + 1, value = excluded.value, "
-                    "expires = excluded.expires", (key, value, expires.isoformat() if expires else None))
+                    "expires = excluded.expires",
+                    (key, value, expires.isoformat() if expires else None),
+                )
             write_outbox(conn.execute, commit, "?")
             if commit.now is not None and (self._purged is None or commit.now - self._purged >= PURGE_EVERY):
                 self._purged = commit.now
-                conn.execute("DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < ?",
-                             (commit.now.isoformat(),))
+                conn.execute(
+                    "DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < ?", (commit.now.isoformat(),)
+                )
         return OK
 
     def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
-        rows = self._conn().execute("SELECT key, value FROM limitr_records WHERE key >= ? AND key < ? "
-                                    "AND value IS NOT NULL ORDER BY key",
-                                    (prefix, prefix + "\U0010ffff")).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT key, value FROM limitr_records WHERE key >= ? AND key < ? AND value IS NOT NULL ORDER BY key",
+                (prefix, prefix + "\U0010ffff"),
+            )
+            .fetchall()
+        )
         yield from rows
 
     def pending(self, limit: int = 1000) -> list[OutboxEntry]:
-        rows = self._conn().execute("SELECT id, grp, body, consumers FROM limitr_outbox ORDER BY seq LIMIT ?",
-                                    (limit,)).fetchall()
+        rows = (
+            self._conn()
+            .execute("SELECT id, grp, body, consumers FROM limitr_outbox ORDER BY seq LIMIT ?", (limit,))
+            .fetchall()
+        )
         return [OutboxEntry(i, g, b, tuple(json.loads(c))) for i, g, b, c in rows]
 
     def close(self) -> None:

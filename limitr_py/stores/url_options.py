@@ -31,16 +31,20 @@ def split(url: str, ours: frozenset[str]) -> tuple[dict[str, str], list[tuple[st
 
 def namespace(value: str, option: str, url: str) -> str:
     if not NAMESPACE.fullmatch(value):
-        raise InvalidArgumentError(f"store URL option `{option}={value[:80]}` in `{redact(url)}` must be 1-64 "
-                                   "characters of letters, digits, `_`, `.`, `:` and `-`")
+        raise InvalidArgumentError(
+            f"store URL option `{option}={value[:80]}` in `{redact(url)}` must be 1-64 "
+            "characters of letters, digits, `_`, `.`, `:` and `-`"
+        )
     return value
 
 
 def refuse_unknown(driver_options: list[tuple[str, str]], known: frozenset[str], url: str) -> None:
     for name, _ in driver_options:
         if name not in known:
-            raise InvalidArgumentError(f"unknown store URL option `{name}` in `{redact(url)}`; known: "
-                                       + ", ".join(f"`{k}`" for k in sorted(known)))
+            raise InvalidArgumentError(
+                f"unknown store URL option `{name}` in `{redact(url)}`; known: "
+                + ", ".join(f"`{k}`" for k in sorted(known))
+            )
 
 
 def with_query(url: str, options: list[tuple[str, str]]) -> str:
