@@ -1,7 +1,7 @@
 """Records and events ↔ JSON text, for stores that keep text (SQLite, Redis, PostgreSQL).
 
-The key's prefix says what a record is. Decoding is memoized per (key, version): a record that has not changed
-is decoded once, and the decoded object is shared (the engine never changes records it read).
+The key's kind (engine/keys.py) says what a record is. Decoding is memoized per (key, version): a record that has
+not changed is decoded once, and the decoded object is shared (the engine never changes records it read).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from limitr_py.engine import keys
 from limitr_py.engine.records import Decoder, customer_from, customer_record, encode
 from limitr_py.engine.state import EstimateState
 from limitr_py.engine.values import Event
@@ -27,7 +28,7 @@ CURRENT_GROUP: ContextVar[str | None] = ContextVar("limitr_group", default=None)
 
 
 def dumps(key: str, value: Any) -> str:
-    if key.startswith("customer:"):
+    if keys.kind_of(key) is keys.CUSTOMER:
         return json.dumps(customer_record(value), separators=(",", ":"))
     return json.dumps(encode(value), separators=(",", ":"))
 
@@ -35,12 +36,13 @@ def dumps(key: str, value: Any) -> str:
 def loads(key: str, text: str) -> Any:
     try:
         raw = json.loads(text)
-        if key.startswith("customer:"):
+        kind = keys.kind_of(key)
+        if kind is keys.CUSTOMER:
             return customer_from(raw)
-        if key.startswith("estimates:"):
+        if kind is keys.ESTIMATES:
             d = Decoder(f"`{key}`")
             return {segment: d.obj(EstimateState, e, segment) for segment, e in raw.items()}
-        if key.startswith(("idempotency:", "settled:")):
+        if kind is not None and kind.one_shot:
             d = Decoder(f"`{key}`")
             return {**raw, **{k: d.value("datetime", raw[k], k) for k in ("at", "until") if k in raw}}
         return raw

@@ -22,7 +22,7 @@ from typing import Any, Self, TypeVar
 from limitr_py.clock import Clock, SystemClock
 from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
 from limitr_py.engine import arguments as args
-from limitr_py.engine import billing_args, codec, controls, estimates, holds, invoices, margins, meters
+from limitr_py.engine import billing_args, codec, controls, estimates, holds, invoices, keys, margins, meters
 from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
 from limitr_py.engine import grants as grants_mod
@@ -53,45 +53,10 @@ from limitr_py.units import Quantity
 T = TypeVar("T")
 RawEvent = tuple[str, dict[str, Any]]
 
-_ONE_SHOT = ("idempotency:", "settled:")
-
 MAX_ATTEMPTS = 200
 """Version conflicts one call retries before giving up with ConcurrentUpdateError."""
 BACKOFF_BASE_S, BACKOFF_CAP_S = 0.0002, 0.05
 """After the second conflict in a row a call waits a random time up to base × 2^attempt (at most the cap)."""
-
-IDEMPOTENCY_KEEP = timedelta(days=1)
-"""How long an idempotency key is remembered: a retry later than that is a new call."""
-
-
-def _customer_key(ident: str) -> str:
-    return f"customer:{ident}"
-
-
-def _alias_key(alt: str) -> str:
-    return f"alias:{alt}"
-
-
-def _idempotency_key(ident: str, key: str) -> str:
-    """Scoped to the customer (as the call named it): another customer's call with the same key is its own."""
-    return f"idempotency:{ident}:{key}"
-
-
-def _locator_key(ident: str) -> str:
-    return f"locator:{ident}"
-
-
-ESTIMATES_GROUP = "limitr-estimates"
-"""Policy-wide estimates are shared by every customer: on a sharded store they live in a group of their own."""
-
-
-def _settled_key(ident: str, hold_id: str) -> str:
-    """Scoped to the customer: settling someone else's hold id never marks yours settled."""
-    return f"settled:{ident}:{hold_id}"
-
-
-def _estimates_key(entitlement: str) -> str:
-    return f"estimates:{entitlement}"
 
 
 def _new_id(prefix: str) -> str:
@@ -117,11 +82,11 @@ class _Attempt:
 
     def put_customers(self, states: Mapping[str, CustomerState | None]) -> None:
         for ident, state in states.items():
-            self.writes[_customer_key(ident)] = state
+            self.writes[keys.customer(ident)] = state
 
     def put_aliases(self, aliases: Mapping[str, str | None]) -> None:
         for alt, ident in aliases.items():
-            self.writes[_alias_key(alt)] = ident
+            self.writes[keys.alias(alt)] = ident
 
 
 @exact
@@ -142,7 +107,7 @@ class Engine:
         opened = store
         self._durable = opened.encoded
         self._store: Store = EncodedStore(opened) if opened.encoded else opened
-        self._cache = RecordCache(skip=_ONE_SHOT) if opened.remote else None
+        self._cache = RecordCache(skip=keys.ONE_SHOT_PREFIXES) if opened.remote else None
         self._grouped = bool(getattr(opened, "grouped", False))
         self._groups: dict[str, str] = {}  # id or alt id → customer group (sharded stores only)
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -213,7 +178,7 @@ class Engine:
         group = self._groups.get(ident)
         if group is None:
             with self._in_group(ident, group=True):  # a locator lives in the slot of the id it locates
-                found = self._store.read([_locator_key(ident)])[_locator_key(ident)].value
+                found = self._store.read([keys.locator(ident)])[keys.locator(ident)].value
             group = self._groups[ident] = found if isinstance(found, str) else ident
         return group
 
@@ -224,7 +189,7 @@ class Engine:
             return True
         if self._group_for(ident) != ident:
             return False
-        key = _locator_key(ident)
+        key = keys.locator(ident)
         with self._in_group(ident, group=True):
             for _ in range(MAX_ATTEMPTS):
                 record = self._store.read([key])[key]
@@ -259,7 +224,7 @@ class Engine:
         finally:
             codec.CURRENT_GROUP.reset(token)
 
-    def _read(self, keys: list[str], cached: bool) -> tuple[dict[str, Versioned], bool]:
+    def _read(self, wanted: list[str], cached: bool) -> tuple[dict[str, Versioned], bool]:
         """Records from the store, and whether any came from this process's cache instead.
 
         On a remote store a decision may start from cached copies (a commit's version check catches any that
@@ -268,17 +233,17 @@ class Engine:
         back."""
         cache = self._cache
         if cache is None or not cached:
-            got = self._store.read(keys)
+            got = self._store.read(wanted)
             if cache is not None:
                 cache.put(got.items())
             return got, False
         out: dict[str, Versioned] = {}
         missing = []
-        for key in keys:
+        for key in wanted:
             held = cache.get(key)
             if held is not None:
                 out[key] = held
-            elif key.startswith(_ONE_SHOT):
+            elif key.startswith(keys.ONE_SHOT_PREFIXES):
                 out[key] = ABSENT
             else:
                 missing.append(key)
@@ -286,7 +251,7 @@ class Engine:
             got = self._store.read(missing)
             cache.put(got.items())
             out.update(got)
-        return out, len(missing) < len(keys)
+        return out, len(missing) < len(wanted)
 
     def _remember(self, commit: Commit, result: CommitResult, fresh: dict[str, Versioned]) -> None:
         """Keep the cache in step with a commit: written keys at their new versions, moved keys refreshed; the
@@ -328,7 +293,7 @@ class Engine:
         if self._grouped and codec.CURRENT_GROUP.get() is None:
             with self._in_group(ident):
                 return self._snapshot(ident, extra, cached=cached, fresh=fresh)
-        first = [_customer_key(ident), _alias_key(ident), *extra]
+        first = [keys.customer(ident), keys.alias(ident), *extra]
         read, from_cache = self._read(first, cached)
         if fresh:
             read.update({k: fresh.pop(k) for k in first if k in fresh})
@@ -346,11 +311,11 @@ class Engine:
             aliases[ident] = target
             pending.append(target)
         while pending:
-            keys = [_customer_key(i) for i in dict.fromkeys(pending) if i not in customers]
+            wanted = [keys.customer(i) for i in dict.fromkeys(pending) if i not in customers]
             pending = []
-            if not keys:
+            if not wanted:
                 break
-            got, hit = self._read(keys, cached)
+            got, hit = self._read(wanted, cached)
             from_cache = from_cache or hit
             for key, rec in got.items():
                 versions[key] = rec.version
@@ -387,7 +352,7 @@ class Engine:
         replay returns the recorded result without deciding again.
         """
         extra = tuple(extra)
-        idem_key = _idempotency_key(ident, idempotency[0]) if idempotency else None
+        idem_key = keys.idempotency(ident, idempotency[0]) if idempotency else None
         if idem_key:
             extra = (*extra, idem_key)
         cached = True
@@ -397,7 +362,7 @@ class Engine:
             now = self._clock.now()
             if idem_key and idempotency:
                 seen = extras[idem_key]
-                if seen is not None and seen["at"] + IDEMPOTENCY_KEEP >= now:
+                if seen is not None and seen["at"] + keys.IDEMPOTENCY_KEEP >= now:
                     if seen["fingerprint"] != idempotency[1]:
                         raise IdempotencyConflictError(
                             f"idempotency key `{idempotency[0]}` was used with different arguments"
@@ -407,7 +372,7 @@ class Engine:
             result = attempt_fn(attempt, now)
             if idem_key and idempotency:
                 attempt.writes[idem_key] = {"fingerprint": idempotency[1], "result": result, "at": now}
-                attempt.expires[idem_key] = now + IDEMPOTENCY_KEEP
+                attempt.expires[idem_key] = now + keys.IDEMPOTENCY_KEEP
             if not attempt.writes:
                 if from_cache and not self._confirm(versions, fresh):  # a denial never rests on an unconfirmed copy
                     continue
@@ -439,7 +404,7 @@ class Engine:
         for event in events:
             owed = self._bus.consumers(event)
             if owed:
-                group = codec.CURRENT_GROUP.get() or _customer_key(ident)
+                group = codec.CURRENT_GROUP.get() or keys.customer(ident)
                 entries.append(OutboxEntry(event.id, group, codec.dump_event(event), owed))
         return tuple(entries)
 
@@ -497,7 +462,7 @@ class Engine:
         type, label = args.text(type, "type"), args.text(label, "label")
         refs_t, alts_t = args.names(refs, "refs"), args.names(alt_ids, "alt_ids")
         meta = args.optional_data(metadata, "metadata")
-        alias_keys = [_alias_key(a) for a in alts_t]
+        alias_keys = [keys.alias(a) for a in alts_t]
 
         def attempt(at: _Attempt, now: datetime) -> Customer | None:
             group = dict(at.snap.customers)
@@ -522,10 +487,10 @@ class Engine:
                 return None
             taken = self._store.read(alias_keys)
             for alt in list(change.aliases):
-                owner = taken[_alias_key(alt)].value
+                owner = taken[keys.alias(alt)].value
                 if owner not in (None, ident) or (alt in group and alt != ident):
                     raise InvalidArgumentError(f"alt id `{alt}` already belongs to customer `{owner or alt}`")
-                at.versions[_alias_key(alt)] = taken[_alias_key(alt)].version
+                at.versions[keys.alias(alt)] = taken[keys.alias(alt)].version
             at.put_customers(change.customers)
             at.put_aliases(change.aliases)
             at.events.extend(change.events)
@@ -566,14 +531,14 @@ class Engine:
         try:
             return self._run(ident, attempt)
         except CorruptRecordError as exc:
-            if exc.key != _customer_key(ident):
+            if exc.key != keys.customer(ident):
                 raise
             return self._replace_corrupt(ident, None)
 
     def _replace_corrupt(self, ident: str, state: CustomerState | None) -> bool:
         """Overwrite (or delete) customer `ident`'s undecodable record, checked against its version only: the
         one repair that must not need to read what it repairs."""
-        key = _customer_key(ident)
+        key = keys.customer(ident)
         versions = getattr(self._store, "versions", None)
         if versions is None:  # only text stores decode, so only they can hold a corrupt record
             raise StoreError(f"cannot repair `{key}` on `{self._store.url}`")
@@ -640,10 +605,10 @@ class Engine:
 
         def attempt(at: _Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            taken = self._store.read([_alias_key(alt_id), _customer_key(alt_id)])
-            if state is None or taken[_customer_key(alt_id)].value is not None:
+            taken = self._store.read([keys.alias(alt_id), keys.customer(alt_id)])
+            if state is None or taken[keys.customer(alt_id)].value is not None:
                 return False
-            if taken[_alias_key(alt_id)].value not in (None, state.id):
+            if taken[keys.alias(alt_id)].value not in (None, state.id):
                 return False
             at.versions.update({k: v.version for k, v in taken.items()})
             copy = state.copy()
@@ -747,7 +712,7 @@ class Engine:
 
     def customers(self) -> list[dict[str, Any]]:
         """Every customer's full state as JSON-safe records (numbers as strings), for export or backup."""
-        return [customer_record(state) for _, state in self._store.scan("customer:")]
+        return [customer_record(state) for _, state in self._store.scan(keys.CUSTOMER.prefix)]
 
     def set_customer(self, record: Mapping[str, Any]) -> Customer:
         """Insert or replace a customer from a record of `customers()` (state restore); re-registers alt ids."""
@@ -769,7 +734,7 @@ class Engine:
         try:
             return self._run(state.id, attempt)
         except CorruptRecordError as exc:
-            if exc.key != _customer_key(state.id):
+            if exc.key != keys.customer(state.id):
                 raise
             self._replace_corrupt(state.id, None)  # then restore as onto a deleted customer
             return self._run(state.id, attempt)
@@ -1437,7 +1402,7 @@ class Engine:
         basis_n = args.optional_amount(basis, "basis")
         learned: list[holds.Learn] = []
 
-        settled_key = _settled_key(ident, hid)
+        settled_key = keys.settled(ident, hid)
 
         def attempt(at: _Attempt, now: datetime) -> bool:
             learned.clear()
@@ -1580,16 +1545,16 @@ class Engine:
         own = call.meter.estimates.get(key) if call.meter is not None else None
         if own is not None and own.samples >= self._compiled.estimate_min_samples:
             return estimates.predict(own, basis, quantile, "customer")
-        with self._in_group(ESTIMATES_GROUP, group=True):
-            table = self._store.read([_estimates_key(call.entitlement)])[_estimates_key(call.entitlement)].value
+        with self._in_group(keys.ESTIMATES_GROUP, group=True):
+            table = self._store.read([keys.estimates(call.entitlement)])[keys.estimates(call.entitlement)].value
         shared = (table or {}).get(key)
         return None if shared is None else estimates.predict(shared, basis, quantile, "policy")
 
     def _learn_policy(self, learn: holds.Learn) -> None:
         """Policy-wide estimates are one record per entitlement shared by every customer: updated in their own
         small commit after the call's, so learning never makes metering calls conflict."""
-        key = _estimates_key(learn.entitlement)
-        with self._in_group(ESTIMATES_GROUP, group=True):
+        key = keys.estimates(learn.entitlement)
+        with self._in_group(keys.ESTIMATES_GROUP, group=True):
             for _ in range(MAX_ATTEMPTS):
                 record = self._store.read([key])[key]
                 table = holds.learn_policy(record.value, learn, self._clock.now())
@@ -1710,7 +1675,7 @@ class Engine:
 
         def attempt(at: _Attempt, now: datetime) -> bool:
             parent = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            if parent is None or at.extras[_customer_key(ent_id)] is not None:
+            if parent is None or at.extras[keys.customer(ent_id)] is not None:
                 return False
             changed: dict[str, CustomerState] = {}
             if feature is not None:
@@ -1748,7 +1713,7 @@ class Engine:
 
         if self._grouped:  # an entity lives with its customer
             self._locate_in(ent_id, self._group_for(ident) or ident)
-        return self._run(ident, attempt, extra=(_customer_key(ent_id),))
+        return self._run(ident, attempt, extra=(keys.customer(ent_id),))
 
     def remove_entity(self, id: str, entity_id: str, *, feature: str | None = None) -> bool:
         """Delete an entity; with `feature`, give its unit back to the customer."""
@@ -1757,7 +1722,7 @@ class Engine:
 
         def attempt(at: _Attempt, now: datetime) -> bool:
             parent = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            entity = at.extras[_customer_key(ent_id)]
+            entity = at.extras[keys.customer(ent_id)]
             if parent is None or entity is None or entity.parent != parent.id:
                 return False
             changed: dict[str, CustomerState] = {}
@@ -1775,7 +1740,7 @@ class Engine:
             at.events.append(("customer-removed", ops.customer_payload(entity)))
             return True
 
-        return self._run(ident, attempt, extra=(_customer_key(ent_id),))
+        return self._run(ident, attempt, extra=(keys.customer(ent_id),))
 
     def invoice(self, id: str, *, period: str | datetime = "current") -> Invoice | None:
         """The customer's invoice for its current period, the previous one, or the one containing a datetime:
@@ -1794,7 +1759,7 @@ class Engine:
         members = []
         if state.entities:
             with self._in_group(ident):
-                read = self._store.read([_customer_key(e) for e in state.entities])
+                read = self._store.read([keys.customer(e) for e in state.entities])
             for record in read.values():
                 if record.value is not None:
                     view = {**snap.customers, record.value.id: record.value}
