@@ -8,27 +8,21 @@ and decide again. Events are published only after a successful commit, never fro
 
 from __future__ import annotations
 
-import random
 import secrets
-import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from limitr_py.clock import Clock, SystemClock
 from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
 from limitr_py.engine import arguments as args
-from limitr_py.engine import billing_args, codec, controls, estimates, holds, invoices, keys, margins, meters
+from limitr_py.engine import billing_args, controls, estimates, holds, invoices, keys, margins, meters
 from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
 from limitr_py.engine import grants as grants_mod
 from limitr_py.engine.arguments import UNSET
-from limitr_py.engine.cache import RecordCache
-from limitr_py.engine.codec import EncodedStore
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.events import EventBus, Handler
@@ -38,25 +32,15 @@ from limitr_py.engine.exchange import resolve as resolve_path
 from limitr_py.engine.records import customer_record, plain
 from limitr_py.engine.resolve import plan_for, reachable, resolve_customer
 from limitr_py.engine.state import ZERO, Cap, CustomerState, FeatureConfig, Grant, OverageLimit, Override
-from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Invoice
+from limitr_py.engine.txn import Attempt, Runner
+from limitr_py.engine.values import BillingConfig, Customer, Decision, Invoice
 from limitr_py.errors import (
-    ConcurrentUpdateError,
     CorruptRecordError,
-    IdempotencyConflictError,
     InvalidArgumentError,
-    StoreError,
 )
 from limitr_py.schedules import ScheduleError, parse_schedule
-from limitr_py.stores.base import ABSENT, Commit, CommitResult, OutboxEntry, Store, Versioned
+from limitr_py.stores.base import Commit, Store
 from limitr_py.units import Quantity
-
-T = TypeVar("T")
-RawEvent = tuple[str, dict[str, Any]]
-
-MAX_ATTEMPTS = 200
-"""Version conflicts one call retries before giving up with ConcurrentUpdateError."""
-BACKOFF_BASE_S, BACKOFF_CAP_S = 0.0002, 0.05
-"""After the second conflict in a row a call waits a random time up to base × 2^attempt (at most the cap)."""
 
 
 def _new_id(prefix: str) -> str:
@@ -67,26 +51,6 @@ def _context_str(context: Mapping[str, Any] | None, name: str | None) -> str | N
     if context is None or name is None or context.get(name) is None:
         return None
     return str(context[name])
-
-
-class _Attempt:
-    """One read-decide-commit attempt: the snapshot, the versions it saw, and what it wants to write."""
-
-    def __init__(self, snap: Snapshot, versions: dict[str, int], extras: dict[str, Any]) -> None:
-        self.snap = snap
-        self.versions = versions
-        self.extras = extras  # values of the extra keys read with the snapshot
-        self.writes: dict[str, Any] = {}
-        self.expires: dict[str, datetime] = {}  # when the store may forget a written key
-        self.events: list[RawEvent] = []
-
-    def put_customers(self, states: Mapping[str, CustomerState | None]) -> None:
-        for ident, state in states.items():
-            self.writes[keys.customer(ident)] = state
-
-    def put_aliases(self, aliases: Mapping[str, str | None]) -> None:
-        for alt, ident in aliases.items():
-            self.writes[keys.alias(alt)] = ident
 
 
 @exact
@@ -104,12 +68,6 @@ class Engine:
     ) -> None:
         self._compiled = compiled
         self._cap_credits = frozenset({RUNE, *compiled.credits})  # what a call's `cap=` may name
-        opened = store
-        self._durable = opened.encoded
-        self._store: Store = EncodedStore(opened) if opened.encoded else opened
-        self._cache = RecordCache(skip=keys.ONE_SHOT_PREFIXES) if opened.remote else None
-        self._grouped = bool(getattr(opened, "grouped", False))
-        self._groups: dict[str, str] = {}  # id or alt id → customer group (sharded stores only)
         self._clock: Clock = clock if clock is not None else SystemClock()
         for name, fn in (overhead or {}).items():
             if name not in compiled.credits:
@@ -118,6 +76,7 @@ class Engine:
                 raise InvalidArgumentError(f"overhead for credit `{name}` must be callable")
         self._decider = Decider(compiled, overhead)
         self._bus = EventBus(compiled.notifications.values())
+        self._txn = Runner(store, self._clock, self._bus)
 
     @property
     def policy(self) -> CompiledPolicy:
@@ -136,11 +95,11 @@ class Engine:
 
     @property
     def store(self) -> Store:
-        return self._store
+        return self._txn.store
 
     def close(self) -> None:
         """Release the store's connections (files, sockets). The engine cannot be used afterwards."""
-        self._store.close()
+        self._txn.store.close()
 
     def __enter__(self) -> Self:
         return self
@@ -170,276 +129,14 @@ class Engine:
 
     # -- customer groups (stores that shard: Redis Cluster) ----------------------------------------------------
 
-    def _group_for(self, ident: str) -> str | None:
-        """The group whose slot holds `ident`'s records: a customer's group is the group of its first ref (its
-        org), else its own id; `locator:<id>` records it, in the slot of the id itself, cached per process."""
-        if not self._grouped:
-            return None
-        group = self._groups.get(ident)
-        if group is None:
-            with self._in_group(ident, group=True):  # a locator lives in the slot of the id it locates
-                found = self._store.read([keys.locator(ident)])[keys.locator(ident)].value
-            group = self._groups[ident] = found if isinstance(found, str) else ident
-        return group
-
-    def _locate_in(self, ident: str, group: str) -> bool:
-        """Record that `ident` (an id or alt id) lives in `group` (its own commit, in the slot of `ident`); False
-        when it already lives in another group (an alt id taken by a customer elsewhere)."""
-        if not self._grouped or self._group_for(ident) == group:
-            return True
-        if self._group_for(ident) != ident:
-            return False
-        key = keys.locator(ident)
-        with self._in_group(ident, group=True):
-            for _ in range(MAX_ATTEMPTS):
-                record = self._store.read([key])[key]
-                if record.value is not None and record.value != group:
-                    return False
-                if self._store.commit(Commit({key: record.version}, {key: group})).ok:
-                    break
-        self._groups[ident] = group
-        return True
-
-    def _group_of_refs(self, refs: tuple[str, ...]) -> str | None:
-        """The group a customer with these refs belongs to; on a sharded store all refs must share one."""
-        if not self._grouped or not refs:
-            return None
-        groups = {self._group_for(ref) for ref in refs}
-        if len(groups) > 1:
-            raise InvalidArgumentError(
-                f"on a sharded store a customer's refs must belong to one group; `{'`, `'.join(refs)}` do not"
-            )
-        return groups.pop()
-
-    @contextmanager
-    def _in_group(self, ident_or_group: str | None, *, group: bool = False) -> Iterator[None]:
-        """Run store calls in the group of `ident` (or in the group itself with `group=True`)."""
-        if not self._grouped or ident_or_group is None:
-            yield
-            return
-        name = ident_or_group if group else self._group_for(ident_or_group)
-        token = codec.CURRENT_GROUP.set(name)
-        try:
-            yield
-        finally:
-            codec.CURRENT_GROUP.reset(token)
-
-    def _read(self, wanted: list[str], cached: bool) -> tuple[dict[str, Versioned], bool]:
-        """Records from the store, and whether any came from this process's cache instead.
-
-        On a remote store a decision may start from cached copies (a commit's version check catches any that
-        moved; an answer that writes nothing is confirmed by `_confirm`). Call-scoped keys (idempotency, settled
-        holds) are assumed absent rather than read: the commit expects them absent, and a conflict brings them
-        back."""
-        cache = self._cache
-        if cache is None or not cached:
-            got = self._store.read(wanted)
-            if cache is not None:
-                cache.put(got.items())
-            return got, False
-        out: dict[str, Versioned] = {}
-        missing = []
-        for key in wanted:
-            held = cache.get(key)
-            if held is not None:
-                out[key] = held
-            elif key.startswith(keys.ONE_SHOT_PREFIXES):
-                out[key] = ABSENT
-            else:
-                missing.append(key)
-        if missing:
-            got = self._store.read(missing)
-            cache.put(got.items())
-            out.update(got)
-        return out, len(missing) < len(wanted)
-
-    def _remember(self, commit: Commit, result: CommitResult, fresh: dict[str, Versioned]) -> None:
-        """Keep the cache in step with a commit: written keys at their new versions, moved keys refreshed; the
-        records a conflict sent back go to `fresh` too, for the call's next attempt (one-shot keys included)."""
-        cache = self._cache
-        if cache is None:
-            return
-        if result.ok:
-            cache.drop(key for key in commit.writes if key not in commit.expected)
-            cache.put(
-                (key, Versioned(commit.expected[key] + 1, value))
-                for key, value in commit.writes.items()
-                if key in commit.expected
-            )
-            return
-        cache.drop(commit.expected)
-        cache.put(result.fresh.items())
-        fresh.update(result.fresh)
-
-    def _confirm(self, versions: Mapping[str, int], fresh: dict[str, Versioned]) -> bool:
-        """Whether every record an answer rests on is still at the version it was read at (one round trip).
-        What moved goes to the cache and to `fresh`, so the call's next attempt decides on it."""
-        got = self._store.read(list(versions))
-        moved = {key: record for key, record in got.items() if record.version != versions[key]}
-        if self._cache is not None:
-            self._cache.put(moved.items())
-        fresh.update(moved)
-        return not moved
-
-    def _snapshot(
-        self, ident: str, extra: Iterable[str] = (), *, cached: bool = False, fresh: dict[str, Versioned] | None = None
-    ) -> tuple[Snapshot, dict[str, int], dict[str, Any], bool]:
-        """The customer `ident` (by id or alt id) and everyone reachable through its refs, with versions.
-
-        `extra` keys are read in the first round trip too; their values come back in the third element. The
-        fourth says whether any record came from the cache (so an answer resting on it needs confirming).
-        `fresh` holds records a conflict of this call just sent back: they win over the cache and assumptions.
-        """
-        if self._grouped and codec.CURRENT_GROUP.get() is None:
-            with self._in_group(ident):
-                return self._snapshot(ident, extra, cached=cached, fresh=fresh)
-        first = [keys.customer(ident), keys.alias(ident), *extra]
-        read, from_cache = self._read(first, cached)
-        if fresh:
-            read.update({k: fresh.pop(k) for k in first if k in fresh})
-        versions = {k: v.version for k, v in read.items()}
-        extras = {k: read[k].value for k in extra}
-        customers: dict[str, CustomerState] = {}
-        aliases: dict[str, str] = {}
-        record = read[first[0]]
-        pending: list[str] = []
-        if record.value is not None:
-            customers[ident] = record.value
-            pending.extend(record.value.refs)
-        elif read[first[1]].value is not None:
-            target = read[first[1]].value
-            aliases[ident] = target
-            pending.append(target)
-        while pending:
-            wanted = [keys.customer(i) for i in dict.fromkeys(pending) if i not in customers]
-            pending = []
-            if not wanted:
-                break
-            got, hit = self._read(wanted, cached)
-            from_cache = from_cache or hit
-            for key, rec in got.items():
-                versions[key] = rec.version
-                if rec.value is not None:
-                    state: CustomerState = rec.value
-                    customers[state.id] = state
-                    pending.extend(r for r in state.refs if r not in customers)
-        return Snapshot(customers, aliases), versions, extras, from_cache
-
-    def _run(
-        self,
-        ident: str,
-        attempt_fn: Callable[[_Attempt, datetime], T],
-        *,
-        idempotency: tuple[str, str] | None = None,
-        extra: Iterable[str] = (),
-    ) -> T:
-        if not self._grouped:  # the common case: no group to enter (a context manager costs µs per call)
-            return self._run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
-        with self._in_group(ident):
-            return self._run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
-
-    def _run_in_group(
-        self,
-        ident: str,
-        attempt_fn: Callable[[_Attempt, datetime], T],
-        *,
-        idempotency: tuple[str, str] | None = None,
-        extra: Iterable[str] = (),
-    ) -> T:
-        """Read, decide with `attempt_fn`, commit; retry on conflict; publish the events of the winning attempt.
-
-        `idempotency` = (key, fingerprint of the arguments): recorded with the result in the same commit; a
-        replay returns the recorded result without deciding again.
-        """
-        extra = tuple(extra)
-        idem_key = keys.idempotency(ident, idempotency[0]) if idempotency else None
-        if idem_key:
-            extra = (*extra, idem_key)
-        cached = True
-        fresh: dict[str, Versioned] = {}
-        for attempt_number in range(MAX_ATTEMPTS):
-            snap, versions, extras, from_cache = self._snapshot(ident, extra, cached=cached, fresh=fresh)
-            now = self._clock.now()
-            if idem_key and idempotency:
-                seen = extras[idem_key]
-                if seen is not None and seen["at"] + keys.IDEMPOTENCY_KEEP >= now:
-                    if seen["fingerprint"] != idempotency[1]:
-                        raise IdempotencyConflictError(
-                            f"idempotency key `{idempotency[0]}` was used with different arguments"
-                        )
-                    return seen["result"]  # type: ignore[no-any-return]
-            attempt = _Attempt(snap, versions, extras)
-            result = attempt_fn(attempt, now)
-            if idem_key and idempotency:
-                attempt.writes[idem_key] = {"fingerprint": idempotency[1], "result": result, "at": now}
-                attempt.expires[idem_key] = now + keys.IDEMPOTENCY_KEEP
-            if not attempt.writes:
-                if from_cache and not self._confirm(versions, fresh):  # a denial never rests on an unconfirmed copy
-                    continue
-                self._publish(self._events(attempt.events, now), ())
-                return result
-            events = self._events(attempt.events, now)
-            outbox = self._outbox(ident, events)
-            commit = Commit(versions, attempt.writes, outbox, expires=attempt.expires, now=now)
-            done = self._store.commit(commit)
-            self._remember(commit, done, fresh)
-            if done:
-                self._publish(events, outbox)
-                return result
-            cached = bool(done.fresh)  # a store that did not say what moved: read everything again
-            if attempt_number >= 2:  # contention: back off (with jitter) so the racers stop colliding in step
-                time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt_number)))
-        raise ConcurrentUpdateError(f"gave up on customer `{ident}` after {MAX_ATTEMPTS} conflicting attempts")
-
-    def _events(self, raw: list[RawEvent], now: datetime) -> list[Event]:
-        if not raw or not self._bus.active:
-            return []
-        return [Event(name, payload, now, uuid.uuid4().hex) for name, payload in raw]
-
-    def _outbox(self, ident: str, events: list[Event]) -> tuple[OutboxEntry, ...]:
-        """On a durable store, each event goes into the commit with the consumers it is owed to."""
-        if not self._durable or not events:
-            return ()
-        entries = []
-        for event in events:
-            owed = self._bus.consumers(event)
-            if owed:
-                group = codec.CURRENT_GROUP.get() or keys.customer(ident)
-                entries.append(OutboxEntry(event.id, group, codec.dump_event(event), owed))
-        return tuple(entries)
-
-    def _publish(self, events: list[Event], outbox: tuple[OutboxEntry, ...]) -> None:
-        """Deliver committed events; on a durable store, acknowledge them (what a handler failed stays owed)."""
-        if not events:
-            return
-        if not outbox:
-            self._bus.publish(events)
-            return
-        owed_by_id = {entry.id: entry.consumers for entry in outbox}
-        acks: dict[str, tuple[str, ...]] = {}
-        for event in events:
-            done = self._bus.deliver(event)
-            if event.id in owed_by_id:
-                acks[event.id] = tuple(c for c in owed_by_id[event.id] if c not in done)
-        self._store.commit(Commit({}, {}, acks=acks))
-
     def deliver_pending(self, limit: int = 1000) -> int:
         """Give events committed but not acknowledged (a process died between its commit and its handlers) to
         the handlers registered now that still owe them; returns how many events were handled. Call it when a
         worker starts."""
-        handled = 0
-        for entry in self._store.pending(args.count(limit, "limit", 1, 100_000)):
-            event = codec.load_event(entry.body)
-            # 0.1 wrote `<name>|<module>.<qualname>`; what is owed is the name before the bar
-            names = tuple(dict.fromkeys(c.split("|", 1)[0] for c in entry.consumers))
-            done = self._bus.deliver(event, only=names)
-            owed = tuple(c for c in names if c not in done)
-            self._store.commit(Commit({}, {}, acks={entry.id: owed}, group=entry.group))
-            handled += 1
-        return handled
+        return self._txn.deliver_pending(args.count(limit, "limit", 1, 100_000))
 
     def _view(self, ident: str) -> tuple[Snapshot, CustomerState | None]:
-        snap, _, _, _ = self._snapshot(ident)
+        snap, _, _, _ = self._txn.snapshot(ident)
         return snap, resolve_customer(snap.customers, snap.aliases, ident)
 
     # -- customers --------------------------------------------------------------------------------------------
@@ -464,11 +161,11 @@ class Engine:
         meta = args.optional_data(metadata, "metadata")
         alias_keys = [keys.alias(a) for a in alts_t]
 
-        def attempt(at: _Attempt, now: datetime) -> Customer | None:
+        def attempt(at: Attempt, now: datetime) -> Customer | None:
             group = dict(at.snap.customers)
             for ref in refs_t:  # refs resolve plans: read them too (they may be outside the current group)
                 if ref not in group:
-                    extra, versions, _, _ = self._snapshot(ref)
+                    extra, versions, _, _ = self._txn.snapshot(ref)
                     group.update(extra.customers)
                     at.versions.update(versions)
             state, change = ops.create(
@@ -485,7 +182,7 @@ class Engine:
             )
             if state is None:
                 return None
-            taken = self._store.read(alias_keys)
+            taken = self._txn.store.read(alias_keys)
             for alt in list(change.aliases):
                 owner = taken[keys.alias(alt)].value
                 if owner not in (None, ident) or (alt in group and alt != ident):
@@ -496,16 +193,16 @@ class Engine:
             at.events.extend(change.events)
             return ops.public(state)
 
-        if self._grouped:  # a customer lives in its org's group (its first ref's), so one call never spans slots
-            group = self._group_of_refs(refs_t) or self._group_for(ident) or ident
-            if refs_t and self._group_for(ident) not in (ident, group):
+        if self._txn.grouped:  # a customer lives in its org's group (its first ref's), so one call never spans slots
+            group = self._txn.group_of_refs(refs_t) or self._txn.group_for(ident) or ident
+            if refs_t and self._txn.group_for(ident) not in (ident, group):
                 raise InvalidArgumentError(
                     f"`{ident}` already belongs to another group; on a sharded store its refs cannot move it"
                 )
             for name in (ident, *alts_t):
-                if not self._locate_in(name, group):
+                if not self._txn.locate_in(name, group):
                     raise InvalidArgumentError(f"alt id `{name}` already belongs to a customer of another group")
-        return self._run(ident, attempt)
+        return self._txn.run(ident, attempt)
 
     def customer(self, id: str) -> Customer | None:
         """The customer with this id or alt id, or None; `.billing` holds its billing controls."""
@@ -519,7 +216,7 @@ class Engine:
         customer whose record cannot be decoded is deleted too (its alt ids then resolve to nobody)."""
         ident = args.ident(id)
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
             if state is None:
                 return False
@@ -529,32 +226,16 @@ class Engine:
             return True
 
         try:
-            return self._run(ident, attempt)
+            return self._txn.run(ident, attempt)
         except CorruptRecordError as exc:
             if exc.key != keys.customer(ident):
                 raise
-            return self._replace_corrupt(ident, None)
+            return self._txn.replace_corrupt(ident, None)
 
-    def _replace_corrupt(self, ident: str, state: CustomerState | None) -> bool:
-        """Overwrite (or delete) customer `ident`'s undecodable record, checked against its version only: the
-        one repair that must not need to read what it repairs."""
-        key = keys.customer(ident)
-        versions = getattr(self._store, "versions", None)
-        if versions is None:  # only text stores decode, so only they can hold a corrupt record
-            raise StoreError(f"cannot repair `{key}` on `{self._store.url}`")
-        with self._in_group(ident):
-            for _ in range(MAX_ATTEMPTS):
-                commit = Commit(versions([key]), {key: state})
-                if self._store.commit(commit):
-                    if self._cache is not None:
-                        self._cache.drop([key])
-                    return True
-        raise ConcurrentUpdateError(f"gave up replacing the corrupt record `{key}` after {MAX_ATTEMPTS} conflicts")
-
-    def _update(self, ident: str, change: Callable[[CustomerState, _Attempt, datetime], bool]) -> bool:
+    def _update(self, ident: str, change: Callable[[CustomerState, Attempt, datetime], bool]) -> bool:
         """Apply `change` to a copy of the customer; write it and send `customer-set` when it returns True."""
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
             if state is None:
                 return False
@@ -565,7 +246,7 @@ class Engine:
             at.events.append(("customer-set", ops.customer_payload(copy)))
             return True
 
-        return self._run(ident, attempt)
+        return self._txn.run(ident, attempt)
 
     def set_customer_plan(self, id: str, plan: str, overwrite_meters: bool = False) -> bool:
         """Move a customer to `plan`, keeping its usage (new meters join the current period). False when the
@@ -574,7 +255,7 @@ class Engine:
         plan = args.ident(plan, "plan")
         overwrite_meters = args.flag(overwrite_meters, "overwrite_meters")
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
             if state is None:
                 return False
@@ -585,15 +266,15 @@ class Engine:
             at.events.extend(change.events)
             return True
 
-        return self._run(ident, attempt)
+        return self._txn.run(ident, attempt)
 
     def set_customer_refs(self, id: str, refs: Iterable[str]) -> bool:
         """Replace a customer's refs. On a sharded store the new refs must be in the customer's group."""
         refs_t = args.names(refs, "refs")
-        if self._grouped and refs_t and self._group_of_refs(refs_t) != self._group_for(args.ident(id)):
+        if self._txn.grouped and refs_t and self._txn.group_of_refs(refs_t) != self._txn.group_for(args.ident(id)):
             raise InvalidArgumentError(f"on a sharded store `{id}` cannot ref customers of another group")
 
-        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
             c.refs = refs_t
             return True
 
@@ -603,9 +284,9 @@ class Engine:
         """Let `alt` name the customer too. False when the customer is unknown or `alt` is taken."""
         ident, alt_id = args.ident(id), args.ident(alt, "alt id")
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            taken = self._store.read([keys.alias(alt_id), keys.customer(alt_id)])
+            taken = self._txn.store.read([keys.alias(alt_id), keys.customer(alt_id)])
             if state is None or taken[keys.customer(alt_id)].value is not None:
                 return False
             if taken[keys.alias(alt_id)].value not in (None, state.id):
@@ -619,14 +300,14 @@ class Engine:
             at.events.append(("customer-set", ops.customer_payload(copy)))
             return True
 
-        if self._grouped and not self._locate_in(alt_id, self._group_for(ident) or ident):
+        if self._txn.grouped and not self._txn.locate_in(alt_id, self._txn.group_for(ident) or ident):
             return False
-        return self._run(ident, attempt)
+        return self._txn.run(ident, attempt)
 
     def delete_alt_customer_id(self, alt: str) -> bool:
         alt_id = args.ident(alt, "alt id")
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             target = at.snap.aliases.get(alt_id)
             state = at.snap.customers.get(target) if target else None
             if state is None:
@@ -638,7 +319,7 @@ class Engine:
             at.events.append(("customer-set", ops.customer_payload(copy)))
             return True
 
-        return self._run(alt_id, attempt)
+        return self._txn.run(alt_id, attempt)
 
     def create_customer_override(
         self,
@@ -677,7 +358,7 @@ class Engine:
         until = args.when(expires, "expires")
         made: list[Limit] = []
 
-        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
             plan = self._plan_of(at.snap, c)
             ent = plan.entitlements.get(ent_name) if plan else None
             if ent is None:
@@ -705,25 +386,25 @@ class Engine:
     def remove_customer_override(self, id: str, entitlement: str) -> bool:
         ent_name = args.ident(entitlement, "entitlement")
 
-        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
             return c.overrides.pop(ent_name, None) is not None
 
         return self._update(args.ident(id), change)
 
     def customers(self) -> list[dict[str, Any]]:
         """Every customer's full state as JSON-safe records (numbers as strings), for export or backup."""
-        return [customer_record(state) for _, state in self._store.scan(keys.CUSTOMER.prefix)]
+        return [customer_record(state) for _, state in self._txn.store.scan(keys.CUSTOMER.prefix)]
 
     def set_customer(self, record: Mapping[str, Any]) -> Customer:
         """Insert or replace a customer from a record of `customers()` (state restore); re-registers alt ids."""
         state = args.customer_record(record, self._compiled.plans)
-        if self._grouped:
-            group = self._group_of_refs(state.refs) or self._group_for(state.id) or state.id
+        if self._txn.grouped:
+            group = self._txn.group_of_refs(state.refs) or self._txn.group_for(state.id) or state.id
             for name in (state.id, *state.alt_ids):
-                if not self._locate_in(name, group):
+                if not self._txn.locate_in(name, group):
                     raise InvalidArgumentError(f"alt id `{name}` already belongs to a customer of another group")
 
-        def attempt(at: _Attempt, now: datetime) -> Customer:
+        def attempt(at: Attempt, now: datetime) -> Customer:
             old = at.snap.customers.get(state.id)
             at.put_customers({state.id: state})
             at.put_aliases({alt: None for alt in (old.alt_ids if old else ()) if alt not in state.alt_ids})
@@ -732,12 +413,12 @@ class Engine:
             return ops.public(state)
 
         try:
-            return self._run(state.id, attempt)
+            return self._txn.run(state.id, attempt)
         except CorruptRecordError as exc:
             if exc.key != keys.customer(state.id):
                 raise
-            self._replace_corrupt(state.id, None)  # then restore as onto a deleted customer
-            return self._run(state.id, attempt)
+            self._txn.replace_corrupt(state.id, None)  # then restore as onto a deleted customer
+            return self._txn.run(state.id, attempt)
 
     def load_customers(self, records: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]]) -> int:
         """`set_customer` for each record (a list, or a mapping id → record); returns how many were loaded."""
@@ -785,10 +466,10 @@ class Engine:
                 ),
             )
         if not write:
-            snap, _, _, _ = self._snapshot(ident)
+            snap, _, _, _ = self._txn.snapshot(ident)
             return self._decider.check(snap, request, self._clock.now()).allowed
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             outcome = self._decider.allow(at.snap, request, now)
             at.put_customers(outcome.changed)
             at.events.extend(outcome.events)
@@ -796,7 +477,7 @@ class Engine:
                 decisions[:] = [outcome.decision]
             return outcome.allowed
 
-        return self._run(ident, attempt, idempotency=idem)
+        return self._txn.run(ident, attempt, idempotency=idem)
 
     def _allow_request(
         self, id: str, value: Any, event: Any, cap: Any, overhead: Any, force: Any, entitlement: str
@@ -907,7 +588,7 @@ class Engine:
             args.optional_amount(overhead, "overhead"),
             caps=args.call_caps(cap, self._cap_credits),
         )
-        snap, _, _, _ = self._snapshot(ident)
+        snap, _, _, _ = self._txn.snapshot(ident)
         return self._decider.check(snap, request, self._clock.now()).decision
 
     def _step(self, id: str, entitlement: str, step: int, event: Any, write: bool, cap: Any) -> bool:
@@ -947,7 +628,7 @@ class Engine:
         """The resolved meter of a read (None for unknowns and feature flags) and the time it was read at."""
         ident = args.ident(id)
         args.ident(entitlement, "entitlement")
-        snap, _, _, _ = self._snapshot(ident)
+        snap, _, _, _ = self._txn.snapshot(ident)
         now = self._clock.now()
         call = self._decider.locate(snap, ident, entitlement, now)
         return call, now
@@ -1072,7 +753,7 @@ class Engine:
         ident, name = args.ident(id), args.ident(topup, "topup")
         grant_id = _new_id("lgrnt_")
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
             plan = self._plan_of(at.snap, state) if state else None
             found = plan.topups.get(name) if plan else None
@@ -1089,13 +770,13 @@ class Engine:
             )
             return True
 
-        return self._run(ident, attempt)
+        return self._txn.run(ident, attempt)
 
     def ensure_included_topups(self, id: str) -> None:
         """Reconcile top-up grants with the customer's plan and grant missing included top-ups."""
         ident = args.ident(id)
 
-        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
             reconciled, moved = grants_mod.reconcile_topups(self._plan_of(at.snap, c), c.type, c.grants, now)
             c.grants = reconciled
             return moved
@@ -1130,7 +811,7 @@ class Engine:
         meta = args.optional_data(metadata, "metadata")
         made: list[Grant] = []
 
-        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
             if key in c.grants:
                 return False
             g = Grant(
@@ -1250,7 +931,7 @@ class Engine:
         until = args.when(expires_on, "expires_on")
         made: list[Cap] = []
 
-        def attempt(at: _Attempt, now: datetime) -> Cap | None:
+        def attempt(at: Attempt, now: datetime) -> Cap | None:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
             if state is None or key in state.caps:
                 return None
@@ -1285,7 +966,7 @@ class Engine:
             made.append(cap)
             return cap
 
-        return self._run(ident, attempt)
+        return self._txn.run(ident, attempt)
 
     def customer_cap(self, id: str, cap_id: str) -> Cap | None:
         """The cap as of now (a finished period shows as reset, an expired cap as None)."""
@@ -1304,7 +985,7 @@ class Engine:
         ident = args.ident(id)
         cap_id, events = args.ident(cap_id, "cap_id"), args.flag(events, "events")
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
             if state is None or cap_id not in state.caps:
                 return False
@@ -1321,7 +1002,7 @@ class Engine:
                 at.events.append(("customer-set", ops.customer_payload(copy)))
             return True
 
-        return self._run(ident, attempt)
+        return self._txn.run(ident, attempt)
 
     # -- reservations and estimates ---------------------------------------------------------------------------
 
@@ -1354,7 +1035,7 @@ class Engine:
         hold_id = _new_id("hold_")
         quantity = args.quantity(value) if value is not None else None
 
-        def attempt(at: _Attempt, now: datetime) -> str | None:
+        def attempt(at: Attempt, now: datetime) -> str | None:
             call = self._decider.locate(at.snap, ident, ent, now)
             if call is None:
                 return None
@@ -1375,7 +1056,7 @@ class Engine:
             at.put_customers(changed)
             return hold_id
 
-        return self._run(ident, attempt)
+        return self._txn.run(ident, attempt)
 
     def settle(
         self,
@@ -1404,7 +1085,7 @@ class Engine:
 
         settled_key = keys.settled(ident, hid)
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             learned.clear()
             settled = at.extras[settled_key]
             if settled is not None and settled["until"] >= now:
@@ -1429,7 +1110,7 @@ class Engine:
             return outcome.allowed
 
         idem = (idem_key, args.fingerprint("settle", ident, ent, hid, request.value)) if idem_key else None
-        done = self._run(ident, attempt, idempotency=idem, extra=(settled_key,))
+        done = self._txn.run(ident, attempt, idempotency=idem, extra=(settled_key,))
         for learn in learned:
             self._learn_policy(learn)
         return done
@@ -1438,14 +1119,14 @@ class Engine:
         """Drop a hold without recording usage; False when there is no such hold."""
         ident, ent, hid = args.ident(id), args.ident(entitlement, "entitlement"), args.ident(hold_id, "hold_id")
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             changed = holds.release(self._decider, at.snap, ident, ent, hid, now)
             if changed is None:
                 return False
             at.put_customers(changed)
             return True
 
-        return self._run(ident, attempt)
+        return self._txn.run(ident, attempt)
 
     def held(self, id: str, entitlement: str) -> Decimal | None:
         """Units held by unexpired reservations on the meter (None for unknowns and feature flags)."""
@@ -1470,7 +1151,7 @@ class Engine:
         ctx = args.context(context)
         segment = args.optional_text(segment, "segment")
         q = args.fraction(quantile, "quantile")
-        snap, _, _, _ = self._snapshot(ident)
+        snap, _, _, _ = self._txn.snapshot(ident)
         call = self._decider.locate(snap, ident, ent, self._clock.now())
         if call is None:
             return None
@@ -1500,7 +1181,7 @@ class Engine:
         basis_n = args.optional_amount(basis, "basis")
         learned: list[holds.Learn] = []
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             learned.clear()
             request = Request(ident, ent, quantity, 0, False, ctx, given_overhead)
             call = self._decider.locate(at.snap, ident, ent, now, request)
@@ -1516,7 +1197,7 @@ class Engine:
             learned.append(learn)
             return True
 
-        done = self._run(ident, attempt)
+        done = self._txn.run(ident, attempt)
         for learn in learned:
             self._learn_policy(learn)
         return done
@@ -1545,8 +1226,8 @@ class Engine:
         own = call.meter.estimates.get(key) if call.meter is not None else None
         if own is not None and own.samples >= self._compiled.estimate_min_samples:
             return estimates.predict(own, basis, quantile, "customer")
-        with self._in_group(keys.ESTIMATES_GROUP, group=True):
-            table = self._store.read([keys.estimates(call.entitlement)])[keys.estimates(call.entitlement)].value
+        with self._txn.in_group(keys.ESTIMATES_GROUP, group=True):
+            table = self._txn.store.read([keys.estimates(call.entitlement)])[keys.estimates(call.entitlement)].value
         shared = (table or {}).get(key)
         return None if shared is None else estimates.predict(shared, basis, quantile, "policy")
 
@@ -1554,16 +1235,16 @@ class Engine:
         """Policy-wide estimates are one record per entitlement shared by every customer: updated in their own
         small commit after the call's, so learning never makes metering calls conflict."""
         key = keys.estimates(learn.entitlement)
-        with self._in_group(keys.ESTIMATES_GROUP, group=True):
-            for _ in range(MAX_ATTEMPTS):
-                record = self._store.read([key])[key]
+        with self._txn.in_group(keys.ESTIMATES_GROUP, group=True):
+            for _ in self._txn.attempts(f"the policy-wide estimates of `{learn.entitlement}`"):
+                record = self._txn.store.read([key])[key]
                 table = holds.learn_policy(record.value, learn, self._clock.now())
-                if self._store.commit(Commit({key: record.version}, {key: table})).ok:
+                if self._txn.store.commit(Commit({key: record.version}, {key: table})).ok:
                     return
 
     # -- billing controls (Owostack, Autumn), entities, invoices --------------------------------------------
 
-    def _require(self, ident: str, change: Callable[[CustomerState, _Attempt, datetime], bool]) -> None:
+    def _require(self, ident: str, change: Callable[[CustomerState, Attempt, datetime], bool]) -> None:
         """Apply a control change; an unknown customer is an argument error (a write to nobody is a typo)."""
         if not self._update(ident, change) and self.customer(ident) is None:
             raise InvalidArgumentError(f"unknown customer `{ident}`")
@@ -1583,7 +1264,7 @@ class Engine:
             if units < 0:
                 raise InvalidArgumentError(f"max_overage_units cannot be negative, got `{max_overage_units}`")
 
-        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
             old = c.billing.feature_configs.get(name, FeatureConfig())
             new = FeatureConfig(
                 old.overage if overage is UNSET else overage, old.max_overage_units if units is UNSET else units
@@ -1612,7 +1293,7 @@ class Engine:
                 )
             amount = OverageLimit(int(exact), on_limit_reached)
 
-        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
             blocked = {k: v for k, v in c.billing.blocked.items() if k != "*overage_limit"}
             c.billing = replace(c.billing, overage_limit=amount, blocked=blocked)
             return True
@@ -1647,7 +1328,7 @@ class Engine:
             raise InvalidArgumentError("auto_topups are customer-level only: they charge the customer's payment method")
         parsed = billing_args.controls(overage_allowed, spend_limits, usage_limits, usage_alerts, auto_topups)
 
-        def change(c: CustomerState, at: _Attempt, now: datetime) -> bool:
+        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
             if entity_id is not None and c.parent != ident:
                 raise InvalidArgumentError(f"`{entity_id}` is not an entity of `{ident}`")
             c.billing = replace(c.billing, **parsed)
@@ -1673,7 +1354,7 @@ class Engine:
         meta = args.optional_data(metadata, "metadata")
         events_on = self._bus.active
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             parent = resolve_customer(at.snap.customers, at.snap.aliases, ident)
             if parent is None or at.extras[keys.customer(ent_id)] is not None:
                 return False
@@ -1711,16 +1392,16 @@ class Engine:
             at.events.append(("customer-set", ops.customer_payload(entity)))
             return True
 
-        if self._grouped:  # an entity lives with its customer
-            self._locate_in(ent_id, self._group_for(ident) or ident)
-        return self._run(ident, attempt, extra=(keys.customer(ent_id),))
+        if self._txn.grouped:  # an entity lives with its customer
+            self._txn.locate_in(ent_id, self._txn.group_for(ident) or ident)
+        return self._txn.run(ident, attempt, extra=(keys.customer(ent_id),))
 
     def remove_entity(self, id: str, entity_id: str, *, feature: str | None = None) -> bool:
         """Delete an entity; with `feature`, give its unit back to the customer."""
         ident, ent_id = args.ident(id), args.ident(entity_id, "entity_id")
         feature = args.optional_ident(feature, "feature")
 
-        def attempt(at: _Attempt, now: datetime) -> bool:
+        def attempt(at: Attempt, now: datetime) -> bool:
             parent = resolve_customer(at.snap.customers, at.snap.aliases, ident)
             entity = at.extras[keys.customer(ent_id)]
             if parent is None or entity is None or entity.parent != parent.id:
@@ -1740,7 +1421,7 @@ class Engine:
             at.events.append(("customer-removed", ops.customer_payload(entity)))
             return True
 
-        return self._run(ident, attempt, extra=(keys.customer(ent_id),))
+        return self._txn.run(ident, attempt, extra=(keys.customer(ent_id),))
 
     def invoice(self, id: str, *, period: str | datetime = "current") -> Invoice | None:
         """The customer's invoice for its current period, the previous one, or the one containing a datetime:
@@ -1758,8 +1439,8 @@ class Engine:
             return None
         members = []
         if state.entities:
-            with self._in_group(ident):
-                read = self._store.read([keys.customer(e) for e in state.entities])
+            with self._txn.in_group(ident):
+                read = self._txn.store.read([keys.customer(e) for e in state.entities])
             for record in read.values():
                 if record.value is not None:
                     view = {**snap.customers, record.value.id: record.value}

@@ -1,0 +1,359 @@
+"""The one read → decide → commit runner: snapshots and the ref walk, the record cache, one retry loop with
+backoff (giving up always raises `ConcurrentUpdateError`), idempotency, the outbox and customer-group routing.
+
+An attempt function gets an `Attempt` (the snapshot, the versions it saw) and the time, decides with pure code,
+and says what to write; the runner commits it against those versions and tries again on a conflict. Only events
+of the attempt that committed are published.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+from limitr_py.clock import Clock
+from limitr_py.engine import codec, keys
+from limitr_py.engine.cache import RecordCache
+from limitr_py.engine.decide import Snapshot
+from limitr_py.engine.events import EventBus
+from limitr_py.engine.state import CustomerState
+from limitr_py.engine.values import Event
+from limitr_py.errors import ConcurrentUpdateError, IdempotencyConflictError, InvalidArgumentError, StoreError
+from limitr_py.stores.base import ABSENT, Commit, CommitResult, OutboxEntry, Store, Versioned
+
+T = TypeVar("T")
+RawEvent = tuple[str, dict[str, Any]]
+
+MAX_ATTEMPTS = 200
+"""Version conflicts one call retries before giving up with ConcurrentUpdateError."""
+BACKOFF_BASE_S, BACKOFF_CAP_S = 0.0002, 0.05
+"""After the second conflict in a row a call waits a random time up to base × 2^attempt (at most the cap)."""
+
+
+class Attempt:
+    """One read-decide-commit attempt: the snapshot, the versions it saw, and what it wants to write."""
+
+    def __init__(self, snap: Snapshot, versions: dict[str, int], extras: dict[str, Any]) -> None:
+        self.snap = snap
+        self.versions = versions
+        self.extras = extras  # values of the extra keys read with the snapshot
+        self.writes: dict[str, Any] = {}
+        self.expires: dict[str, datetime] = {}  # when the store may forget a written key
+        self.events: list[RawEvent] = []
+
+    def put_customers(self, states: Mapping[str, CustomerState | None]) -> None:
+        for ident, state in states.items():
+            self.writes[keys.customer(ident)] = state
+
+    def put_aliases(self, aliases: Mapping[str, str | None]) -> None:
+        for alt, ident in aliases.items():
+            self.writes[keys.alias(alt)] = ident
+
+
+class Runner:
+    """What every state-changing call goes through; shared by the engine's threads."""
+
+    def __init__(self, store: Store, clock: Clock, bus: EventBus) -> None:
+        self.durable = store.encoded  # text stores: records are encoded, events go through the outbox
+        self.store: Store = codec.EncodedStore(store) if store.encoded else store
+        self.cache = RecordCache(skip=keys.ONE_SHOT_PREFIXES) if store.remote else None
+        self.grouped = bool(getattr(store, "grouped", False))
+        self.groups: dict[str, str] = {}  # id or alt id → customer group (sharded stores only)
+        self.clock = clock
+        self.bus = bus
+
+    def attempts(self, what: str) -> Iterator[int]:
+        """The one retry loop: attempt numbers, with a jittered backoff from the third on (so racers stop
+        colliding in step); raises ConcurrentUpdateError when `what` conflicted MAX_ATTEMPTS times."""
+        for number in range(MAX_ATTEMPTS):
+            if number >= 3:
+                time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (number - 1))))
+            yield number
+        raise ConcurrentUpdateError(f"gave up on {what} after {MAX_ATTEMPTS} conflicting attempts")
+
+    def group_for(self, ident: str) -> str | None:
+        """The group whose slot holds `ident`'s records: a customer's group is the group of its first ref (its
+        org), else its own id; `locator:<id>` records it, in the slot of the id itself, cached per process."""
+        if not self.grouped:
+            return None
+        group = self.groups.get(ident)
+        if group is None:
+            with self.in_group(ident, group=True):  # a locator lives in the slot of the id it locates
+                found = self.store.read([keys.locator(ident)])[keys.locator(ident)].value
+            group = self.groups[ident] = found if isinstance(found, str) else ident
+        return group
+
+    def locate_in(self, ident: str, group: str) -> bool:
+        """Record that `ident` (an id or alt id) lives in `group` (its own commit, in the slot of `ident`); False
+        when it already lives in another group (an alt id taken by a customer elsewhere)."""
+        if not self.grouped or self.group_for(ident) == group:
+            return True
+        if self.group_for(ident) != ident:
+            return False
+        key = keys.locator(ident)
+        with self.in_group(ident, group=True):
+            for _ in self.attempts(f"locating `{ident}`"):
+                record = self.store.read([key])[key]
+                if record.value is not None and record.value != group:
+                    return False
+                if self.store.commit(Commit({key: record.version}, {key: group})).ok:
+                    break
+        self.groups[ident] = group
+        return True
+
+    def group_of_refs(self, refs: tuple[str, ...]) -> str | None:
+        """The group a customer with these refs belongs to; on a sharded store all refs must share one."""
+        if not self.grouped or not refs:
+            return None
+        groups = {self.group_for(ref) for ref in refs}
+        if len(groups) > 1:
+            raise InvalidArgumentError(
+                f"on a sharded store a customer's refs must belong to one group; `{'`, `'.join(refs)}` do not"
+            )
+        return groups.pop()
+
+    @contextmanager
+    def in_group(self, ident_or_group: str | None, *, group: bool = False) -> Iterator[None]:
+        """Run store calls in the group of `ident` (or in the group itself with `group=True`)."""
+        if not self.grouped or ident_or_group is None:
+            yield
+            return
+        name = ident_or_group if group else self.group_for(ident_or_group)
+        token = codec.CURRENT_GROUP.set(name)
+        try:
+            yield
+        finally:
+            codec.CURRENT_GROUP.reset(token)
+
+    def read(self, wanted: list[str], cached: bool) -> tuple[dict[str, Versioned], bool]:
+        """Records from the store, and whether any came from this process's cache instead.
+
+        On a remote store a decision may start from cached copies (a commit's version check catches any that
+        moved; an answer that writes nothing is confirmed by `_confirm`). Call-scoped keys (idempotency, settled
+        holds) are assumed absent rather than read: the commit expects them absent, and a conflict brings them
+        back."""
+        cache = self.cache
+        if cache is None or not cached:
+            got = self.store.read(wanted)
+            if cache is not None:
+                cache.put(got.items())
+            return got, False
+        out: dict[str, Versioned] = {}
+        missing = []
+        for key in wanted:
+            held = cache.get(key)
+            if held is not None:
+                out[key] = held
+            elif key.startswith(keys.ONE_SHOT_PREFIXES):
+                out[key] = ABSENT
+            else:
+                missing.append(key)
+        if missing:
+            got = self.store.read(missing)
+            cache.put(got.items())
+            out.update(got)
+        return out, len(missing) < len(wanted)
+
+    def remember(self, commit: Commit, result: CommitResult, fresh: dict[str, Versioned]) -> None:
+        """Keep the cache in step with a commit: written keys at their new versions, moved keys refreshed; the
+        records a conflict sent back go to `fresh` too, for the call's next attempt (one-shot keys included)."""
+        cache = self.cache
+        if cache is None:
+            return
+        if result.ok:
+            cache.drop(key for key in commit.writes if key not in commit.expected)
+            cache.put(
+                (key, Versioned(commit.expected[key] + 1, value))
+                for key, value in commit.writes.items()
+                if key in commit.expected
+            )
+            return
+        cache.drop(commit.expected)
+        cache.put(result.fresh.items())
+        fresh.update(result.fresh)
+
+    def confirm(self, versions: Mapping[str, int], fresh: dict[str, Versioned]) -> bool:
+        """Whether every record an answer rests on is still at the version it was read at (one round trip).
+        What moved goes to the cache and to `fresh`, so the call's next attempt decides on it."""
+        got = self.store.read(list(versions))
+        moved = {key: record for key, record in got.items() if record.version != versions[key]}
+        if self.cache is not None:
+            self.cache.put(moved.items())
+        fresh.update(moved)
+        return not moved
+
+    def snapshot(
+        self, ident: str, extra: Iterable[str] = (), *, cached: bool = False, fresh: dict[str, Versioned] | None = None
+    ) -> tuple[Snapshot, dict[str, int], dict[str, Any], bool]:
+        """The customer `ident` (by id or alt id) and everyone reachable through its refs, with versions.
+
+        `extra` keys are read in the first round trip too; their values come back in the third element. The
+        fourth says whether any record came from the cache (so an answer resting on it needs confirming).
+        `fresh` holds records a conflict of this call just sent back: they win over the cache and assumptions.
+        """
+        if self.grouped and codec.CURRENT_GROUP.get() is None:
+            with self.in_group(ident):
+                return self.snapshot(ident, extra, cached=cached, fresh=fresh)
+        first = [keys.customer(ident), keys.alias(ident), *extra]
+        read, from_cache = self.read(first, cached)
+        if fresh:
+            read.update({k: fresh.pop(k) for k in first if k in fresh})
+        versions = {k: v.version for k, v in read.items()}
+        extras = {k: read[k].value for k in extra}
+        customers: dict[str, CustomerState] = {}
+        aliases: dict[str, str] = {}
+        record = read[first[0]]
+        pending: list[str] = []
+        if record.value is not None:
+            customers[ident] = record.value
+            pending.extend(record.value.refs)
+        elif read[first[1]].value is not None:
+            target = read[first[1]].value
+            aliases[ident] = target
+            pending.append(target)
+        while pending:
+            wanted = [keys.customer(i) for i in dict.fromkeys(pending) if i not in customers]
+            pending = []
+            if not wanted:
+                break
+            got, hit = self.read(wanted, cached)
+            from_cache = from_cache or hit
+            for key, rec in got.items():
+                versions[key] = rec.version
+                if rec.value is not None:
+                    state: CustomerState = rec.value
+                    customers[state.id] = state
+                    pending.extend(r for r in state.refs if r not in customers)
+        return Snapshot(customers, aliases), versions, extras, from_cache
+
+    def run(
+        self,
+        ident: str,
+        attempt_fn: Callable[[Attempt, datetime], T],
+        *,
+        idempotency: tuple[str, str] | None = None,
+        extra: Iterable[str] = (),
+    ) -> T:
+        if not self.grouped:  # the common case: no group to enter (a context manager costs µs per call)
+            return self.run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
+        with self.in_group(ident):
+            return self.run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
+
+    def run_in_group(
+        self,
+        ident: str,
+        attempt_fn: Callable[[Attempt, datetime], T],
+        *,
+        idempotency: tuple[str, str] | None = None,
+        extra: Iterable[str] = (),
+    ) -> T:
+        """Read, decide with `attempt_fn`, commit; retry on conflict; publish the events of the winning attempt.
+
+        `idempotency` = (key, fingerprint of the arguments): recorded with the result in the same commit; a
+        replay returns the recorded result without deciding again.
+        """
+        extra = tuple(extra)
+        idem_key = keys.idempotency(ident, idempotency[0]) if idempotency else None
+        if idem_key:
+            extra = (*extra, idem_key)
+        cached = True
+        fresh: dict[str, Versioned] = {}
+        for _ in self.attempts(f"customer `{ident}`"):
+            snap, versions, extras, from_cache = self.snapshot(ident, extra, cached=cached, fresh=fresh)
+            now = self.clock.now()
+            if idem_key and idempotency:
+                seen = extras[idem_key]
+                if seen is not None and seen["at"] + keys.IDEMPOTENCY_KEEP >= now:
+                    if seen["fingerprint"] != idempotency[1]:
+                        raise IdempotencyConflictError(
+                            f"idempotency key `{idempotency[0]}` was used with different arguments"
+                        )
+                    return seen["result"]  # type: ignore[no-any-return]
+            attempt = Attempt(snap, versions, extras)
+            result = attempt_fn(attempt, now)
+            if idem_key and idempotency:
+                attempt.writes[idem_key] = {"fingerprint": idempotency[1], "result": result, "at": now}
+                attempt.expires[idem_key] = now + keys.IDEMPOTENCY_KEEP
+            if not attempt.writes:
+                if from_cache and not self.confirm(versions, fresh):  # a denial never rests on an unconfirmed copy
+                    continue
+                self.publish(self.make_events(attempt.events, now), ())
+                return result
+            events = self.make_events(attempt.events, now)
+            outbox = self.outbox(ident, events)
+            commit = Commit(versions, attempt.writes, outbox, expires=attempt.expires, now=now)
+            done = self.store.commit(commit)
+            self.remember(commit, done, fresh)
+            if done:
+                self.publish(events, outbox)
+                return result
+            cached = bool(done.fresh)  # a store that did not say what moved: read everything again
+        raise AssertionError("unreachable: attempts() raises when it runs out")
+
+    def replace_corrupt(self, ident: str, state: CustomerState | None) -> bool:
+        """Overwrite (or delete) customer `ident`'s undecodable record, checked against its version only: the
+        one repair that must not need to read what it repairs."""
+        key = keys.customer(ident)
+        versions = getattr(self.store, "versions", None)
+        if versions is None:  # only text stores decode, so only they can hold a corrupt record
+            raise StoreError(f"cannot repair `{key}` on `{self.store.url}`")
+        with self.in_group(ident):
+            for _ in self.attempts(f"replacing the corrupt record `{key}`"):
+                commit = Commit(versions([key]), {key: state})
+                if self.store.commit(commit):
+                    if self.cache is not None:
+                        self.cache.drop([key])
+                    return True
+        raise AssertionError("unreachable: attempts() raises when it runs out")
+
+    def make_events(self, raw: list[RawEvent], now: datetime) -> list[Event]:
+        if not raw or not self.bus.active:
+            return []
+        return [Event(name, payload, now, uuid.uuid4().hex) for name, payload in raw]
+
+    def outbox(self, ident: str, events: list[Event]) -> tuple[OutboxEntry, ...]:
+        """On a durable store, each event goes into the commit with the consumers it is owed to."""
+        if not self.durable or not events:
+            return ()
+        entries = []
+        for event in events:
+            owed = self.bus.consumers(event)
+            if owed:
+                group = codec.CURRENT_GROUP.get() or keys.customer(ident)
+                entries.append(OutboxEntry(event.id, group, codec.dump_event(event), owed))
+        return tuple(entries)
+
+    def publish(self, events: list[Event], outbox: tuple[OutboxEntry, ...]) -> None:
+        """Deliver committed events; on a durable store, acknowledge them (what a handler failed stays owed)."""
+        if not events:
+            return
+        if not outbox:
+            self.bus.publish(events)
+            return
+        owed_by_id = {entry.id: entry.consumers for entry in outbox}
+        acks: dict[str, tuple[str, ...]] = {}
+        for event in events:
+            done = self.bus.deliver(event)
+            if event.id in owed_by_id:
+                acks[event.id] = tuple(c for c in owed_by_id[event.id] if c not in done)
+        self.store.commit(Commit({}, {}, acks=acks))
+
+    def deliver_pending(self, limit: int = 1000) -> int:
+        """Give events committed but not acknowledged (a process died between its commit and its handlers) to
+        the handlers registered now that still owe them; returns how many events were handled. Call it when a
+        worker starts."""
+        handled = 0
+        for entry in self.store.pending(limit):
+            event = codec.load_event(entry.body)
+            # 0.1 wrote `<name>|<module>.<qualname>`; what is owed is the name before the bar
+            names = tuple(dict.fromkeys(c.split("|", 1)[0] for c in entry.consumers))
+            done = self.bus.deliver(event, only=names)
+            owed = tuple(c for c in names if c not in done)
+            self.store.commit(Commit({}, {}, acks={entry.id: owed}, group=entry.group))
+            handled += 1
+        return handled
