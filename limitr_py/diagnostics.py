@@ -184,6 +184,11 @@ def escape_pointer_token(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
+def pointer_from(tokens: list[str] | tuple[str, ...]) -> str:
+    """The RFC 6901 pointer of a path of tokens (`["a/b", "c"]` → `/a~1b/c`)."""
+    return "".join("/" + escape_pointer_token(t) for t in tokens)
+
+
 def pointer_join(base: str, token: str | int) -> str:
     return f"{base}/{escape_pointer_token(str(token))}"
 

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from limitr_py import bounds
-from limitr_py.diagnostics import Diagnostic, close_match, pointer_join
+from limitr_py.diagnostics import Diagnostic, close_match, pointer_join, pointer_tokens
 from limitr_py.documents.source import SourceDocument
 from limitr_py.resources import resource_path
 
@@ -73,8 +73,8 @@ def _describe(value: Any) -> str:
 
 
 def _field_name(pointer: str) -> str:
-    name = pointer.rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~")
-    return name or "the document"
+    tokens = pointer_tokens(pointer)
+    return tokens[-1] if tokens and tokens[-1] else "the document"
 
 
 def _wanted_types(types: Any) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from limitr_py.compile.conditions import compile_expression
 from limitr_py.compile.graph import (
+    DEFAULT_EWMA_ALPHA,
     CompiledPolicy,
     Credit,
     Entitlement,
@@ -350,7 +351,7 @@ class Builder:
             governor_enabled=governor,
             governor_capacity=q("governor_capacity"),
             governor_refill_rate=Decimal(refill) if refill is not None else None,
-            ewma_alpha=Decimal(raw.get("ewma_alpha", Decimal("0.2"))),
+            ewma_alpha=Decimal(raw.get("ewma_alpha", DEFAULT_EWMA_ALPHA)),
             pricing=pricing,
             max_overage=q("max_overage"),
             invoice_included=bool(raw.get("invoice_included", False)),
@@ -535,7 +536,7 @@ class Builder:
         raw = self.raw
         for name, credit_raw in _members(raw.get("credits")).items():
             try:
-                self.credits[name] = self.credit(name, self.obj(credit_raw), f"/policy/credits/{_tok(name)}")
+                self.credits[name] = self.credit(name, self.obj(credit_raw), pointer_join("/policy/credits", name))
             except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):
                 continue
         exchange = Exchange("expires_first", _frozen(dict(BUILTIN_PAIRS)))
@@ -546,13 +547,15 @@ class Builder:
         plans: dict[str, Plan] = {}
         for name, plan_raw in _members(raw.get("plans")).items():
             try:
-                plans[name] = self.plan(name, self.obj(plan_raw), f"/policy/plans/{_tok(name)}")
+                plans[name] = self.plan(name, self.obj(plan_raw), pointer_join("/policy/plans", name))
             except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):
                 continue
         notifications: dict[str, Notification] = {}
         for name, note_raw in _members(raw.get("notifications")).items():
             try:
-                notifications[name] = self.notification(name, self.obj(note_raw), f"/policy/notifications/{_tok(name)}")
+                notifications[name] = self.notification(
+                    name, self.obj(note_raw), pointer_join("/policy/notifications", name)
+                )
             except (_Skip, TypeError, ValueError, InvalidOperation, AttributeError):
                 continue
         hold_ttl = self.duration(raw.get("hold_ttl", "10min"), "/policy/hold_ttl") or timedelta(minutes=10)
@@ -570,10 +573,6 @@ class Builder:
             fingerprint="",
         )
         return replace(policy, fingerprint=fingerprint(policy))
-
-
-def _tok(name: str) -> str:
-    return name.replace("~", "~0").replace("/", "~1")
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}

@@ -18,6 +18,10 @@ DEFAULT_PERIOD = timedelta(days=30)
 """Rolling period of a resetting limit, top-up or cap with neither `reset_inc` nor `reset_sch` (Limitr)."""
 
 
+DEFAULT_EWMA_ALPHA = Decimal("0.2")
+"""Smoothing of a meter's rate (`Limit.ewma_alpha`) when a limit gives none."""
+
+
 @dataclass(frozen=True, slots=True)
 class PriceTier:
     up_to: Decimal | None  # None = unbounded (always the last tier)
@@ -76,7 +80,7 @@ class Limit:
     governor_enabled: bool = False
     governor_capacity: Decimal | None = None
     governor_refill_rate: Decimal | None = None  # tokens per ms
-    ewma_alpha: Decimal = Decimal("0.2")
+    ewma_alpha: Decimal = DEFAULT_EWMA_ALPHA
     pricing: Pricing | None = None  # overage pricing overriding the credit's
     max_overage: Decimal | None = None
     invoice_included: bool = False

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from limitr_py.diagnostics import Diagnostic, pointer_tokens
+from limitr_py.diagnostics import Diagnostic, pointer_from, pointer_tokens
 
 MAX_BYTES = 32 * 1024 * 1024
 """Documents larger than this are refused before parsing (a policy of 1,000 plans is about 3 MB)."""
@@ -65,7 +65,7 @@ class SourceDocument:
         """The position of `pointer`, or of its nearest located ancestor."""
         tokens = pointer_tokens(pointer)
         while True:
-            p = "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
+            p = pointer_from(tokens)
             loc = self.locations.get(p)
             if loc is not None:
                 return (loc.value_line, loc.value_col) if value else (loc.line, loc.col)

@@ -17,7 +17,7 @@ from typing import Any
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from limitr_py.diagnostics import Diagnostic, dotted, pointer_join
+from limitr_py.diagnostics import Diagnostic, dotted, pointer_from, pointer_join
 from limitr_py.documents.source import (
     COMMENT,
     MAX_NODES,
@@ -418,7 +418,7 @@ def _classify(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     def at(tok_offset: int, code: str, message: str, hint: str | None = None, name: str | None = None) -> Diagnostic:
         line, col = index.position(tok_offset)
         where = path + ([name] if name else [])
-        pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in where)
+        pointer = pointer_from(where)
         return syntax_diagnostic(
             code, f"{message} at `{dotted(pointer)}`" if where else message, file, text, line, col, pointer, hint
         )
@@ -533,7 +533,7 @@ def _classify(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     expected = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
     readable = sorted({_READABLE.get(e, e.lower()) for e in expected if not e.startswith("__")})
     hint = f"expected {', '.join(readable[:6])}" if readable else None
-    pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in path)
+    pointer = pointer_from(path)
     shown = bad if len(bad) <= 20 else bad[:20] + "…"
     return syntax_diagnostic("L101", f"unexpected `{shown}`", file, text, line, col, pointer, hint)
 

@@ -297,7 +297,7 @@ class Decider:
         overhead_total = overhead_base + call.overhead
         held_value = held_overhead = ZERO
         if value > 0 and meter is not None and meter.holds:
-            live = {k: h for k, h in meter.holds.items() if h.expires >= now}
+            live = meters.live_holds(meter, now)
             if write and len(live) != len(meter.holds):
                 meter = self.writable_meter(changed, call, now)
                 meter.holds = live

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from limitr_py.engine import estimates
+from limitr_py.engine import estimates, meters
 from limitr_py.engine.decide import Decider, Outcome, Request, Snapshot, _Call, _editable
 from limitr_py.engine.state import ZERO, CustomerState, EstimateState, Hold, MeterState
 
@@ -47,10 +47,6 @@ def context_number(context: Mapping[str, Any] | None, name: str | None) -> Decim
     return number if number.is_finite() else None
 
 
-def live_holds(meter: MeterState | None, now: datetime) -> dict[str, Hold]:
-    return {} if meter is None else {k: h for k, h in meter.holds.items() if h.expires >= now}
-
-
 def reserve(
     decider: Decider,
     snap: Snapshot,
@@ -68,7 +64,7 @@ def reserve(
         return False, {}, ZERO
     changed: dict[str, CustomerState] = {}
     meter = Decider.writable_meter(changed, call, now)
-    meter.holds = live_holds(meter, now)
+    meter.holds = meters.live_holds(meter, now)
     meter.holds[hold_id] = Hold(call.value, call.overhead, now + ttl, basis, segment)
     return True, changed, call.value
 

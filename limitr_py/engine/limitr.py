@@ -1133,7 +1133,7 @@ class Engine:
         call, now = self._locate(id, entitlement)
         if call is None:
             return None
-        return sum((h.value for h in holds.live_holds(call.meter, now).values() if h.value > 0), ZERO)
+        return sum((h.value for h in meters.live_holds(call.meter, now).values() if h.value > 0), ZERO)
 
     def estimate(
         self,

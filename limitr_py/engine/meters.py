@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from limitr_py.compile.graph import Limit
-from limitr_py.engine.state import HISTORY_SIZE, ZERO, MeterState
+from limitr_py.engine.state import HISTORY_SIZE, ZERO, Hold, MeterState
 
 _US = timedelta(microseconds=1)
 
@@ -117,3 +117,8 @@ def governor_available(limit: Limit, meter: MeterState | None, now: datetime) ->
 
 def governed(limit: Limit) -> bool:
     return limit.mode == "hard" and limit.governor_enabled and limit.governor_capacity is not None
+
+
+def live_holds(meter: MeterState | None, now: datetime) -> dict[str, Hold]:
+    """The meter's holds that have not expired (a hold counts up to and including its expiry instant)."""
+    return {} if meter is None else {k: h for k, h in meter.holds.items() if h.expires >= now}
