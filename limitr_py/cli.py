@@ -1,8 +1,8 @@
 """The `limitr` command. `run(argv, stdout, stderr)` is the whole CLI (tests call it in-process); `main()` wraps it.
 
-Exit codes: 0 success / valid, 1 invalid policy, 2 usage or I/O error, 3 internal error (a bug: one line on stderr
-naming the exception, never a traceback; `validate` still checks every other file). With `--format json`, standard
-output is always one JSON document, errors included.
+Exit codes: 0 success / valid / allowed, 1 invalid policy, 2 usage or I/O error, 3 internal error (a bug: one
+line on stderr naming the exception, never a traceback; `validate` still checks every other file), 4 `explain`:
+the call would be denied. With `--format json`, standard output is always one JSON document, errors included.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, NamedTuple
 
 from limitr_py import __version__
+from limitr_py.clock import ManualClock
 from limitr_py.compile import compile_document
 from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
-from limitr_py.documents import FORMATS, SUFFIXES, load_document
+from limitr_py.documents import FORMATS, SUFFIXES, format_for_path, load_document
 from limitr_py.documents.writers import dump
 from limitr_py.engine.records import plain
 from limitr_py.errors import InvalidArgumentError, PolicyError, StoreError
@@ -30,18 +32,20 @@ from limitr_py.money import exponent
 from limitr_py.resources import resource_path
 from limitr_py.simulate import SimulationError, replay, report
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL, EXIT_DENIED = 0, 1, 2, 3, 4
 DEFAULT_STORE = "sqlite:///limitr.db"
 """The CLI's store when neither --store nor LIMITR_STORE says otherwise: a SQLite file in the working directory."""
 
 
 class _Usage(Exception):
-    pass
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage  # the command's usage line, for mistakes in the command line itself
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise _Usage(message)
+        raise _Usage(message, self.format_usage())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--customer", required=True)
     explain.add_argument("--entitlement", required=True)
     explain.add_argument("--value", default="0", help="units, with a unit suffix if the credit has one")
-    explain.add_argument("--store", default=None, help=f"store URL (default: $LIMITR_STORE, else {DEFAULT_STORE})")
+    explain.add_argument(
+        "--store", default=None, help=f"store URL (default: $LIMITR_STORE, else {DEFAULT_STORE}, which must exist)"
+    )
+    explain.add_argument("--at", default=None, metavar="TIME", help="decide as of this ISO 8601 time (default: now)")
     explain.add_argument("--format", choices=["human", "json"], default="human")
 
     simulate = sub.add_parser("simulate", help="replay timestamped usage (JSON lines) against a policy")
@@ -89,16 +96,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str]) -> int:
-    """Run the CLI with `argv` (without the program name); returns the exit code."""
+def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str], stdin: IO[str] | None = None) -> int:
+    """Run the CLI with `argv` (without the program name); returns the exit code. `stdin` is what `validate -`
+    reads (the process's standard input by default)."""
     try:
         args = _parser().parse_args(list(argv))
     except _Usage as exc:
-        stderr.write(f"limitr: {exc}\n")
+        stderr.write(f"{exc.usage or ''}limitr: {exc}\n")
         return EXIT_USAGE
     except SystemExit as exc:  # --help / --version print and exit 0
         return int(exc.code or 0)
     as_json = getattr(args, "format", None) == "json"
+    args.stdin = stdin if stdin is not None else sys.stdin
     try:
         if args.command == "validate":
             return _validate(args, stdout, stderr)
@@ -144,7 +153,9 @@ def _policy_files(paths: list[str], exclude: list[str]) -> list[Path]:
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        if raw == "-":
+            files.append(STDIN)
+        elif path.is_dir():
             found = sorted(
                 p
                 for p in path.rglob("*")
@@ -171,12 +182,18 @@ class _Checked(NamedTuple):
     internal: str | None = None  # the one-line report of a bug met while checking this file
 
 
-def _check(path: Path) -> _Checked:
+STDIN = Path("-")
+"""`validate -`: the document on standard input (its format is sniffed)."""
+
+
+def _check(path: Path, stdin: IO[str]) -> _Checked:
+    doc = None
     try:
-        doc = load_document(path)
+        doc = load_document(stdin.read(), file="<stdin>") if path == STDIN else load_document(path)
         policy = compile_document(doc)
     except PolicyError as exc:
-        return _Checked(path, list(exc.diagnostics))
+        detected = doc.format if doc is not None else format_for_path(path)
+        return _Checked(path, list(exc.diagnostics), detected)
     except Exception as exc:  # a bug in a reader or a check: this file is reported, the others still checked
         return _Checked(path, [], internal=_internal(exc))
     return _Checked(path, [], doc.format, policy.fingerprint)
@@ -188,7 +205,7 @@ def _github_escape(text: str, *, prop: bool = False) -> str:
 
 
 def _validate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    results = [_check(path) for path in _policy_files(args.paths, args.exclude)]
+    results = [_check(path, args.stdin) for path in _policy_files(args.paths, args.exclude)]
     invalid = [r for r in results if r.diagnostics or r.internal]
     broken = [r for r in results if r.internal]
     for r in broken:
@@ -299,14 +316,17 @@ def _explain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     if compiled is None:
         return EXIT_INVALID
     url = args.store or os.environ.get("LIMITR_STORE") or DEFAULT_STORE
+    _refuse_new_sqlite_file(url)
+    clock = ManualClock(_instant(args.at)) if args.at is not None else None
     try:
-        with Limitr(compiled, store=url) as engine:
+        with Limitr(compiled, store=url, clock=clock) as engine:
             decision = engine.explain(args.customer, args.entitlement, args.value)
     except (StoreError, InvalidArgumentError) as exc:
         raise _Usage(str(exc)) from None
+    status = EXIT_OK if decision.allowed else EXIT_DENIED
     if args.format == "json":
         stdout.write(json.dumps(plain_json(decision), indent=2) + "\n")
-        return EXIT_OK
+        return status
     verdict = "allowed" if decision.allowed else "denied"
     stdout.write(
         f"{verdict} by gate `{decision.gate}`"
@@ -317,7 +337,26 @@ def _explain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     for gate in decision.gates:
         details = ", ".join(f"{k}={v}" for k, v in gate.detail.items() if v is not None)
         stdout.write(f"  {'pass' if gate.passed else 'FAIL'} {gate.name}: {details}\n")
-    return EXIT_OK
+    return status
+
+
+def _refuse_new_sqlite_file(url: str) -> None:
+    """`explain` only reads: a SQLite file that does not exist is a mistake (a wrong directory or path), and
+    opening it would create an empty store silently."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+        if not path.exists():
+            raise _Usage(f"no store at `{path}`: pass --store URL or set LIMITR_STORE (explain never creates one)")
+
+
+def _instant(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Usage(f"--at must be an ISO 8601 time such as 2026-03-01T12:00:00Z, got `{text}`") from None
+    if at.tzinfo is None:
+        raise _Usage(f"--at needs a time zone (e.g. `Z`): `{text}`")
+    return at
 
 
 def plain_json(value: object) -> object:

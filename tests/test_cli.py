@@ -97,7 +97,9 @@ def test_validate_github_annotations() -> None:
 def test_usage_errors_exit_2(argv: list[str]) -> None:
     code, _, err = cli(*argv)
     assert code == 2
-    assert err.startswith("limitr: ")
+    assert err.splitlines()[-1].startswith("limitr: ")
+    if argv[0] != "frobnicate" and argv != ["validate", "/no/such/path"]:  # a malformed command line: its usage
+        assert err.startswith(f"usage: limitr {argv[0]}")
 
 
 def test_empty_directory_is_a_usage_error(tmp_path: Path) -> None:
@@ -177,7 +179,7 @@ def test_explain_reads_the_state_of_the_store_given_or_named_in_the_environment(
             out,
             err,
         )
-        == 0
+        == 4  # denied: scripts can tell from the exit status
     )
     # 29,000 used of 10,000 included: 2,000 more would be 21,000 past it, over max_overage 20,000
     assert out.getvalue().startswith("denied by gate `max_overage` (max_overage), headroom 1000")
@@ -205,10 +207,10 @@ def test_explain_reads_the_state_of_the_store_given_or_named_in_the_environment(
     decision = json.loads(out.getvalue())
     assert decision["allowed"] is True and decision["gates"][-1]["name"] == "limit"
     monkeypatch.delenv("LIMITR_STORE")
-    monkeypatch.chdir(tmp_path)  # the default store is ./limitr.db: a fresh one knows no customer
-    out = io.StringIO()
-    assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails"], out, err) == 0
-    assert out.getvalue().startswith("denied by gate `customer`") and (tmp_path / "limitr.db").exists()
+    monkeypatch.chdir(tmp_path)  # the default store is ./limitr.db, which does not exist here: never created
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["explain", str(policy), "--customer", "acme", "--entitlement", "emails"], out, err) == 2
+    assert "no store at `limitr.db`" in err.getvalue() and not (tmp_path / "limitr.db").exists()
     assert (
         run(
             ["explain", str(policy), "--customer", "acme", "--entitlement", "emails", "--store", "nosuch://x"], out, err
@@ -310,3 +312,46 @@ def test_format_json_prints_one_json_document_even_on_errors(argv: list[str]) ->
     assert code in (1, 2) and err
     report = json.loads(out)
     assert report["error"]["exit"] == code and report["error"]["message"]
+
+
+def test_explain_at_a_time_decides_as_of_then(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from limitr_py import Limitr, ManualClock
+
+    policy = SAMPLES / "autumn_credit_system" / "policy.yaml"  # api_calls: 1,000 included, monthly on the 1st
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    with Limitr.new(policy, store=url, clock=ManualClock(datetime(2026, 3, 2, tzinfo=UTC))) as engine:
+        engine.create_customer("c")
+        engine.update_billing_controls("c", overage_allowed=[{"feature_id": "api_calls", "enabled": False}])
+        assert engine.allow("c", "api_calls", 1000)
+    base = ["explain", str(policy), "--customer", "c", "--entitlement", "api_calls", "--value", "1", "--store", url]
+    assert cli(*base, "--at", "2026-03-20T00:00:00Z")[0] == 4  # March is used up
+    assert cli(*base, "--at", "2026-04-01T00:00:01Z")[0] == 0  # April's period has begun
+    code, _, err = cli(*base, "--at", "yesterday")
+    assert code == 2 and "ISO 8601" in err
+
+
+def test_validate_reads_standard_input_and_reports_the_detected_format() -> None:
+    text = (SAMPLES / "ai_chat_caps" / "policy.toml").read_text(encoding="utf-8")
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["validate", "-", "--format", "json"], out, err, io.StringIO(text)) == 0
+    assert json.loads(out.getvalue())["files"][0]["format"] == "toml"
+    out = io.StringIO()
+    broken = text.replace("[policy]", "[policy]\nbogus = 1", 1)
+    assert run(["validate", "-", "--format", "json"], out, err, io.StringIO(broken)) == 1
+    report = json.loads(out.getvalue())["files"][0]
+    assert report["format"] == "toml" and [d["code"] for d in report["diagnostics"]] == ["L201"]
+
+
+def test_the_pre_commit_hook_checks_policy_files_and_not_a_repositorys_other_config() -> None:
+    import re
+
+    import yaml
+
+    hook = yaml.safe_load((SAMPLES.parent / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))[0]
+    matches = re.compile(hook["files"]).search
+    for path in ("pyproject.toml", "package.json", ".pre-commit-config.yaml", "config/app.yaml"):
+        assert not matches(path), path
+    for path in ("policies/pro.yaml", "billing/policy.toml", "plans.stof", "sample_policies/x/policy.json"):
+        assert matches(path), path

@@ -199,3 +199,24 @@ def test_limitr_new_without_schema_pass_still_checks_semantics() -> None:
     assert Limitr.new(SAMPLES / "lumen_api_quota" / "policy.json", validate=False).currency == "USD"
     with pytest.raises(PolicyCompileError):
         Limitr.new(policy(plans={"p": {"entitlements": {"e": {"limit": {"credit": "missing"}}}}}), validate=False)
+
+
+def test_a_limit_without_a_credit_is_a_missing_field_not_an_unknown_credit() -> None:
+    # before: "a credit named `` does not exist in this policy" (L301)
+    with pytest.raises(PolicyError) as refused:
+        load_policy(
+            {"policy": {"credits": {"c": {}}, "plans": {"p": {"entitlements": {"e": {"limit": {"value": 5}}}}}}}
+        )
+    assert [(d.code, d.message) for d in refused.value.diagnostics] == [("L205", "missing required field `credit`")]
+    assert "`c`" in (refused.value.diagnostics[0].hint or "")
+
+
+def test_a_str_that_names_a_policy_file_is_refused_with_a_hint_to_pass_a_path() -> None:
+    from tests.conftest import SAMPLES
+
+    path = SAMPLES / "ai_chat_caps" / "policy.yaml"
+    with pytest.raises(PolicyError) as refused:
+        load_policy(str(path))
+    assert "is a file name" in refused.value.diagnostics[0].message
+    assert "Path(" in (refused.value.diagnostics[0].hint or "")
+    assert load_policy(path).fingerprint  # the Path reads the file

@@ -293,7 +293,17 @@ class Builder:
         )
 
     def limit(self, raw: dict[str, Any], pointer: str) -> Limit | None:
-        credit_name = self.credit_ref(raw.get("credit", ""), pointer_join(pointer, "credit"))
+        if "credit" not in raw:
+            known = ", ".join(f"`{c}`" for c in self.credit_names[:8])
+            self.problem(
+                "L205",
+                "missing required field `credit`",
+                pointer,
+                f"name the credit this limit counts ({known})" if known else "define a credit and name it",
+            )
+            credit_name = None
+        else:
+            credit_name = self.credit_ref(raw["credit"], pointer_join(pointer, "credit"))
         credit = self.credits.get(credit_name or "")
         unit = credit.units if credit else None
 

@@ -68,6 +68,8 @@ def load_document(
         raise PolicySyntaxError(
             [Diagnostic("L111", f"unknown format `{format}`", file, hint=f"use one of {', '.join(FORMATS)}")]
         )
+    if isinstance(source, str):
+        _refuse_file_name(source, file)
     text = _decode(source, file)
     _check_size(text, file, format)
     if format is not None:
@@ -97,6 +99,28 @@ def _refuse_surrogate(text: str, file: str) -> None:
                     col,
                     "",
                     "decode the text with errors='strict' before loading it",
+                )
+            ]
+        )
+
+
+def _refuse_file_name(text: str, file: str) -> None:
+    """A str is a document's text; one that is only the name of an existing policy file is a mistake worth
+    naming (it would otherwise fail as text no reader understands)."""
+    if "\n" in text or len(text) > 4096 or Path(text).suffix.lower() not in SUFFIXES:
+        return
+    try:
+        exists = Path(text).is_file()
+    except (OSError, ValueError):
+        return
+    if exists:
+        raise PolicySyntaxError(
+            [
+                Diagnostic(
+                    "L101",
+                    f"the text `{text}` is a file name, not a policy",
+                    file,
+                    hint=f"pass Path({text!r}) to read the file (a str is the document's text)",
                 )
             ]
         )
