@@ -22,7 +22,9 @@ MIB = 1024 * 1024
 
 
 def _budget_seconds(size: int) -> float:
-    return 5.0 + 0.5 * size / MIB  # a linear refusal here runs at 10-100 MB/s
+    # a linear refusal here runs at 0.3-100 MB/s (Stof's lark parser is the slow end), and CI may be busy; the
+    # quadratic ones this guards against took minutes to hours at these sizes
+    return 10.0 + 1.0 * size / MIB
 
 
 def _budget_bytes(size: int) -> int:
