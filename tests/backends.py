@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,6 +185,17 @@ BACKENDS: dict[str, Callable[[Path], str]] = {
     "redis-cluster": cluster_url,
     "postgres": postgres_url,
 }
+
+SERVICE_MARKS = {"redis": "redis", "redis-cluster": "redis_cluster", "postgres": "postgres"}
+"""The pytest marker of each backend that needs an external service (`-m "not postgres"` leaves it out)."""
+
+
+def params() -> list[Any]:
+    """The backend table as pytest parameters, each marked with the service it needs."""
+    return [
+        pytest.param(name, marks=[getattr(pytest.mark, SERVICE_MARKS[name])] if name in SERVICE_MARKS else [])
+        for name in BACKENDS
+    ]
 
 
 def check_service(name: str) -> None:

@@ -33,7 +33,7 @@ def redis_cluster() -> Iterator[backends.RedisCluster]:
     cluster.stop()
 
 
-@pytest.fixture(params=list(backends.BACKENDS))
+@pytest.fixture(params=backends.params())
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run the test on one store backend: `engine_helpers.policy()` opens a fresh namespace of it."""
     name: str = request.param
