@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,9 +21,6 @@ from limitr_py.errors import CorruptRecordError, StoreError
 from limitr_py.stores.base import Commit, CommitResult, OutboxEntry, Store, Versioned
 
 _CACHE_SIZE = 50_000
-
-CURRENT_GROUP: ContextVar[str | None] = ContextVar("limitr_group", default=None)
-"""The customer group the engine is working in (only stores that shard by group look at it)."""
 
 
 def dumps(key: str, value: Any) -> str:
@@ -119,27 +115,17 @@ class EncodedStore:
                 pass
         return Versioned(record.version, value)
 
-    def read(self, keys: list[str]) -> dict[str, Versioned]:
-        raw = self.inner.read(keys, group=CURRENT_GROUP.get()) if self.grouped else self.inner.read(keys)  # type: ignore[call-arg]
-        return {key: self._decode(key, record) for key, record in raw.items()}
+    def read(self, keys: list[str], group: str | None = None) -> dict[str, Versioned]:
+        return {key: self._decode(key, record) for key, record in self.inner.read(keys, group).items()}
 
-    def versions(self, keys: list[str]) -> dict[str, int]:
+    def versions(self, keys: list[str], group: str | None = None) -> dict[str, int]:
         """The current version of each key, without decoding its record (to replace a corrupt one)."""
-        raw = self.inner.read(keys, group=CURRENT_GROUP.get()) if self.grouped else self.inner.read(keys)  # type: ignore[call-arg]
-        return {key: record.version for key, record in raw.items()}
+        return {key: record.version for key, record in self.inner.read(keys, group).items()}
 
     def commit(self, commit: Commit) -> CommitResult:
         writes = {key: None if value is None else dumps(key, value) for key, value in commit.writes.items()}
         result = self.inner.commit(
-            Commit(
-                commit.expected,
-                writes,
-                commit.events,
-                commit.acks,
-                commit.expires,
-                commit.now,
-                commit.group or CURRENT_GROUP.get(),
-            )
+            Commit(commit.expected, writes, commit.events, commit.acks, commit.expires, commit.now, commit.group)
         )
         if result.ok or not result.fresh:
             return result

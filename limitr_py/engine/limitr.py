@@ -165,7 +165,7 @@ class Engine:
             group = dict(at.snap.customers)
             for ref in refs_t:  # refs resolve plans: read them too (they may be outside the current group)
                 if ref not in group:
-                    extra, versions, _, _ = self._txn.snapshot(ref)
+                    extra, versions, _, _ = self._txn.snapshot(ref, group=at.group)
                     group.update(extra.customers)
                     at.versions.update(versions)
             state, change = ops.create(
@@ -182,7 +182,7 @@ class Engine:
             )
             if state is None:
                 return None
-            taken = self._txn.store.read(alias_keys)
+            taken = self._txn.store.read(alias_keys, at.group)
             for alt in list(change.aliases):
                 owner = taken[keys.alias(alt)].value
                 if owner not in (None, ident) or (alt in group and alt != ident):
@@ -286,7 +286,7 @@ class Engine:
 
         def attempt(at: Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            taken = self._txn.store.read([keys.alias(alt_id), keys.customer(alt_id)])
+            taken = self._txn.store.read([keys.alias(alt_id), keys.customer(alt_id)], at.group)
             if state is None or taken[keys.customer(alt_id)].value is not None:
                 return False
             if taken[keys.alias(alt_id)].value not in (None, state.id):
@@ -1226,8 +1226,8 @@ class Engine:
         own = call.meter.estimates.get(key) if call.meter is not None else None
         if own is not None and own.samples >= self._compiled.estimate_min_samples:
             return estimates.predict(own, basis, quantile, "customer")
-        with self._txn.in_group(keys.ESTIMATES_GROUP, group=True):
-            table = self._txn.store.read([keys.estimates(call.entitlement)])[keys.estimates(call.entitlement)].value
+        record = keys.estimates(call.entitlement)
+        table = self._txn.store.read([record], self._txn.estimates_group)[record].value
         shared = (table or {}).get(key)
         return None if shared is None else estimates.predict(shared, basis, quantile, "policy")
 
@@ -1235,12 +1235,12 @@ class Engine:
         """Policy-wide estimates are one record per entitlement shared by every customer: updated in their own
         small commit after the call's, so learning never makes metering calls conflict."""
         key = keys.estimates(learn.entitlement)
-        with self._txn.in_group(keys.ESTIMATES_GROUP, group=True):
-            for _ in self._txn.attempts(f"the policy-wide estimates of `{learn.entitlement}`"):
-                record = self._txn.store.read([key])[key]
-                table = holds.learn_policy(record.value, learn, self._clock.now())
-                if self._txn.store.commit(Commit({key: record.version}, {key: table})).ok:
-                    return
+        group = self._txn.estimates_group
+        for _ in self._txn.attempts(f"the policy-wide estimates of `{learn.entitlement}`"):
+            record = self._txn.store.read([key], group)[key]
+            table = holds.learn_policy(record.value, learn, self._clock.now())
+            if self._txn.store.commit(Commit({key: record.version}, {key: table}, group=group)).ok:
+                return
 
     # -- billing controls (Owostack, Autumn), entities, invoices --------------------------------------------
 
@@ -1439,8 +1439,7 @@ class Engine:
             return None
         members = []
         if state.entities:
-            with self._txn.in_group(ident):
-                read = self._txn.store.read([keys.customer(e) for e in state.entities])
+            read = self._txn.store.read([keys.customer(e) for e in state.entities], self._txn.group_for(ident))
             for record in read.values():
                 if record.value is not None:
                     view = {**snap.customers, record.value.id: record.value}

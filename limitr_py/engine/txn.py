@@ -12,7 +12,6 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -38,8 +37,11 @@ BACKOFF_BASE_S, BACKOFF_CAP_S = 0.0002, 0.05
 class Attempt:
     """One read-decide-commit attempt: the snapshot, the versions it saw, and what it wants to write."""
 
-    def __init__(self, snap: Snapshot, versions: dict[str, int], extras: dict[str, Any]) -> None:
+    def __init__(
+        self, snap: Snapshot, versions: dict[str, int], extras: dict[str, Any], group: str | None = None
+    ) -> None:
         self.snap = snap
+        self.group = group  # the customer group the attempt reads and commits in (stores that shard)
         self.versions = versions
         self.extras = extras  # values of the extra keys read with the snapshot
         self.writes: dict[str, Any] = {}
@@ -66,6 +68,8 @@ class Runner:
         self.groups: dict[str, str] = {}  # id or alt id → customer group (sharded stores only)
         self.clock = clock
         self.bus = bus
+        # policy-wide estimates are shared by every customer: on a sharded store they have a group of their own
+        self.estimates_group = keys.ESTIMATES_GROUP if self.grouped else None
 
     def attempts(self, what: str) -> Iterator[int]:
         """The one retry loop: attempt numbers, with a jittered backoff from the third on (so racers stop
@@ -82,9 +86,8 @@ class Runner:
         if not self.grouped:
             return None
         group = self.groups.get(ident)
-        if group is None:
-            with self.in_group(ident, group=True):  # a locator lives in the slot of the id it locates
-                found = self.store.read([keys.locator(ident)])[keys.locator(ident)].value
+        if group is None:  # a locator lives in the slot of the id it locates
+            found = self.store.read([keys.locator(ident)], ident)[keys.locator(ident)].value
             group = self.groups[ident] = found if isinstance(found, str) else ident
         return group
 
@@ -96,13 +99,12 @@ class Runner:
         if self.group_for(ident) != ident:
             return False
         key = keys.locator(ident)
-        with self.in_group(ident, group=True):
-            for _ in self.attempts(f"locating `{ident}`"):
-                record = self.store.read([key])[key]
-                if record.value is not None and record.value != group:
-                    return False
-                if self.store.commit(Commit({key: record.version}, {key: group})).ok:
-                    break
+        for _ in self.attempts(f"locating `{ident}`"):
+            record = self.store.read([key], ident)[key]
+            if record.value is not None and record.value != group:
+                return False
+            if self.store.commit(Commit({key: record.version}, {key: group}, group=ident)).ok:
+                break
         self.groups[ident] = group
         return True
 
@@ -117,20 +119,7 @@ class Runner:
             )
         return groups.pop()
 
-    @contextmanager
-    def in_group(self, ident_or_group: str | None, *, group: bool = False) -> Iterator[None]:
-        """Run store calls in the group of `ident` (or in the group itself with `group=True`)."""
-        if not self.grouped or ident_or_group is None:
-            yield
-            return
-        name = ident_or_group if group else self.group_for(ident_or_group)
-        token = codec.CURRENT_GROUP.set(name)
-        try:
-            yield
-        finally:
-            codec.CURRENT_GROUP.reset(token)
-
-    def read(self, wanted: list[str], cached: bool) -> tuple[dict[str, Versioned], bool]:
+    def read(self, wanted: list[str], cached: bool, group: str | None) -> tuple[dict[str, Versioned], bool]:
         """Records from the store, and whether any came from this process's cache instead.
 
         On a remote store a decision may start from cached copies (a commit's version check catches any that
@@ -139,7 +128,7 @@ class Runner:
         back."""
         cache = self.cache
         if cache is None or not cached:
-            got = self.store.read(wanted)
+            got = self.store.read(wanted, group)
             if cache is not None:
                 cache.put(got.items())
             return got, False
@@ -154,7 +143,7 @@ class Runner:
             else:
                 missing.append(key)
         if missing:
-            got = self.store.read(missing)
+            got = self.store.read(missing, group)
             cache.put(got.items())
             out.update(got)
         return out, len(missing) < len(wanted)
@@ -177,10 +166,10 @@ class Runner:
         cache.put(result.fresh.items())
         fresh.update(result.fresh)
 
-    def confirm(self, versions: Mapping[str, int], fresh: dict[str, Versioned]) -> bool:
+    def confirm(self, versions: Mapping[str, int], fresh: dict[str, Versioned], group: str | None) -> bool:
         """Whether every record an answer rests on is still at the version it was read at (one round trip).
         What moved goes to the cache and to `fresh`, so the call's next attempt decides on it."""
-        got = self.store.read(list(versions))
+        got = self.store.read(list(versions), group)
         moved = {key: record for key, record in got.items() if record.version != versions[key]}
         if self.cache is not None:
             self.cache.put(moved.items())
@@ -188,19 +177,25 @@ class Runner:
         return not moved
 
     def snapshot(
-        self, ident: str, extra: Iterable[str] = (), *, cached: bool = False, fresh: dict[str, Versioned] | None = None
+        self,
+        ident: str,
+        extra: Iterable[str] = (),
+        *,
+        cached: bool = False,
+        fresh: dict[str, Versioned] | None = None,
+        group: str | None = None,
     ) -> tuple[Snapshot, dict[str, int], dict[str, Any], bool]:
         """The customer `ident` (by id or alt id) and everyone reachable through its refs, with versions.
 
         `extra` keys are read in the first round trip too; their values come back in the third element. The
         fourth says whether any record came from the cache (so an answer resting on it needs confirming).
         `fresh` holds records a conflict of this call just sent back: they win over the cache and assumptions.
+        `group` is where the records live on a sharded store (default: `ident`'s group).
         """
-        if self.grouped and codec.CURRENT_GROUP.get() is None:
-            with self.in_group(ident):
-                return self.snapshot(ident, extra, cached=cached, fresh=fresh)
+        if group is None:
+            group = self.group_for(ident)
         first = [keys.customer(ident), keys.alias(ident), *extra]
-        read, from_cache = self.read(first, cached)
+        read, from_cache = self.read(first, cached, group)
         if fresh:
             read.update({k: fresh.pop(k) for k in first if k in fresh})
         versions = {k: v.version for k, v in read.items()}
@@ -221,7 +216,7 @@ class Runner:
             pending = []
             if not wanted:
                 break
-            got, hit = self.read(wanted, cached)
+            got, hit = self.read(wanted, cached, group)
             from_cache = from_cache or hit
             for key, rec in got.items():
                 versions[key] = rec.version
@@ -239,24 +234,13 @@ class Runner:
         idempotency: tuple[str, str] | None = None,
         extra: Iterable[str] = (),
     ) -> T:
-        if not self.grouped:  # the common case: no group to enter (a context manager costs µs per call)
-            return self.run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
-        with self.in_group(ident):
-            return self.run_in_group(ident, attempt_fn, idempotency=idempotency, extra=extra)
-
-    def run_in_group(
-        self,
-        ident: str,
-        attempt_fn: Callable[[Attempt, datetime], T],
-        *,
-        idempotency: tuple[str, str] | None = None,
-        extra: Iterable[str] = (),
-    ) -> T:
         """Read, decide with `attempt_fn`, commit; retry on conflict; publish the events of the winning attempt.
 
+        Every read and the commit name `ident`'s customer group (stores that shard keep a group in one slot).
         `idempotency` = (key, fingerprint of the arguments): recorded with the result in the same commit; a
         replay returns the recorded result without deciding again.
         """
+        group = self.group_for(ident)
         extra = tuple(extra)
         idem_key = keys.idempotency(ident, idempotency[0]) if idempotency else None
         if idem_key:
@@ -264,7 +248,7 @@ class Runner:
         cached = True
         fresh: dict[str, Versioned] = {}
         for _ in self.attempts(f"customer `{ident}`"):
-            snap, versions, extras, from_cache = self.snapshot(ident, extra, cached=cached, fresh=fresh)
+            snap, versions, extras, from_cache = self.snapshot(ident, extra, cached=cached, fresh=fresh, group=group)
             now = self.clock.now()
             if idem_key and idempotency:
                 seen = extras[idem_key]
@@ -274,23 +258,23 @@ class Runner:
                             f"idempotency key `{idempotency[0]}` was used with different arguments"
                         )
                     return seen["result"]  # type: ignore[no-any-return]
-            attempt = Attempt(snap, versions, extras)
+            attempt = Attempt(snap, versions, extras, group)
             result = attempt_fn(attempt, now)
             if idem_key and idempotency:
                 attempt.writes[idem_key] = {"fingerprint": idempotency[1], "result": result, "at": now}
                 attempt.expires[idem_key] = now + keys.IDEMPOTENCY_KEEP
             if not attempt.writes:
-                if from_cache and not self.confirm(versions, fresh):  # a denial never rests on an unconfirmed copy
+                if from_cache and not self.confirm(versions, fresh, group):  # never rests on an unconfirmed copy
                     continue
-                self.publish(self.make_events(attempt.events, now), ())
+                self.publish(self.make_events(attempt.events, now), (), group)
                 return result
             events = self.make_events(attempt.events, now)
-            outbox = self.outbox(ident, events)
-            commit = Commit(versions, attempt.writes, outbox, expires=attempt.expires, now=now)
+            outbox = self.outbox(ident, events, group)
+            commit = Commit(versions, attempt.writes, outbox, expires=attempt.expires, now=now, group=group)
             done = self.store.commit(commit)
             self.remember(commit, done, fresh)
             if done:
-                self.publish(events, outbox)
+                self.publish(events, outbox, group)
                 return result
             cached = bool(done.fresh)  # a store that did not say what moved: read everything again
         raise AssertionError("unreachable: attempts() raises when it runs out")
@@ -302,13 +286,13 @@ class Runner:
         versions = getattr(self.store, "versions", None)
         if versions is None:  # only text stores decode, so only they can hold a corrupt record
             raise StoreError(f"cannot repair `{key}` on `{self.store.url}`")
-        with self.in_group(ident):
-            for _ in self.attempts(f"replacing the corrupt record `{key}`"):
-                commit = Commit(versions([key]), {key: state})
-                if self.store.commit(commit):
-                    if self.cache is not None:
-                        self.cache.drop([key])
-                    return True
+        group = self.group_for(ident)
+        for _ in self.attempts(f"replacing the corrupt record `{key}`"):
+            commit = Commit(versions([key], group), {key: state}, group=group)
+            if self.store.commit(commit):
+                if self.cache is not None:
+                    self.cache.drop([key])
+                return True
         raise AssertionError("unreachable: attempts() raises when it runs out")
 
     def make_events(self, raw: list[RawEvent], now: datetime) -> list[Event]:
@@ -316,7 +300,7 @@ class Runner:
             return []
         return [Event(name, payload, now, uuid.uuid4().hex) for name, payload in raw]
 
-    def outbox(self, ident: str, events: list[Event]) -> tuple[OutboxEntry, ...]:
+    def outbox(self, ident: str, events: list[Event], group: str | None) -> tuple[OutboxEntry, ...]:
         """On a durable store, each event goes into the commit with the consumers it is owed to."""
         if not self.durable or not events:
             return ()
@@ -324,11 +308,10 @@ class Runner:
         for event in events:
             owed = self.bus.consumers(event)
             if owed:
-                group = codec.CURRENT_GROUP.get() or keys.customer(ident)
-                entries.append(OutboxEntry(event.id, group, codec.dump_event(event), owed))
+                entries.append(OutboxEntry(event.id, group or keys.customer(ident), codec.dump_event(event), owed))
         return tuple(entries)
 
-    def publish(self, events: list[Event], outbox: tuple[OutboxEntry, ...]) -> None:
+    def publish(self, events: list[Event], outbox: tuple[OutboxEntry, ...], group: str | None) -> None:
         """Deliver committed events; on a durable store, acknowledge them (what a handler failed stays owed)."""
         if not events:
             return
@@ -341,7 +324,7 @@ class Runner:
             done = self.bus.deliver(event)
             if event.id in owed_by_id:
                 acks[event.id] = tuple(c for c in owed_by_id[event.id] if c not in done)
-        self.store.commit(Commit({}, {}, acks=acks))
+        self.store.commit(Commit({}, {}, acks=acks, group=group))
 
     def deliver_pending(self, limit: int = 1000) -> int:
         """Give events committed but not acknowledged (a process died between its commit and its handlers) to

@@ -84,8 +84,9 @@ class Store(Protocol):
     encoded: bool  # True: values are JSON text, encoded and decoded by the engine
     remote: bool  # True: reads cost a round trip, so the engine may decide on cached records
 
-    def read(self, keys: list[str]) -> dict[str, Versioned]:
-        """The current version and value of each key (ABSENT for missing keys)."""
+    def read(self, keys: list[str], group: str | None = None) -> dict[str, Versioned]:
+        """The current version and value of each key (ABSENT for missing keys). `group`: the customer group the
+        keys belong to, on a store that shards by it (others ignore it)."""
         ...
 
     def commit(self, commit: Commit) -> CommitResult:

@@ -30,7 +30,7 @@ class MemoryStore:
         self._outbox: dict[str, OutboxEntry] = {}  # insertion-ordered: oldest first
         self._outbox_lock = threading.Lock()
 
-    def read(self, keys: list[str]) -> dict[str, Versioned]:
+    def read(self, keys: list[str], group: str | None = None) -> dict[str, Versioned]:  # one shard: no groups
         data = self._data
         return {key: data.get(key, ABSENT) for key in keys}
 

@@ -112,7 +112,7 @@ class PostgresStore:
     def _conn(self) -> psycopg.Connection[Any]:
         return self._connections.get()
 
-    def read(self, keys: list[str]) -> dict[str, Versioned]:
+    def read(self, keys: list[str], group: str | None = None) -> dict[str, Versioned]:  # one shard: no groups
         out = dict.fromkeys(keys, ABSENT)
         cut = len(self._p)
         try:
