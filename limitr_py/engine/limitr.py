@@ -162,12 +162,7 @@ class Engine:
         alias_keys = [keys.alias(a) for a in alts_t]
 
         def attempt(at: Attempt, now: datetime) -> Customer | None:
-            group = dict(at.snap.customers)
-            for ref in refs_t:  # refs resolve plans: read them too (they may be outside the current group)
-                if ref not in group:
-                    extra, versions, _, _ = self._txn.snapshot(ref, group=at.group)
-                    group.update(extra.customers)
-                    at.versions.update(versions)
+            group = dict(at.snap.customers)  # the customer (if it exists), its refs and theirs, read together
             state, change = ops.create(
                 self._compiled,
                 group,
@@ -182,12 +177,10 @@ class Engine:
             )
             if state is None:
                 return None
-            taken = self._txn.store.read(alias_keys, at.group)
             for alt in list(change.aliases):
-                owner = taken[keys.alias(alt)].value
+                owner = at.extras[keys.alias(alt)]
                 if owner not in (None, ident) or (alt in group and alt != ident):
                     raise InvalidArgumentError(f"alt id `{alt}` already belongs to customer `{owner or alt}`")
-                at.versions[keys.alias(alt)] = taken[keys.alias(alt)].version
             at.put_customers(change.customers)
             at.put_aliases(change.aliases)
             at.events.extend(change.events)
@@ -202,7 +195,7 @@ class Engine:
             for name in (ident, *alts_t):
                 if not self._txn.locate_in(name, group):
                     raise InvalidArgumentError(f"alt id `{name}` already belongs to a customer of another group")
-        return self._txn.run(ident, attempt)
+        return self._txn.run(ident, attempt, extra=alias_keys, include=refs_t)
 
     def customer(self, id: str) -> Customer | None:
         """The customer with this id or alt id, or None; `.billing` holds its billing controls."""
@@ -284,14 +277,14 @@ class Engine:
         """Let `alt` name the customer too. False when the customer is unknown or `alt` is taken."""
         ident, alt_id = args.ident(id), args.ident(alt, "alt id")
 
+        taken = [keys.alias(alt_id), keys.customer(alt_id)]  # read with the snapshot, their versions committed
+
         def attempt(at: Attempt, now: datetime) -> bool:
             state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            taken = self._txn.store.read([keys.alias(alt_id), keys.customer(alt_id)], at.group)
-            if state is None or taken[keys.customer(alt_id)].value is not None:
+            if state is None or at.extras[keys.customer(alt_id)] is not None:
                 return False
-            if taken[keys.alias(alt_id)].value not in (None, state.id):
+            if at.extras[keys.alias(alt_id)] not in (None, state.id):
                 return False
-            at.versions.update({k: v.version for k, v in taken.items()})
             copy = state.copy()
             if alt_id not in copy.alt_ids:
                 copy.alt_ids = (*copy.alt_ids, alt_id)
@@ -302,7 +295,7 @@ class Engine:
 
         if self._txn.grouped and not self._txn.locate_in(alt_id, self._txn.group_for(ident) or ident):
             return False
-        return self._txn.run(ident, attempt)
+        return self._txn.run(ident, attempt, extra=taken)
 
     def delete_alt_customer_id(self, alt: str) -> bool:
         alt_id = args.ident(alt, "alt id")
@@ -1034,6 +1027,7 @@ class Engine:
         basis_n = args.optional_amount(basis, "basis")
         hold_id = _new_id("hold_")
         quantity = args.quantity(value) if value is not None else None
+        table = self._policy_estimates(ent) if quantity is None else None
 
         def attempt(at: Attempt, now: datetime) -> str | None:
             call = self._decider.locate(at.snap, ident, ent, now)
@@ -1043,7 +1037,7 @@ class Engine:
             b = basis_n if basis_n is not None else holds.context_number(ctx, self._ent(call).estimate_basis)
             hold_overhead = given_overhead
             if quantity is None:
-                predicted = self._estimate(at.snap, call, b, seg, q)
+                predicted = self._estimate(at.snap, call, b, seg, q, table)
                 amount = predicted.value if predicted else call.limit.increment
                 if hold_overhead is None and predicted is not None:
                     hold_overhead = predicted.overhead
@@ -1158,7 +1152,7 @@ class Engine:
         seg = segment if segment is not None else _context_str(ctx, self._ent(call).estimate_segment)
         b = args.optional_amount(basis, "basis")
         b = b if b is not None else holds.context_number(ctx, self._ent(call).estimate_basis)
-        return self._estimate(snap, call, b, seg, q)
+        return self._estimate(snap, call, b, seg, q, self._policy_estimates(ent))
 
     def observe(
         self,
@@ -1216,8 +1210,20 @@ class Engine:
             call.entitlement, estimates.segment_key(segment), basis, per_basis, call.value, call.overhead
         )
 
+    def _policy_estimates(self, entitlement: str) -> Any:
+        """The policy-wide estimates of an entitlement (their own record, in their own group on a sharded store),
+        read before a call's attempt: advisory numbers, so every retry of the call may use the same copy."""
+        record = keys.estimates(entitlement)
+        return self._txn.store.read([record], self._txn.estimates_group)[record].value
+
     def _estimate(
-        self, snap: Snapshot, call: _Call, basis: Decimal | None, segment: str | None, quantile: Decimal
+        self,
+        snap: Snapshot,
+        call: _Call,
+        basis: Decimal | None,
+        segment: str | None,
+        quantile: Decimal,
+        table: Any,
     ) -> Estimate | None:
         key = estimates.segment_key(segment)
         per_basis = self._ent(call).estimate_basis is not None
@@ -1226,8 +1232,6 @@ class Engine:
         own = call.meter.estimates.get(key) if call.meter is not None else None
         if own is not None and own.samples >= self._compiled.estimate_min_samples:
             return estimates.predict(own, basis, quantile, "customer")
-        record = keys.estimates(call.entitlement)
-        table = self._txn.store.read([record], self._txn.estimates_group)[record].value
         shared = (table or {}).get(key)
         return None if shared is None else estimates.predict(shared, basis, quantile, "policy")
 

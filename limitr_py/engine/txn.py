@@ -184,13 +184,15 @@ class Runner:
         cached: bool = False,
         fresh: dict[str, Versioned] | None = None,
         group: str | None = None,
+        include: Iterable[str] = (),
     ) -> tuple[Snapshot, dict[str, int], dict[str, Any], bool]:
         """The customer `ident` (by id or alt id) and everyone reachable through its refs, with versions.
 
         `extra` keys are read in the first round trip too; their values come back in the third element. The
         fourth says whether any record came from the cache (so an answer resting on it needs confirming).
         `fresh` holds records a conflict of this call just sent back: they win over the cache and assumptions.
-        `group` is where the records live on a sharded store (default: `ident`'s group).
+        `group` is where the records live on a sharded store (default: `ident`'s group). `include` names more
+        customers to read with their refs (a customer being created names its refs: they resolve its plan).
         """
         if group is None:
             group = self.group_for(ident)
@@ -211,6 +213,7 @@ class Runner:
             target = read[first[1]].value
             aliases[ident] = target
             pending.append(target)
+        pending.extend(include)
         while pending:
             wanted = [keys.customer(i) for i in dict.fromkeys(pending) if i not in customers]
             pending = []
@@ -233,22 +236,28 @@ class Runner:
         *,
         idempotency: tuple[str, str] | None = None,
         extra: Iterable[str] = (),
+        include: Iterable[str] = (),
     ) -> T:
         """Read, decide with `attempt_fn`, commit; retry on conflict; publish the events of the winning attempt.
+
+        The attempt reads nothing itself: `extra` keys (their values in `Attempt.extras`) and `include`d
+        customers are read with the snapshot, and every version read is checked by the commit.
 
         Every read and the commit name `ident`'s customer group (stores that shard keep a group in one slot).
         `idempotency` = (key, fingerprint of the arguments): recorded with the result in the same commit; a
         replay returns the recorded result without deciding again.
         """
         group = self.group_for(ident)
-        extra = tuple(extra)
+        extra, include = tuple(extra), tuple(include)
         idem_key = keys.idempotency(ident, idempotency[0]) if idempotency else None
         if idem_key:
             extra = (*extra, idem_key)
         cached = True
         fresh: dict[str, Versioned] = {}
         for _ in self.attempts(f"customer `{ident}`"):
-            snap, versions, extras, from_cache = self.snapshot(ident, extra, cached=cached, fresh=fresh, group=group)
+            snap, versions, extras, from_cache = self.snapshot(
+                ident, extra, cached=cached, fresh=fresh, group=group, include=include
+            )
             now = self.clock.now()
             if idem_key and idempotency:
                 seen = extras[idem_key]
