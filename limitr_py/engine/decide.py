@@ -86,6 +86,56 @@ class _Call:
         return p if p is not None and p.priced else None
 
 
+@dataclass(slots=True)
+class _Work:
+    """One decision in progress, passed from stage to stage: the resolved call, what the stages derived from
+    it, and what it changes. Built and dropped within one `_decide`."""
+
+    snap: Snapshot
+    req: Request
+    call: _Call
+    now: datetime
+    write: bool
+    send: bool  # events are built (someone listens and the call writes)
+    gates: list[Gate]
+    changed: dict[str, CustomerState]
+    events: list[RawEvent] = field(default_factory=list)
+    eff: controls.Effective | None = None
+    reset_to: datetime | None = None
+    prior: Decimal = ZERO  # the meter before the call (before a reset)
+    new: Decimal = ZERO  # the meter after the call
+    meter_value: Decimal = ZERO  # the meter the gates start from (0 after a reset)
+    overhead_base: Decimal = ZERO
+    held_value: Decimal = ZERO
+    held_overhead: Decimal = ZERO
+    gate_value: Decimal = ZERO  # the call's value with the live holds
+    gate_new: Decimal = ZERO
+    gate_overage: Decimal = ZERO
+    rate: Decimal = ZERO
+    gate_rate: Decimal = ZERO
+    overage: Decimal = ZERO
+    position: Decimal = ZERO  # meter − limit: negative inside the included amount
+    billable: Decimal = ZERO
+    billable_diff: Decimal = ZERO
+    gate_billable_diff: Decimal = ZERO
+    price_diff: Decimal | None = None
+    owner_grants: dict[str, Grant] = field(default_factory=dict)
+    balance: Decimal = ZERO
+    found: list[caps.Applicable] = field(default_factory=list)
+    own_valid: bool = True
+    hard: bool = False
+    allowed: bool = False
+    headroom: Decimal | None = None
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            self.allowed,
+            Decision(self.allowed, "limit", "included", self.headroom, tuple(self.gates)),
+            self.changed,
+            self.events,
+        )
+
+
 def quantity_in(credit: Credit, quantity: Quantity) -> Decimal:
     """A call's value in the credit's unit; a unit that does not fit is the caller's mistake."""
     try:
@@ -257,316 +307,283 @@ class Decider:
         return found
 
     def _decide(self, snap: Snapshot, req: Request, now: datetime, write: bool) -> Outcome:
+        """Resolve the call, then walk the gates in Limitr's order (reset, caps, governor, billing controls, the
+        limit), then the effects of an allowed call. `check()` and `explain()` walk the same stages without
+        writing; the first gate that denies ends the walk."""
         gates: list[Gate] = []
         changed: dict[str, CustomerState] = {}
         call = self._resolve(snap, req, now, gates, changed, write)
         if isinstance(call, str):
             allowed = call == "feature"
             return Outcome(allowed, Decision(allowed, call, None, None, tuple(gates)), changed)
-        eff = None  # billing controls: only worked out when the caller, its customer or the limit has any
+        w = _Work(snap, req, call, now, write, req.send_events and write, gates, changed)
+        self._controls(w)
+        self._reset(w)
+        self._derive(w)
+        for gate in (self._gate_caps, self._gate_governor, self._gate_controls):
+            denied = gate(w)
+            if denied is not None:
+                return denied
+        self._gate_limit(w)
+        if not write:
+            return w.outcome()
+        return self._effects(w)
+
+    # -- the stages of a decision, in order ---------------------------------------------------------------
+
+    def _controls(self, w: _Work) -> None:
+        """A. billing controls in force (worked out only when the caller, its customer or the limit has any);
+        they may change the limit's mode."""
+        call = w.call
         if not call.caller.billing.empty or call.caller.parent is not None or call.limit.max_overage is not None:
-            eff = controls.effective(self.policy, snap.customers, call.caller, call.entitlement, call.limit, now)
-            if eff.mode != call.limit.mode:
-                call.limit = replace(call.limit, mode=eff.mode)
-        policy, limit, value, meter = self.policy, call.limit, call.value, call.meter
-        events: list[RawEvent] = []
-        send = req.send_events and write
-        prior = meter.value if meter is not None else ZERO
-        new = prior + value
-        limit_value = limit.value
-        mark = changed if write else None
+            w.eff = controls.effective(self.policy, w.snap.customers, call.caller, call.entitlement, call.limit, w.now)
+            if w.eff.mode != call.limit.mode:
+                call.limit = replace(call.limit, mode=w.eff.mode)
 
-        # B. period reset: a call (even a denied one) starts the new period
-        reset_to = meters.reset_pending(limit, meter, now)
-        reset = reset_to is not None
-        if reset:
-            new = value
-            if write:
-                self._archive(call, changed, reset_to, events, send)  # type: ignore[arg-type]
-                meter = self.writable_meter(changed, call, now)
-                meters.reset(meter, reset_to)  # type: ignore[arg-type]
-        gates.append(Gate("reset", True, {"reset": reset, "period_start": reset_to}))
+    def _reset(self, w: _Work) -> None:
+        """B. period reset: a call (even a denied one) starts the new period; C. the limit's minimum."""
+        call, limit = w.call, w.call.limit
+        w.prior = call.meter.value if call.meter is not None else ZERO
+        w.new = w.prior + call.value
+        w.reset_to = meters.reset_pending(limit, call.meter, w.now)
+        if w.reset_to is not None:
+            w.new = call.value
+            if w.write:
+                self._archive(call, w.changed, w.reset_to, w.events, w.send)
+                meters.reset(self.writable_meter(w.changed, call, w.now), w.reset_to)
+        w.gates.append(Gate("reset", True, {"reset": w.reset_to is not None, "period_start": w.reset_to}))
+        if limit.minimum is not None and w.new < limit.minimum:
+            w.new = limit.minimum
 
-        # C. minimum
-        if limit.minimum is not None and new < limit.minimum:
-            new = limit.minimum
-
-        # D. derived quantities; holds count for the gates only (they never turn this call into overage)
-        meter_value = ZERO if reset else prior
-        overhead_base = ZERO if reset or meter is None else meter.overhead
-        overhead_total = overhead_base + call.overhead
-        held_value = held_overhead = ZERO
+    def _derive(self, w: _Work) -> None:
+        """D. what the gates compare: position, overage, billable units, holds (they count for the gates only:
+        a hold never turns this call into overage), grants and the applicable caps."""
+        call, limit, value, now = w.call, w.call.limit, w.call.value, w.now
+        reset = w.reset_to is not None
+        meter = call.meter
+        w.meter_value = ZERO if reset else w.prior
+        w.overhead_base = ZERO if reset or meter is None else meter.overhead
         if value > 0 and meter is not None and meter.holds:
             live = meters.live_holds(meter, now)
-            if write and len(live) != len(meter.holds):
-                meter = self.writable_meter(changed, call, now)
-                meter.holds = live
+            if w.write and len(live) != len(meter.holds):
+                self.writable_meter(w.changed, call, now).holds = live
             for h in live.values():
                 if h.value > 0:
-                    held_value += h.value
-                    held_overhead += h.overhead
-        gate_value, gate_new = value + held_value, new + held_value
-        gate_overage = gate_new - max(meter_value, limit_value) if gate_new > meter_value else gate_new - limit_value
-        rate = call.overhead / value if value != 0 else call.credit.overhead_cost
-        gate_rate = (call.overhead + held_overhead) / gate_value if held_value and gate_value else rate
-        overage = new - max(meter_value, limit_value) if new > meter_value else new - limit_value
-        position = meter_value - limit_value
-        billable = max(ZERO, position)
-        billable_diff = max(ZERO, new - limit_value) - billable
-        gate_billable_diff = max(ZERO, gate_new - limit_value) - billable
-        price_diff = price_units(policy, call, billable_diff, billable) if send else None
-
-        owner_grants = self.owner_grants(call, now, mark) if limit.grants_apply else {}
-        balance = (
-            grants.balance(policy, owner_grants, call.credit.name, billable)
-            if limit.grants_apply and owner_grants
-            else ZERO
+                    w.held_value += h.value
+                    w.held_overhead += h.overhead
+        limit_value, meter_value = limit.value, w.meter_value
+        w.gate_value, w.gate_new = value + w.held_value, w.new + w.held_value
+        w.gate_overage = (
+            w.gate_new - max(meter_value, limit_value) if w.gate_new > meter_value else w.gate_new - limit_value
         )
-        found = self.applicable_caps(snap, call, req, now, mark)
+        w.rate = call.overhead / value if value != 0 else call.credit.overhead_cost
+        w.gate_rate = (call.overhead + w.held_overhead) / w.gate_value if w.held_value and w.gate_value else w.rate
+        w.overage = w.new - max(meter_value, limit_value) if w.new > meter_value else w.new - limit_value
+        w.position = meter_value - limit_value
+        w.billable = max(ZERO, w.position)
+        w.billable_diff = max(ZERO, w.new - limit_value) - w.billable
+        w.gate_billable_diff = max(ZERO, w.gate_new - limit_value) - w.billable
+        w.price_diff = price_units(self.policy, call, w.billable_diff, w.billable) if w.send else None
+        mark = w.changed if w.write else None
+        w.owner_grants = self.owner_grants(call, now, mark) if limit.grants_apply else {}
+        if limit.grants_apply and w.owner_grants:
+            w.balance = grants.balance(self.policy, w.owner_grants, call.credit.name, w.billable)
+        w.found = self.applicable_caps(w.snap, call, w.req, now, mark)
 
-        # E, F. caps: first those grants cannot relieve, then `ignore_grants` ones net of what grants will cover
-        if found and not req.force and value > 0:
-            spend = caps.Spend(
-                gate_value, gate_rate, call.overhead + held_overhead, position, billable, gate_billable_diff, ZERO
-            )
-            gate_covered = min(balance, max(ZERO, gate_billable_diff))
-            for name, relieved in (("cap", False), ("cap-after-grants", True)):
-                for a in found:
-                    if a.cap.observe_only or a.cap.ignore_grants != relieved:
-                        continue
-                    s = replace(spend, covered=gate_covered) if relieved else spend
-                    amount = caps.consumption(policy, a.cap, call.credit.name, call.pricing, s)
-                    if not caps.has_room(a.cap, amount):
-                        gates.append(
-                            Gate(
-                                name,
-                                False,
-                                {
-                                    "cap": a.cap.id,
-                                    "holder": a.holder,
-                                    "ceiling": a.cap.value,
-                                    "meter_value": a.cap.meter_value,
-                                    "amount": amount,
-                                },
-                            )
-                        )
-                        return self._cap_denied(
-                            call,
-                            req,
-                            a,
-                            amount,
-                            gates,
-                            changed,
-                            events,
-                            send,
-                            {
-                                "value": meter_value,
-                                "limit": limit_value,
-                                "diff": value,
-                                "overhead": overhead_base,
-                                "overhead_diff": call.overhead,
-                                "price_diff": price_diff,
-                            },
-                        )
-                gates.append(Gate(name, True, {"caps": len(found)}))
+    def _gate_caps(self, w: _Work) -> Outcome | None:
+        """E, F. caps: first those grants cannot relieve, then `ignore_grants` ones net of what grants will cover."""
+        call = w.call
+        if not w.found or w.req.force or call.value <= 0:
+            return None
+        spend = caps.Spend(
+            w.gate_value,
+            w.gate_rate,
+            call.overhead + w.held_overhead,
+            w.position,
+            w.billable,
+            w.gate_billable_diff,
+            ZERO,
+        )
+        gate_covered = min(w.balance, max(ZERO, w.gate_billable_diff))
+        for name, relieved in (("cap", False), ("cap-after-grants", True)):
+            for a in w.found:
+                if a.cap.observe_only or a.cap.ignore_grants != relieved:
+                    continue
+                s = replace(spend, covered=gate_covered) if relieved else spend
+                amount = caps.consumption(self.policy, a.cap, call.credit.name, call.pricing, s)
+                if not caps.has_room(a.cap, amount):
+                    return self._cap_denied(w, name, a, amount)
+            w.gates.append(Gate(name, True, {"caps": len(w.found)}))
+        return None
 
-        # G. governor: a token bucket below a hard limit
-        if not req.force and meters.governed(limit):
-            tokens = meters.governor_available(limit, None if reset else meter, now)
-            ok = value <= 0 or value <= tokens
-            gates.append(
-                Gate("governor", ok, {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value})
-            )
-            if write:
-                meter = self.writable_meter(changed, call, now)
-                meter.governor_tokens = tokens - value if ok and value > 0 else tokens
-                meter.governor_last_refill = now
-                if not ok:
-                    meters.push_history(meter, value, limit.ewma_alpha, now)
+    def _gate_governor(self, w: _Work) -> Outcome | None:
+        """G. governor: a token bucket below a hard limit."""
+        call, limit, value, now = w.call, w.call.limit, w.call.value, w.now
+        if w.req.force or not meters.governed(limit):
+            return None
+        tokens = meters.governor_available(limit, None if w.reset_to is not None else call.meter, now)
+        ok = value <= 0 or value <= tokens
+        w.gates.append(
+            Gate("governor", ok, {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value})
+        )
+        if w.write:
+            meter = self.writable_meter(w.changed, call, now)
+            meter.governor_tokens = tokens - value if ok and value > 0 else tokens
+            meter.governor_last_refill = now
             if not ok:
-                if send:
-                    events.append(
-                        (
-                            "meter-governed",
-                            {
-                                "meter": {"value": meter_value, "limit": limit_value, "overhead": overhead_base},
-                                **self._who(call),
-                                "event_data": req.event_data,
-                                "governor": {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value},
-                            },
-                        )
-                    )
-                decision = Decision(False, "governor", "governor", tokens, tuple(gates))
-                return Outcome(False, decision, changed, events)
-
-        # billing controls: usage-limit windows, overage units, the customer-wide overage money limit
-        if eff is not None and not req.force and value > 0:
-            denied = self._control_gates(
-                snap, call, eff, changed, gates, now, gate_value, gate_new, limit_value, billable_diff
+                meters.push_history(meter, value, limit.ewma_alpha, now)
+        if ok:
+            return None
+        if w.send:
+            meter_info = {"value": w.meter_value, "limit": limit.value, "overhead": w.overhead_base}
+            governor = {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value}
+            w.events.append(
+                (
+                    "meter-governed",
+                    {"meter": meter_info, **self._who(call), "event_data": w.req.event_data, "governor": governor},
+                )
             )
-            if denied is not None:
-                return Outcome(False, denied, changed, events)
+        return Outcome(False, Decision(False, "governor", "governor", tokens, tuple(w.gates)), w.changed, w.events)
 
-        # H. the limit; grants may carry a hard limit, but only when they cover all of it
-        own_valid = _limit_check(limit, new, meter_value)
-        gate_valid = _limit_check(limit, gate_new, meter_value + held_value) if held_value else own_valid
-        hard = limit.mode == "hard" and not req.force
-        grants_cover = limit.grants_apply and gate_overage > 0 and balance >= gate_overage
-        allowed = not hard or (own_valid and gate_valid) or grants_cover
-        headroom = None if limit.mode == "observe" else limit_value + balance - meter_value - held_value
-        gates.append(
-            Gate(
-                "limit",
-                allowed,
-                {
-                    "mode": limit.mode,
-                    "limit": limit_value,
-                    "current": meter_value,
-                    "held": held_value,
-                    "requested": value,
-                    "new": new,
-                    "overage": max(ZERO, overage),
-                    "grants": balance,
-                },
-            )
-        )
-        if not write:
-            decision = Decision(allowed, "limit", "included", headroom, tuple(gates))
-            return Outcome(allowed, decision, changed, events)
+    def _gate_controls(self, w: _Work) -> Outcome | None:
+        """Billing controls: usage-limit windows (the tightest wins), overage units, then the overage money limit."""
+        eff, call = w.eff, w.call
+        if eff is None or w.req.force or call.value <= 0:
+            return None
+        denied = self._control_gates(w, eff)
+        return None if denied is None else Outcome(False, denied, w.changed, w.events)
 
-        # the grants this call draws (the part of its own value past the limit)
-        covered, uncovered, drawn = ZERO, max(ZERO, overage), None
-        if allowed and not own_valid and limit.grants_apply and owner_grants and overage > 0:
-            plan_grants, _ = grants.reconcile_topups(call.plan, call.owner.type, owner_grants, now)
-            drawn, covered, uncovered = grants.draw(policy, plan_grants, call.credit.name, overage, billable)
-            if hard and uncovered > 0:  # conversions fell short of the balance: all-or-nothing
-                allowed = False
+    def _gate_limit(self, w: _Work) -> None:
+        """H. the limit; grants may carry a hard limit, but only when they cover all of it."""
+        call, limit = w.call, w.call.limit
+        w.own_valid = _limit_check(limit, w.new, w.meter_value)
+        gate_valid = _limit_check(limit, w.gate_new, w.meter_value + w.held_value) if w.held_value else w.own_valid
+        w.hard = limit.mode == "hard" and not w.req.force
+        grants_cover = limit.grants_apply and w.gate_overage > 0 and w.balance >= w.gate_overage
+        w.allowed = not w.hard or (w.own_valid and gate_valid) or grants_cover
+        if limit.mode != "observe":
+            w.headroom = limit.value + w.balance - w.meter_value - w.held_value
+        detail = {
+            "mode": limit.mode,
+            "limit": limit.value,
+            "current": w.meter_value,
+            "held": w.held_value,
+            "requested": call.value,
+            "new": w.new,
+            "overage": max(ZERO, w.overage),
+            "grants": w.balance,
+        }
+        w.gates.append(Gate("limit", w.allowed, detail))
 
+    def _effects(self, w: _Work) -> Outcome:
+        """The effects of the decision: grants drawn, caps moved (or the call denied by one), the meter
+        committed, events, billing controls' counters and the limit-reached probe; or the denial's events."""
+        call, limit, policy = w.call, w.call.limit, self.policy
+        covered, uncovered, drawn = ZERO, max(ZERO, w.overage), None
+        if w.allowed and not w.own_valid and limit.grants_apply and w.owner_grants and w.overage > 0:
+            plan_grants, _ = grants.reconcile_topups(call.plan, call.owner.type, w.owner_grants, w.now)
+            drawn, covered, uncovered = grants.draw(policy, plan_grants, call.credit.name, w.overage, w.billable)
+            if w.hard and uncovered > 0:  # conversions fell short of the balance: all-or-nothing
+                w.allowed = False
         # K (checked first). caps move with the meter or not at all
         moves: list[tuple[caps.Applicable, Decimal]] = []
-        if allowed and found:
-            spend = caps.Spend(value, rate, call.overhead, position, billable, billable_diff, covered)
-            for a in found:
+        if w.allowed and w.found:
+            spend = caps.Spend(call.value, w.rate, call.overhead, w.position, w.billable, w.billable_diff, covered)
+            for a in w.found:
                 amount = caps.consumption(policy, a.cap, call.credit.name, call.pricing, spend)
                 # A call that takes units and still lowers the cap is a volume band crossing repricing every unit
                 # (Limitr's rule): the cap follows the true total. Only calls that give units back need
                 # `follow_decrements` to lower a cap.
-                units = billable_diff if a.cap.overage_only else value
+                units = w.billable_diff if a.cap.overage_only else call.value
                 if amount == 0 or (amount < 0 and units <= 0 and not a.cap.follow_decrements):
                     continue
-                if not req.force and amount > 0 and not caps.has_room(a.cap, amount):
-                    gates.append(
-                        Gate(
-                            "cap",
-                            False,
-                            {
-                                "cap": a.cap.id,
-                                "holder": a.holder,
-                                "ceiling": a.cap.value,
-                                "meter_value": a.cap.meter_value,
-                                "amount": amount,
-                            },
-                        )
-                    )
-                    return self._cap_denied(
-                        call,
-                        req,
-                        a,
-                        amount,
-                        gates,
-                        changed,
-                        events,
-                        send,
-                        {
-                            "value": meter_value,
-                            "limit": limit_value,
-                            "diff": value,
-                            "overhead": overhead_base,
-                            "overhead_diff": call.overhead,
-                            "price_diff": price_diff,
-                        },
-                    )
+                if not w.req.force and amount > 0 and not caps.has_room(a.cap, amount):
+                    return self._cap_denied(w, "cap", a, amount)
                 moves.append((a, amount))
-
-        who = self._who(call) if send else {}
-        if allowed:  # I. commit
-            meter = self.writable_meter(changed, call, now)
-            meter.value = new
-            meter.overhead = overhead_total
-            meters.push_history(meter, value, limit.ewma_alpha, now)
-            if drawn is not None:
-                call.owner = _editable(changed, call.owner)
-                call.owner.grants = drawn
-            billed = eff is None or eff.billed
-            if billable_diff != 0 and billed:
-                listed = price_units(policy, call, billable_diff, billable) or ZERO
-                paid = (price_units(policy, call, covered, billable) or ZERO) if covered > 0 else ZERO
-                meter = self.writable_meter(changed, call, now)
-                meter.billed += listed
-                meter.covered += paid
-                meter.covered_units += covered
-            if send and (new != prior or call.overhead != 0):
-                payload: dict[str, Any] = {
-                    "meter": {
-                        "old": prior,
-                        "value": new,
-                        "limit": limit_value,
-                        "diff": value,
-                        "overhead": overhead_total,
-                        "overhead_diff": call.overhead,
-                        "price_diff": price_diff,
-                    },
-                    **who,
-                    "remaining": limit_value - new,
-                    "event_data": req.event_data,
-                }
-                if covered > 0:
-                    payload["grant_value_applied"] = covered
-                overage_event = not own_valid and uncovered > 0
-                if not own_valid:
-                    payload["overage"] = uncovered
-                if overage_event:
-                    payload["overage_price"] = (
-                        ZERO
-                        if not billed
-                        else price_diff
-                        if covered == 0 or price_diff is None
-                        else price_units(policy, call, uncovered, billable + covered)
-                    )
-                    events.append(("meter-overage", payload))
-                if reset:
-                    events.append(("meter-reset", payload))
-                if not overage_event:
-                    events.append(("meter-changed", payload))
-            self._move_caps(call, moves, changed, events, send)
-            if eff is not None:
-                self._billing_effects(snap, call, eff, changed, events, send, now, value, meter_value, new)
+        if w.allowed:
+            self._commit_meter(w, drawn, covered, uncovered)
+            self._move_caps(call, moves, w.changed, w.events, w.send)
+            if w.eff is not None:
+                self._billing_effects(w, w.eff)
             # only ask "would the smallest call still pass?" when something could now say no (a hard limit, a cap,
             # a billing control) or an earlier answer was no: a plain soft or observe limit never blocks
-            can_block = limit.mode == "hard" or found or eff is not None
-            if req.probe and send and (can_block or call.entitlement in call.caller.billing.blocked):
-                self._probe(snap, call, req, changed, events, now)
-        elif send:  # J. denied by a hard limit
+            can_block = limit.mode == "hard" or w.found or w.eff is not None
+            if w.req.probe and w.send and (can_block or call.entitlement in call.caller.billing.blocked):
+                self._probe(w.snap, call, w.req, w.changed, w.events, w.now)
+        elif w.send:  # J. denied by a hard limit
             payload = {
                 "meter": {
-                    "value": meter_value,
-                    "limit": limit_value,
-                    "invalid": new,
-                    "diff": value,
-                    "overhead": overhead_base,
+                    "value": w.meter_value,
+                    "limit": limit.value,
+                    "invalid": w.new,
+                    "diff": call.value,
+                    "overhead": w.overhead_base,
                     "overhead_diff": call.overhead,
-                    "price_diff": price_diff,
+                    "price_diff": w.price_diff,
                 },
-                **who,
-                "invalid_value": new,
-                "overage": overage,
-                "event_data": req.event_data,
+                **self._who(call),
+                "invalid_value": w.new,
+                "overage": w.overage,
+                "event_data": w.req.event_data,
             }
-            if reset:
-                events.append(("meter-reset", payload))
-            events.append(("meter-limit", payload))
-        decision = Decision(allowed, "limit", "included", headroom, tuple(gates))
-        return Outcome(allowed, decision, changed, events)
+            if w.reset_to is not None:
+                w.events.append(("meter-reset", payload))
+            w.events.append(("meter-limit", payload))
+        return w.outcome()
+
+    def _commit_meter(self, w: _Work, drawn: dict[str, Grant] | None, covered: Decimal, uncovered: Decimal) -> None:
+        """I. an allowed call's meter, grants and billed amounts, and its meter events."""
+        call, limit, policy, value = w.call, w.call.limit, self.policy, w.call.value
+        overhead_total = w.overhead_base + call.overhead
+        meter = self.writable_meter(w.changed, call, w.now)
+        meter.value = w.new
+        meter.overhead = overhead_total
+        meters.push_history(meter, value, limit.ewma_alpha, w.now)
+        if drawn is not None:
+            call.owner = _editable(w.changed, call.owner)
+            call.owner.grants = drawn
+        billed = w.eff is None or w.eff.billed
+        if w.billable_diff != 0 and billed:
+            listed = price_units(policy, call, w.billable_diff, w.billable) or ZERO
+            paid = (price_units(policy, call, covered, w.billable) or ZERO) if covered > 0 else ZERO
+            meter = self.writable_meter(w.changed, call, w.now)
+            meter.billed += listed
+            meter.covered += paid
+            meter.covered_units += covered
+        if not w.send or (w.new == w.prior and call.overhead == 0):
+            return
+        payload: dict[str, Any] = {
+            "meter": {
+                "old": w.prior,
+                "value": w.new,
+                "limit": limit.value,
+                "diff": value,
+                "overhead": overhead_total,
+                "overhead_diff": call.overhead,
+                "price_diff": w.price_diff,
+            },
+            **self._who(call),
+            "remaining": limit.value - w.new,
+            "event_data": w.req.event_data,
+        }
+        if covered > 0:
+            payload["grant_value_applied"] = covered
+        overage_event = not w.own_valid and uncovered > 0
+        if not w.own_valid:
+            payload["overage"] = uncovered
+        if overage_event:
+            payload["overage_price"] = (
+                ZERO
+                if not billed
+                else w.price_diff
+                if covered == 0 or w.price_diff is None
+                else price_units(policy, call, uncovered, w.billable + covered)
+            )
+            w.events.append(("meter-overage", payload))
+        if w.reset_to is not None:
+            w.events.append(("meter-reset", payload))
+        if not overage_event:
+            w.events.append(("meter-changed", payload))
 
     # -- billing controls, archive, limit-reached -----------------------------------------------------------
 
@@ -585,20 +602,10 @@ class Decider:
         if send:
             events.append(("period-closed", {"customer": owner.id, **plain(closed)}))
 
-    def _control_gates(
-        self,
-        snap: Snapshot,
-        call: _Call,
-        eff: controls.Effective,
-        changed: dict[str, CustomerState],
-        gates: list[Gate],
-        now: datetime,
-        gate_value: Decimal,
-        gate_new: Decimal,
-        limit_value: Decimal,
-        billable_diff: Decimal,
-    ) -> Decision | None:
+    def _control_gates(self, w: _Work, eff: controls.Effective) -> Decision | None:
         """Usage-limit windows (the tightest wins), overage units, then the overage money limit."""
+        snap, call, changed, gates, now = w.snap, w.call, w.changed, w.gates, w.now
+        gate_value, gate_new, limit_value, billable_diff = w.gate_value, w.gate_new, call.limit.value, w.billable_diff
         for ref in eff.windows:
             holder = _state_of(call, ref.holder, changed)
             start, used = controls.window_used(holder, ref, now)
@@ -663,20 +670,10 @@ class Decider:
             total += m.billed - m.covered
         return total
 
-    def _billing_effects(
-        self,
-        snap: Snapshot,
-        call: _Call,
-        eff: controls.Effective,
-        changed: dict[str, CustomerState],
-        events: list[RawEvent],
-        send: bool,
-        now: datetime,
-        value: Decimal,
-        old: Decimal,
-        new: Decimal,
-    ) -> None:
+    def _billing_effects(self, w: _Work, eff: controls.Effective) -> None:
         """After an allowed call: count usage windows, fire alerts, notify the money limit, auto top-ups."""
+        snap, call, changed, events, send, now = w.snap, w.call, w.changed, w.events, w.send, w.now
+        value, old, new = call.value, w.meter_value, w.new
         if value > 0:
             for ref in eff.windows:
                 holder = _editable(changed, _state_of(call, ref.holder, changed))
@@ -837,18 +834,25 @@ class Decider:
                 )
             )
 
-    def _cap_denied(
-        self,
-        call: _Call,
-        req: Request,
-        a: caps.Applicable,
-        amount: Decimal,
-        gates: list[Gate],
-        changed: dict[str, CustomerState],
-        events: list[RawEvent],
-        send: bool,
-        meter: dict[str, Any],
-    ) -> Outcome:
+    def _cap_denied(self, w: _Work, gate: str, a: caps.Applicable, amount: Decimal) -> Outcome:
+        """A cap without room for the call: its gate, its `cap-limit` event, and the denial."""
+        call, req, gates, changed, events, send = w.call, w.req, w.gates, w.changed, w.events, w.send
+        detail = {
+            "cap": a.cap.id,
+            "holder": a.holder,
+            "ceiling": a.cap.value,
+            "meter_value": a.cap.meter_value,
+            "amount": amount,
+        }
+        gates.append(Gate(gate, False, detail))
+        meter = {
+            "value": w.meter_value,
+            "limit": call.limit.value,
+            "diff": call.value,
+            "overhead": w.overhead_base,
+            "overhead_diff": call.overhead,
+            "price_diff": w.price_diff,
+        }
         if send:
             events.append(
                 (
@@ -866,7 +870,7 @@ class Decider:
                 )
             )
         headroom = a.cap.value - a.cap.meter_value
-        return Outcome(False, Decision(False, gates[-1].name, "cap", headroom, tuple(gates)), changed, events)
+        return Outcome(False, Decision(False, gate, "cap", headroom, tuple(gates)), changed, events)
 
     def _move_caps(
         self,
