@@ -23,15 +23,17 @@ from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
 from limitr_py.engine import grants as grants_mod
 from limitr_py.engine.arguments import UNSET
+from limitr_py.engine.commands import caps as cap_commands
+from limitr_py.engine.commands import controls as control_commands
+from limitr_py.engine.commands import entities as entity_commands
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.events import EventBus, Handler
 from limitr_py.engine.exact import exact
 from limitr_py.engine.exchange import RUNE, exchange
-from limitr_py.engine.exchange import resolve as resolve_path
 from limitr_py.engine.records import customer_record, plain
 from limitr_py.engine.resolve import plan_for, reachable, resolve_customer
-from limitr_py.engine.state import ZERO, Cap, CustomerState, FeatureConfig, Grant, OverageLimit, Override
+from limitr_py.engine.state import ZERO, Cap, CustomerState, Grant, OverageLimit, Override
 from limitr_py.engine.txn import Attempt, Runner
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Invoice
 from limitr_py.errors import (
@@ -882,84 +884,34 @@ class Engine:
         the credit has no path to runes, `cap_id` is taken, or an exchangeable cap would price through a
         stairstep curve (no per-unit price)."""
         ident = args.ident(id)
-        credit = args.ident(credit, "credit")
         flags = {
-            name: args.flag(v, name)
-            for name, v in (
-                ("ignore_grants", ignore_grants),
-                ("overage_only", overage_only),
-                ("observe_only", observe_only),
-                ("overhead_cost", overhead_cost),
-                ("follow_decrements", follow_decrements),
-                ("resets", resets),
-                ("events", events),
-                ("hard_trailing", hard_trailing),
-                ("shared", shared),
-            )
+            "ignore_grants": ignore_grants,
+            "overage_only": overage_only,
+            "observe_only": observe_only,
+            "overhead_cost": overhead_cost,
+            "follow_decrements": follow_decrements,
+            "hard_trailing": hard_trailing,
+            "shared": shared,
         }
-        exchangeable = args.optional_flag(exchangeable, "exchangeable")
-        policy = self._compiled
-        if credit != RUNE and credit not in policy.credits and credit not in policy.exchange.pairs:
+        checked = cap_commands.spec(
+            self._compiled,
+            value,
+            cap_id=cap_id,
+            new_id=_new_id("cap_"),
+            credit=credit,
+            exchangeable=exchangeable,
+            flags=flags,
+            resets=resets,
+            reset_inc=reset_inc,
+            reset_sch=reset_sch,
+            scope=scope,
+            shared_with=shared_with,
+            expires_on=expires_on,
+            events=events,
+        )
+        if checked is None:
             return None
-        if reset_inc is not None and reset_sch is not None:
-            raise InvalidArgumentError("reset_inc and reset_sch are mutually exclusive")
-        found = policy.credits.get(credit)
-        ceiling = quantity_in(found, args.quantity(value)) if found else args.amount(value, "value")
-        if ceiling < 0:
-            raise InvalidArgumentError(f"a cap ceiling cannot be negative, got `{value}`")
-        if exchangeable is None:
-            exchangeable = credit == RUNE or found is None
-        if exchangeable and credit != RUNE:
-            path = resolve_path(policy, credit)
-            if path is not None and path[1] is not None and path[1].model == "stairstep":
-                return None
-        period = args.duration(reset_inc, "reset_inc") if reset_inc is not None else None
-        try:
-            schedule = parse_schedule(reset_sch) if reset_sch is not None else None
-        except ScheduleError as exc:
-            raise InvalidArgumentError(str(exc)) from None
-        key = args.ident(cap_id, "cap_id") if cap_id is not None else _new_id("cap_")
-        scope_t = args.names(scope, "scope") if scope is not None else None
-        shared_t = args.names(shared_with, "shared_with") if shared_with is not None else None
-        until = args.when(expires_on, "expires_on")
-        made: list[Cap] = []
-
-        def attempt(at: Attempt, now: datetime) -> Cap | None:
-            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            if state is None or key in state.caps:
-                return None
-            cap = Cap(
-                id=key,
-                value=ceiling,
-                credit=credit,
-                exchangeable=bool(exchangeable),
-                ignore_grants=flags["ignore_grants"],
-                overage_only=flags["overage_only"],
-                observe_only=flags["observe_only"],
-                overhead_cost=flags["overhead_cost"],
-                follow_decrements=flags["follow_decrements"],
-                hard_trailing=flags["hard_trailing"],
-                shared=flags["shared"],
-                shared_with=shared_t,
-                scope=scope_t,
-                created_on=now,
-                started=now,
-                resets=bool(flags["resets"] or period or schedule),
-                reset_inc=period,
-                reset_sch=schedule,
-                last_reset=schedule.start_of_period(now) if schedule else None,
-                expires_on=until,
-            )
-            copy = state.copy()
-            copy.caps[key] = cap
-            at.put_customers({copy.id: copy})
-            if events:
-                at.events.append(("customer-cap-added", {"customer": copy.id, "cap": plain(cap)}))
-                at.events.append(("customer-set", ops.customer_payload(copy)))
-            made.append(cap)
-            return cap
-
-        return self._txn.run(ident, attempt)
+        return self._txn.run(ident, lambda at, now: cap_commands.add(at, now, ident, checked))
 
     def customer_cap(self, id: str, cap_id: str) -> Cap | None:
         """The cap as of now (a finished period shows as reset, an expired cap as None)."""
@@ -969,33 +921,15 @@ class Engine:
 
     def reset_customer_cap(self, id: str, cap_id: str, events: bool = True) -> bool:
         """Zero a cap's meter and start its period now."""
-        return self._cap_change(id, cap_id, events, "customer-cap-reset", remove=False)
+        return self._cap_change(id, cap_id, events, remove=False)
 
     def remove_customer_cap(self, id: str, cap_id: str, events: bool = True) -> bool:
-        return self._cap_change(id, cap_id, events, "customer-cap-removed", remove=True)
+        return self._cap_change(id, cap_id, events, remove=True)
 
-    def _cap_change(self, id: str, cap_id: str, events: bool, name: str, *, remove: bool) -> bool:
+    def _cap_change(self, id: str, cap_id: str, events: bool, *, remove: bool) -> bool:
         ident = args.ident(id)
-        cap_id, events = args.ident(cap_id, "cap_id"), args.flag(events, "events")
-
-        def attempt(at: Attempt, now: datetime) -> bool:
-            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            if state is None or cap_id not in state.caps:
-                return False
-            copy = state.copy()
-            cap = copy.caps.pop(cap_id)
-            if not remove:
-                cap = replace(cap, meter_value=ZERO, started=now, last_reset=now if cap.reset_sch else None)
-                copy.caps[cap_id] = cap
-            at.put_customers({copy.id: copy})
-            if events:
-                at.events.append(
-                    (name, {"customer": copy.id, "id": cap_id} if remove else {"customer": copy.id, "cap": plain(cap)})
-                )
-                at.events.append(("customer-set", ops.customer_payload(copy)))
-            return True
-
-        return self._txn.run(ident, attempt)
+        key, send = args.ident(cap_id, "cap_id"), args.flag(events, "events")
+        return self._txn.run(ident, lambda at, now: cap_commands.change(at, now, ident, key, send, remove=remove))
 
     # -- reservations and estimates ---------------------------------------------------------------------------
 
@@ -1268,18 +1202,7 @@ class Engine:
             if units < 0:
                 raise InvalidArgumentError(f"max_overage_units cannot be negative, got `{max_overage_units}`")
 
-        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
-            old = c.billing.feature_configs.get(name, FeatureConfig())
-            new = FeatureConfig(
-                old.overage if overage is UNSET else overage, old.max_overage_units if units is UNSET else units
-            )
-            configs = {k: v for k, v in c.billing.feature_configs.items() if k != name}
-            if new != FeatureConfig():
-                configs[name] = new
-            c.billing = replace(c.billing, feature_configs=configs)
-            return True
-
-        self._require(ident, change)
+        self._require(ident, lambda c, at, now: control_commands.feature_config(c, name, overage, units))
 
     def set_overage_limit(self, id: str, *, max_overage_amount: Any, on_limit_reached: str = "block") -> None:
         """Owostack: a customer-wide cap on billable overage, in MINOR units of `policy.currency` (500_000 =
@@ -1297,12 +1220,7 @@ class Engine:
                 )
             amount = OverageLimit(int(exact), on_limit_reached)
 
-        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
-            blocked = {k: v for k, v in c.billing.blocked.items() if k != "*overage_limit"}
-            c.billing = replace(c.billing, overage_limit=amount, blocked=blocked)
-            return True
-
-        self._require(ident, change)
+        self._require(ident, lambda c, at, now: control_commands.overage_limit(c, amount))
 
     def billing_config(self, id: str) -> BillingConfig | None:
         """The customer's billing controls as they apply (entities: their own entries over their customer's),
@@ -1332,13 +1250,8 @@ class Engine:
             raise InvalidArgumentError("auto_topups are customer-level only: they charge the customer's payment method")
         parsed = billing_args.controls(overage_allowed, spend_limits, usage_limits, usage_alerts, auto_topups)
 
-        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
-            if entity_id is not None and c.parent != ident:
-                raise InvalidArgumentError(f"`{entity_id}` is not an entity of `{ident}`")
-            c.billing = replace(c.billing, **parsed)
-            return True
-
-        self._require(target, change)
+        entity_of = ident if entity_id is not None else None
+        self._require(target, lambda c, at, now: control_commands.lists(c, parsed, entity_of))
 
     def add_entity(
         self,
@@ -1355,46 +1268,13 @@ class Engine:
         ident, ent_id = args.ident(id), args.ident(entity_id, "entity_id")
         feature = args.optional_ident(feature, "feature")
         type, label = args.text(type, "type"), args.optional_text(label, "label")
-        meta = args.optional_data(metadata, "metadata")
-        events_on = self._bus.active
+        fields = {"type": type, "label": label, "metadata": args.optional_data(metadata, "metadata")}
+        events_on, probe = self._bus.active, self._probe_on()
 
         def attempt(at: Attempt, now: datetime) -> bool:
-            parent = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            if parent is None or at.extras[keys.customer(ent_id)] is not None:
-                return False
-            changed: dict[str, CustomerState] = {}
-            if feature is not None:
-                outcome = self._decider.allow(
-                    at.snap,
-                    Request(parent.id, feature, Quantity(Decimal(1)), 0, events_on, probe=self._probe_on()),
-                    now,
-                )
-                if not outcome.allowed:
-                    at.events.extend(outcome.events)
-                    return False
-                changed.update(outcome.changed)
-                at.events.extend(outcome.events)
-            holder = changed.get(parent.id) or parent.copy()
-            holder.entities = (*holder.entities, ent_id)
-            changed[parent.id] = holder
-            entity = CustomerState(
-                id=ent_id,
-                plan="",
-                type=type,
-                label=label or ent_id,
-                refs=(parent.id,),
-                metadata=meta or {},
-                created=now,
-                parent=parent.id,
+            return entity_commands.add(
+                self._compiled, self._decider, at, now, ident, ent_id, feature, fields, events_on, probe
             )
-            view = {**at.snap.customers, **changed, ent_id: entity}
-            plan = plan_for(self._compiled, view, entity)
-            if plan is not None:
-                ops.start_meters(plan, entity, now)
-            changed[ent_id] = entity
-            at.put_customers(changed)
-            at.events.append(("customer-set", ops.customer_payload(entity)))
-            return True
 
         if self._txn.grouped:  # an entity lives with its customer
             self._txn.locate_in(ent_id, self._txn.group_for(ident) or ident)
@@ -1404,26 +1284,10 @@ class Engine:
         """Delete an entity; with `feature`, give its unit back to the customer."""
         ident, ent_id = args.ident(id), args.ident(entity_id, "entity_id")
         feature = args.optional_ident(feature, "feature")
+        events_on = self._bus.active
 
         def attempt(at: Attempt, now: datetime) -> bool:
-            parent = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            entity = at.extras[keys.customer(ent_id)]
-            if parent is None or entity is None or entity.parent != parent.id:
-                return False
-            changed: dict[str, CustomerState] = {}
-            if feature is not None:
-                outcome = self._decider.allow(
-                    at.snap, Request(parent.id, feature, Quantity(Decimal(-1)), 0, self._bus.active), now
-                )
-                changed.update(outcome.changed)
-                at.events.extend(outcome.events)
-            holder = changed.get(parent.id) or parent.copy()
-            holder.entities = tuple(e for e in holder.entities if e != ent_id)
-            changed[parent.id] = holder
-            at.put_customers({**changed, ent_id: None})
-            at.put_aliases({alt: None for alt in entity.alt_ids})
-            at.events.append(("customer-removed", ops.customer_payload(entity)))
-            return True
+            return entity_commands.remove(self._decider, at, now, ident, ent_id, feature, events_on)
 
         return self._txn.run(ident, attempt, extra=(keys.customer(ent_id),))
 
