@@ -25,6 +25,7 @@ from limitr_py.engine import grants as grants_mod
 from limitr_py.engine.arguments import UNSET
 from limitr_py.engine.commands import caps as cap_commands
 from limitr_py.engine.commands import controls as control_commands
+from limitr_py.engine.commands import customers as customer_commands
 from limitr_py.engine.commands import entities as entity_commands
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
 from limitr_py.engine.estimates import Estimate
@@ -33,7 +34,7 @@ from limitr_py.engine.exact import exact
 from limitr_py.engine.exchange import RUNE, exchange
 from limitr_py.engine.records import customer_record, plain
 from limitr_py.engine.resolve import plan_for, reachable, resolve_customer
-from limitr_py.engine.state import ZERO, Cap, CustomerState, Grant, OverageLimit, Override
+from limitr_py.engine.state import ZERO, Cap, CustomerState, Grant, OverageLimit
 from limitr_py.engine.txn import Attempt, Runner
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Invoice
 from limitr_py.errors import (
@@ -160,33 +161,18 @@ class Engine:
         plan = args.known(plan, self._compiled.plans, "plan") if plan != "" else ""
         type, label = args.text(type, "type"), args.text(label, "label")
         refs_t, alts_t = args.names(refs, "refs"), args.names(alt_ids, "alt_ids")
-        meta = args.optional_data(metadata, "metadata")
+        fields = {
+            "plan": plan,
+            "type": type,
+            "label": label,
+            "refs": refs_t,
+            "alt_ids": alts_t,
+            "metadata": args.optional_data(metadata, "metadata") or None,
+        }
         alias_keys = [keys.alias(a) for a in alts_t]
 
         def attempt(at: Attempt, now: datetime) -> Customer | None:
-            group = dict(at.snap.customers)  # the customer (if it exists), its refs and theirs, read together
-            state, change = ops.create(
-                self._compiled,
-                group,
-                id=ident,
-                plan=plan,
-                type=type,
-                label=label,
-                refs=refs_t,
-                alt_ids=alts_t,
-                metadata=meta or None,
-                now=now,
-            )
-            if state is None:
-                return None
-            for alt in list(change.aliases):
-                owner = at.extras[keys.alias(alt)]
-                if owner not in (None, ident) or (alt in group and alt != ident):
-                    raise InvalidArgumentError(f"alt id `{alt}` already belongs to customer `{owner or alt}`")
-            at.put_customers(change.customers)
-            at.put_aliases(change.aliases)
-            at.events.extend(change.events)
-            return ops.public(state)
+            return customer_commands.create(self._compiled, at, now, ident, fields)
 
         if self._txn.grouped:  # a customer lives in its org's group (its first ref's), so one call never spans slots
             group = self._txn.group_of_refs(refs_t) or self._txn.group_for(ident) or ident
@@ -211,37 +197,16 @@ class Engine:
         customer whose record cannot be decoded is deleted too (its alt ids then resolve to nobody)."""
         ident = args.ident(id)
 
-        def attempt(at: Attempt, now: datetime) -> bool:
-            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            if state is None:
-                return False
-            at.put_customers({state.id: None})
-            at.put_aliases({alt: None for alt in state.alt_ids})
-            at.events.append(("customer-removed", ops.customer_payload(state)))
-            return True
-
         try:
-            return self._txn.run(ident, attempt)
+            return self._txn.run(ident, lambda at, now: customer_commands.delete(at, now, ident))
         except CorruptRecordError as exc:
             if exc.key != keys.customer(ident):
                 raise
             return self._txn.replace_corrupt(ident, None)
 
-    def _update(self, ident: str, change: Callable[[CustomerState, Attempt, datetime], bool]) -> bool:
+    def _update(self, ident: str, change: customer_commands.Change) -> bool:
         """Apply `change` to a copy of the customer; write it and send `customer-set` when it returns True."""
-
-        def attempt(at: Attempt, now: datetime) -> bool:
-            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            if state is None:
-                return False
-            copy = state.copy()
-            if not change(copy, at, now):
-                return False
-            at.put_customers({copy.id: copy})
-            at.events.append(("customer-set", ops.customer_payload(copy)))
-            return True
-
-        return self._txn.run(ident, attempt)
+        return self._txn.run(ident, lambda at, now: customer_commands.update(at, now, ident, change))
 
     def set_customer_plan(self, id: str, plan: str, overwrite_meters: bool = False) -> bool:
         """Move a customer to `plan`, keeping its usage (new meters join the current period). False when the
@@ -251,15 +216,7 @@ class Engine:
         overwrite_meters = args.flag(overwrite_meters, "overwrite_meters")
 
         def attempt(at: Attempt, now: datetime) -> bool:
-            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            if state is None:
-                return False
-            change = ops.set_plan(self._compiled, at.snap.customers, state, plan, overwrite_meters, now)
-            if change is None:
-                return False
-            at.put_customers(change.customers)
-            at.events.extend(change.events)
-            return True
+            return customer_commands.set_plan(self._compiled, at, now, ident, plan, overwrite_meters)
 
         return self._txn.run(ident, attempt)
 
@@ -278,43 +235,15 @@ class Engine:
     def set_alt_customer_id(self, id: str, alt: str) -> bool:
         """Let `alt` name the customer too. False when the customer is unknown or `alt` is taken."""
         ident, alt_id = args.ident(id), args.ident(alt, "alt id")
-
-        taken = [keys.alias(alt_id), keys.customer(alt_id)]  # read with the snapshot, their versions committed
-
-        def attempt(at: Attempt, now: datetime) -> bool:
-            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            if state is None or at.extras[keys.customer(alt_id)] is not None:
-                return False
-            if at.extras[keys.alias(alt_id)] not in (None, state.id):
-                return False
-            copy = state.copy()
-            if alt_id not in copy.alt_ids:
-                copy.alt_ids = (*copy.alt_ids, alt_id)
-            at.put_customers({copy.id: copy})
-            at.put_aliases({alt_id: copy.id})
-            at.events.append(("customer-set", ops.customer_payload(copy)))
-            return True
-
         if self._txn.grouped and not self._txn.locate_in(alt_id, self._txn.group_for(ident) or ident):
             return False
-        return self._txn.run(ident, attempt, extra=taken)
+        taken = [keys.alias(alt_id), keys.customer(alt_id)]  # read with the snapshot, their versions committed
+        return self._txn.run(ident, lambda at, now: customer_commands.add_alt_id(at, now, ident, alt_id), extra=taken)
 
     def delete_alt_customer_id(self, alt: str) -> bool:
         alt_id = args.ident(alt, "alt id")
 
-        def attempt(at: Attempt, now: datetime) -> bool:
-            target = at.snap.aliases.get(alt_id)
-            state = at.snap.customers.get(target) if target else None
-            if state is None:
-                return False
-            copy = state.copy()
-            copy.alt_ids = tuple(a for a in copy.alt_ids if a != alt_id)
-            at.put_customers({copy.id: copy})
-            at.put_aliases({alt_id: None})
-            at.events.append(("customer-set", ops.customer_payload(copy)))
-            return True
-
-        return self._txn.run(alt_id, attempt)
+        return self._txn.run(alt_id, lambda at, now: customer_commands.delete_alt_id(at, now, alt_id))
 
     def create_customer_override(
         self,
@@ -350,33 +279,11 @@ class Engine:
             schedule = parse_schedule(reset_sch) if reset_sch is not None else None
         except ScheduleError as exc:
             raise InvalidArgumentError(str(exc)) from None
-        until = args.when(expires, "expires")
+        spec = customer_commands.OverrideSpec(
+            ent_name, credit, mode, quantity, step, resets, period, schedule, args.when(expires, "expires")
+        )
         made: list[Limit] = []
-
-        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
-            plan = self._plan_of(at.snap, c)
-            ent = plan.entitlements.get(ent_name) if plan else None
-            if ent is None:
-                return False
-            base = c.overrides[ent_name].limit if ent_name in c.overrides else ent.limit
-            credit_name = credit or (base.credit if base else None)
-            found = self._compiled.credits.get(credit_name or "")
-            if found is None:
-                return False
-            limit = Limit(
-                credit=found.name,
-                mode=mode or (base.mode if base else "hard"),
-                value=quantity_in(found, quantity) if quantity is not None else (base.value if base else ZERO),
-                increment=(quantity_in(found, step) if step is not None else (base.increment if base else ZERO)),
-                resets=resets if resets is not None else (base.resets if base else False),
-                reset_inc=period if period or schedule else (base.reset_inc if base else None),
-                reset_sch=schedule if period or schedule else (base.reset_sch if base else None),
-            )
-            c.overrides[ent_name] = Override(limit, until)
-            made.append(limit)
-            return True
-
-        return made[-1] if self._update(ident, change) else None
+        return made[-1] if self._update(ident, customer_commands.override(self._compiled, spec, made)) else None
 
     def remove_customer_override(self, id: str, entitlement: str) -> bool:
         ent_name = args.ident(entitlement, "entitlement")
@@ -400,12 +307,7 @@ class Engine:
                     raise InvalidArgumentError(f"alt id `{name}` already belongs to a customer of another group")
 
         def attempt(at: Attempt, now: datetime) -> Customer:
-            old = at.snap.customers.get(state.id)
-            at.put_customers({state.id: state})
-            at.put_aliases({alt: None for alt in (old.alt_ids if old else ()) if alt not in state.alt_ids})
-            at.put_aliases({alt: state.id for alt in state.alt_ids})
-            at.events.append(("customer-set", ops.customer_payload(state)))
-            return ops.public(state)
+            return customer_commands.restore(at, now, state)
 
         try:
             return self._txn.run(state.id, attempt)
