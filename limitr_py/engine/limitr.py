@@ -27,12 +27,13 @@ from limitr_py.engine.commands import caps as cap_commands
 from limitr_py.engine.commands import controls as control_commands
 from limitr_py.engine.commands import customers as customer_commands
 from limitr_py.engine.commands import entities as entity_commands
+from limitr_py.engine.commands import grants as grant_commands
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.events import EventBus, Handler
 from limitr_py.engine.exact import exact
 from limitr_py.engine.exchange import RUNE, exchange
-from limitr_py.engine.records import customer_record, plain
+from limitr_py.engine.records import customer_record
 from limitr_py.engine.resolve import plan_for, reachable, resolve_customer
 from limitr_py.engine.state import ZERO, Cap, CustomerState, Grant, OverageLimit
 from limitr_py.engine.txn import Attempt, Runner
@@ -649,36 +650,13 @@ class Engine:
         """Grant one purchase of a top-up of the customer's plan (call it after payment)."""
         ident, name = args.ident(id), args.ident(topup, "topup")
         grant_id = _new_id("lgrnt_")
-
-        def attempt(at: Attempt, now: datetime) -> bool:
-            state = resolve_customer(at.snap.customers, at.snap.aliases, ident)
-            plan = self._plan_of(at.snap, state) if state else None
-            found = plan.topups.get(name) if plan else None
-            if state is None or plan is None or found is None:
-                return False
-            copy = state.copy()
-            copy.grants[grant_id] = grants_mod.from_topup(found, grant_id, now)
-            at.put_customers({copy.id: copy})
-            at.events.append(
-                (
-                    "customer-topup-granted",
-                    {"customer": copy.id, "topup_name": name, "plan_name": plan.name, "topup": plain(found)},
-                )
-            )
-            return True
-
-        return self._txn.run(ident, attempt)
+        return self._txn.run(
+            ident, lambda at, now: grant_commands.apply_topup(self._compiled, at, now, ident, name, grant_id)
+        )
 
     def ensure_included_topups(self, id: str) -> None:
         """Reconcile top-up grants with the customer's plan and grant missing included top-ups."""
-        ident = args.ident(id)
-
-        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
-            reconciled, moved = grants_mod.reconcile_topups(self._plan_of(at.snap, c), c.type, c.grants, now)
-            c.grants = reconciled
-            return moved
-
-        self._update(ident, change)
+        self._update(args.ident(id), grant_commands.reconcile_topups(self._compiled))
 
     def grant(
         self,
@@ -703,29 +681,15 @@ class Engine:
         amount = quantity_in(found, args.quantity(value)) if found else args.amount(value, "value")
         if amount <= 0:
             raise InvalidArgumentError(f"a grant must be positive, got `{value}`")
-        until = args.when(expires_on, "expires_on")
-        key = args.ident(grant_id, "grant_id") if grant_id is not None else _new_id("lgrnt_")
-        meta = args.optional_data(metadata, "metadata")
+        spec = grant_commands.GrantSpec(
+            args.ident(grant_id, "grant_id") if grant_id is not None else _new_id("lgrnt_"),
+            credit_name,
+            amount,
+            args.when(expires_on, "expires_on"),
+            args.optional_data(metadata, "metadata"),
+        )
         made: list[Grant] = []
-
-        def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
-            if key in c.grants:
-                return False
-            g = Grant(
-                id=key,
-                credit=credit_name,
-                value=amount,
-                starting_value=amount,
-                created_on=now,
-                granted_on=now,
-                expires_on=until,
-                metadata=meta or None,
-            )
-            c.grants[key] = g
-            made.append(g)
-            return True
-
-        return made[-1] if self._update(ident, change) else None
+        return made[-1] if self._update(ident, grant_commands.grant(spec, made)) else None
 
     def grants(self, id: str) -> list[Grant]:
         """The customer's grants as of now (expired ones left out, resets rolled)."""
