@@ -16,9 +16,9 @@ from decimal import Decimal
 from typing import Any, Self
 
 from limitr_py.clock import Clock, SystemClock
-from limitr_py.compile.graph import CompiledPolicy, Entitlement, Limit, Plan
+from limitr_py.compile.graph import CompiledPolicy, Limit, Plan
 from limitr_py.engine import arguments as args
-from limitr_py.engine import billing_args, controls, estimates, holds, invoices, keys, margins, meters
+from limitr_py.engine import billing_args, controls, holds, invoices, keys, margins, meters
 from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
 from limitr_py.engine import grants as grants_mod
@@ -28,6 +28,7 @@ from limitr_py.engine.commands import controls as control_commands
 from limitr_py.engine.commands import customers as customer_commands
 from limitr_py.engine.commands import entities as entity_commands
 from limitr_py.engine.commands import grants as grant_commands
+from limitr_py.engine.commands import holds as hold_commands
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.events import EventBus, Handler
@@ -44,17 +45,10 @@ from limitr_py.errors import (
 )
 from limitr_py.schedules import ScheduleError, parse_schedule
 from limitr_py.stores.base import Commit, Store
-from limitr_py.units import Quantity
 
 
 def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(8)
-
-
-def _context_str(context: Mapping[str, Any] | None, name: str | None) -> str | None:
-    if context is None or name is None or context.get(name) is None:
-        return None
-    return str(context[name])
 
 
 @exact
@@ -819,36 +813,23 @@ class Engine:
         TTL (`ttl`, else the policy's `hold_ttl`, 10 minutes by default) runs out.
         """
         ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
-        ctx = args.context(context)
-        segment = args.optional_text(segment, "segment")
-        lifetime = args.duration(ttl, "ttl") if ttl is not None else self._compiled.hold_ttl
-        q = args.fraction(quantile, "quantile")
-        given_overhead = args.optional_amount(overhead, "overhead")
-        basis_n = args.optional_amount(basis, "basis")
-        hold_id = _new_id("hold_")
         quantity = args.quantity(value) if value is not None else None
-        table = self._policy_estimates(ent) if quantity is None else None
+        reservation = hold_commands.Reservation(
+            ident,
+            ent,
+            quantity,
+            args.context(context),
+            args.optional_text(segment, "segment"),
+            args.optional_amount(basis, "basis"),
+            args.fraction(quantile, "quantile"),
+            args.optional_amount(overhead, "overhead"),
+            args.duration(ttl, "ttl") if ttl is not None else self._compiled.hold_ttl,
+            _new_id("hold_"),
+            self._policy_estimates(ent) if quantity is None else None,
+        )
 
         def attempt(at: Attempt, now: datetime) -> str | None:
-            call = self._decider.locate(at.snap, ident, ent, now)
-            if call is None:
-                return None
-            seg = segment if segment is not None else _context_str(ctx, self._ent(call).estimate_segment)
-            b = basis_n if basis_n is not None else holds.context_number(ctx, self._ent(call).estimate_basis)
-            hold_overhead = given_overhead
-            if quantity is None:
-                predicted = self._estimate(at.snap, call, b, seg, q, table)
-                amount = predicted.value if predicted else call.limit.increment
-                if hold_overhead is None and predicted is not None:
-                    hold_overhead = predicted.overhead
-                request = Request(ident, ent, Quantity(amount), 0, False, ctx, hold_overhead)
-            else:
-                request = Request(ident, ent, quantity, 0, False, ctx, hold_overhead)
-            ok, changed, held_value = holds.reserve(self._decider, at.snap, request, hold_id, lifetime, b, seg, now)
-            if not ok or held_value <= 0:
-                return None
-            at.put_customers(changed)
-            return hold_id
+            return hold_commands.reserve(self._compiled, self._decider, at, now, reservation)
 
         return self._txn.run(ident, attempt)
 
@@ -874,37 +855,14 @@ class Engine:
         request = Request(
             ident, ent, args.quantity(value), 0, send, data, args.optional_amount(overhead, "overhead"), True
         )
-        basis_n = args.optional_amount(basis, "basis")
+        settlement = hold_commands.Settlement(request, hid, segment, args.optional_amount(basis, "basis"))
         learned: list[holds.Learn] = []
 
-        settled_key = keys.settled(ident, hid)
-
         def attempt(at: Attempt, now: datetime) -> bool:
-            learned.clear()
-            settled = at.extras[settled_key]
-            if settled is not None and settled["until"] >= now:
-                return False  # settled before: a hold resolves once
-            outcome, hold = holds.settle(self._decider, at.snap, request, hid, now)
-            keep_until = (hold.expires if hold is not None else now + self._compiled.hold_ttl) + holds.TOMBSTONE_KEEP
-            at.writes[settled_key] = {"at": now, "until": keep_until}
-            at.expires[settled_key] = keep_until
-            at.put_customers(outcome.changed)
-            at.events.extend(outcome.events)
-            if outcome.allowed:
-                call = self._decider.locate(
-                    Snapshot({**at.snap.customers, **outcome.changed}, at.snap.aliases), ident, ent, now, request
-                )
-                if call is not None:
-                    seg = segment if segment is not None else (hold.segment if hold else None)
-                    b = basis_n if basis_n is not None else (hold.basis if hold else None)
-                    learn = self._learning(call, seg, b, data)
-                    if holds.learn_customer(outcome.changed, call, learn, now):
-                        learned.append(learn)
-                    at.put_customers(outcome.changed)
-            return outcome.allowed
+            return hold_commands.settle(self._compiled, self._decider, at, now, settlement, learned)
 
         idem = (idem_key, args.fingerprint("settle", ident, ent, hid, request.value)) if idem_key else None
-        done = self._txn.run(ident, attempt, idempotency=idem, extra=(settled_key,))
+        done = self._txn.run(ident, attempt, idempotency=idem, extra=(keys.settled(ident, hid),))
         for learn in learned:
             self._learn_policy(learn)
         return done
@@ -913,14 +871,7 @@ class Engine:
         """Drop a hold without recording usage; False when there is no such hold."""
         ident, ent, hid = args.ident(id), args.ident(entitlement, "entitlement"), args.ident(hold_id, "hold_id")
 
-        def attempt(at: Attempt, now: datetime) -> bool:
-            changed = holds.release(self._decider, at.snap, ident, ent, hid, now)
-            if changed is None:
-                return False
-            at.put_customers(changed)
-            return True
-
-        return self._txn.run(ident, attempt)
+        return self._txn.run(ident, lambda at, now: hold_commands.release(self._decider, at, now, ident, ent, hid))
 
     def held(self, id: str, entitlement: str) -> Decimal | None:
         """Units held by unexpired reservations on the meter (None for unknowns and feature flags)."""
@@ -949,10 +900,9 @@ class Engine:
         call = self._decider.locate(snap, ident, ent, self._clock.now())
         if call is None:
             return None
-        seg = segment if segment is not None else _context_str(ctx, self._ent(call).estimate_segment)
-        b = args.optional_amount(basis, "basis")
-        b = b if b is not None else holds.context_number(ctx, self._ent(call).estimate_basis)
-        return self._estimate(snap, call, b, seg, q, self._policy_estimates(ent))
+        seg = hold_commands.segment_of(ctx, call, segment)
+        b = hold_commands.basis_of(ctx, call, args.optional_amount(basis, "basis"))
+        return hold_commands.estimate(self._compiled, call, b, seg, q, self._policy_estimates(ent))
 
     def observe(
         self,
@@ -970,70 +920,23 @@ class Engine:
         ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
         ctx = args.context(context)
         segment = args.optional_text(segment, "segment")
-        quantity = args.quantity(value)
-        given_overhead = args.optional_amount(overhead, "overhead")
+        request = Request(ident, ent, args.quantity(value), 0, False, ctx, args.optional_amount(overhead, "overhead"))
         basis_n = args.optional_amount(basis, "basis")
         learned: list[holds.Learn] = []
 
         def attempt(at: Attempt, now: datetime) -> bool:
-            learned.clear()
-            request = Request(ident, ent, quantity, 0, False, ctx, given_overhead)
-            call = self._decider.locate(at.snap, ident, ent, now, request)
-            if call is None:
-                return False
-            seg = segment if segment is not None else _context_str(ctx, self._ent(call).estimate_segment)
-            b = basis_n if basis_n is not None else holds.context_number(ctx, self._ent(call).estimate_basis)
-            learn = self._learning(call, seg, b, ctx)
-            changed: dict[str, CustomerState] = {}
-            if not holds.learn_customer(changed, call, learn, now):
-                return False
-            at.put_customers(changed)
-            learned.append(learn)
-            return True
+            return hold_commands.observe(self._decider, at, now, request, segment, basis_n, learned)
 
         done = self._txn.run(ident, attempt)
         for learn in learned:
             self._learn_policy(learn)
         return done
 
-    def _ent(self, call: _Call) -> Entitlement:
-        return call.plan.entitlements[call.entitlement]
-
-    def _learning(
-        self, call: _Call, segment: str | None, basis: Decimal | None, context: Mapping[str, Any] | None
-    ) -> holds.Learn:
-        ent = self._ent(call)
-        per_basis = ent.estimate_basis is not None
-        if basis is None:
-            basis = holds.context_number(context, ent.estimate_basis)
-        return holds.Learn(
-            call.entitlement, estimates.segment_key(segment), basis, per_basis, call.value, call.overhead
-        )
-
     def _policy_estimates(self, entitlement: str) -> Any:
         """The policy-wide estimates of an entitlement (their own record, in their own group on a sharded store),
         read before a call's attempt: advisory numbers, so every retry of the call may use the same copy."""
         record = keys.estimates(entitlement)
         return self._txn.store.read([record], self._txn.estimates_group)[record].value
-
-    def _estimate(
-        self,
-        snap: Snapshot,
-        call: _Call,
-        basis: Decimal | None,
-        segment: str | None,
-        quantile: Decimal,
-        table: Any,
-    ) -> Estimate | None:
-        key = estimates.segment_key(segment)
-        per_basis = self._ent(call).estimate_basis is not None
-        if per_basis and (basis is None or basis <= 0):
-            return None
-        own = call.meter.estimates.get(key) if call.meter is not None else None
-        if own is not None and own.samples >= self._compiled.estimate_min_samples:
-            return estimates.predict(own, basis, quantile, "customer")
-        shared = (table or {}).get(key)
-        return None if shared is None else estimates.predict(shared, basis, quantile, "policy")
 
     def _learn_policy(self, learn: holds.Learn) -> None:
         """Policy-wide estimates are one record per entitlement shared by every customer: updated in their own
