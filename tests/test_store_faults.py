@@ -276,3 +276,43 @@ def test_pending_events_go_to_the_handlers_registered_now_under_their_name(text_
         assert restarted.deliver_pending() == 2
         assert sorted(e.id == "legacy-1" for e in seen) == [False, True]
         assert restarted.deliver_pending() == 0  # acknowledged once each
+
+
+class AlwaysConflicts:
+    """A real memory store whose commits always meet a version conflict (as under unending contention); `grouped`
+    makes it look sharded, so locators are written too."""
+
+    def __init__(self, grouped: bool) -> None:
+        self.inner = open_store("memory://")
+        self.url, self.encoded, self.remote, self.grouped = "memory://conflicts", False, False, grouped
+
+    def read(self, keys: list[str], group: str | None = None) -> dict[str, Any]:
+        return self.inner.read(keys)
+
+    def commit(self, commit: Commit) -> CommitResult:
+        return CommitResult(False)
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        return self.inner.scan(prefix)
+
+    def pending(self, limit: int = 1000) -> list[OutboxEntry]:
+        return []
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_giving_up_after_the_last_conflict_always_raises(grouped: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 11: every write goes through one retry loop, and running out of attempts raises. Before, a locator
+    # (sharded stores) gave up after 200 conflicts and reported success without having been written.
+    from limitr_py.engine import txn
+    from limitr_py.errors import ConcurrentUpdateError
+
+    monkeypatch.setattr(txn, "MAX_ATTEMPTS", 4)  # the bound is what is tested, not its size
+    engine = Limitr.new(DOC, store=AlwaysConflicts(grouped))
+    with pytest.raises(ConcurrentUpdateError, match="after 4 conflicting attempts"):
+        engine.create_customer("u")
+    if grouped:
+        with pytest.raises(ConcurrentUpdateError, match="locating `alt`"):
+            engine._txn.locate_in("alt", "some-group")
