@@ -18,7 +18,7 @@ from typing import Any, Self
 from limitr_py.clock import Clock, SystemClock
 from limitr_py.compile.graph import CompiledPolicy, Limit, Plan
 from limitr_py.engine import arguments as args
-from limitr_py.engine import billing_args, controls, holds, invoices, keys, margins, meters
+from limitr_py.engine import billing_args, controls, holds, invoices, keys, margins, meters, reads
 from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
 from limitr_py.engine import grants as grants_mod
@@ -525,43 +525,18 @@ class Engine:
         call = self._decider.locate(snap, ident, entitlement, now)
         return call, now
 
-    def _current(self, call: _Call, now: datetime) -> Decimal:
-        """Usage in the current period: 0 when the meter's period has ended but no call has reset it yet."""
-        if call.meter is None or meters.reset_pending(call.limit, call.meter, now) is not None:
-            return ZERO
-        return call.meter.value
-
-    def _left(self, call: _Call, now: datetime, percent: bool, grants: bool) -> Decimal | None:
-        """What `remaining` answers for a located call (one read serves every read method that needs it)."""
-        if call.limit.mode == "observe":
-            return None
-        used, limit_value = self._current(call, now), call.limit.value
-        if grants:
-            balance = self._decider.grant_balance(call, now, max(ZERO, used - limit_value))
-            if balance > 0:
-                limit_value = max(used, limit_value) + balance
-        left = limit_value - used
-        if not percent:
-            return left
-        return ZERO if limit_value == 0 else max(ZERO, left) / limit_value * 100
-
     def value(self, id: str, entitlement: str, percent: bool = False, grants: bool = True) -> Decimal | None:
         """Usage this period in the credit's units (or, with `percent`, the share of the limit used)."""
         percent, grants = args.flag(percent, "percent"), args.flag(grants, "grants")
         call, now = self._locate(id, entitlement)
-        if call is None:
-            return None
-        if percent:
-            left = self._left(call, now, True, grants)
-            return None if left is None else 100 - left
-        return self._current(call, now)
+        return None if call is None else reads.used(self._decider, call, now, percent, grants)
 
     def remaining(self, id: str, entitlement: str, percent: bool = False, grants: bool = True) -> Decimal | None:
         """Units left this period, grants included unless `grants=False` (negative after a trailing overshoot);
         None for observe limits and flags."""
         percent, grants = args.flag(percent, "percent"), args.flag(grants, "grants")
         call, now = self._locate(id, entitlement)
-        return None if call is None else self._left(call, now, percent, grants)
+        return None if call is None else reads.left(self._decider, call, now, percent, grants)
 
     def limit(self, id: str, entitlement: str, grants: bool = True) -> Decimal | None:
         """The limit in credit units (plus the grant balance for a customer unless `grants=False`); `id` may be a
@@ -573,22 +548,13 @@ class Engine:
             lim = ent.limit if ent else None
             return None if lim is None or lim.mode == "observe" else lim.value
         call, now = self._locate(ident, entitlement)
-        if call is None or call.limit.mode == "observe":
-            return None
-        if not grants:
-            return call.limit.value
-        used = self._current(call, now)
-        return call.limit.value + self._decider.grant_balance(call, now, max(ZERO, used - call.limit.value))
+        return None if call is None else reads.limit_with_grants(self._decider, call, now, grants)
 
     def allowance(self, id: str, entitlement: str, grants: bool = True) -> Decimal | None:
         """`remaining`, capped by the governor's tokens available now."""
         grants = args.flag(grants, "grants")
         call, now = self._locate(id, entitlement)
-        left = None if call is None else self._left(call, now, False, grants)
-        if call is None or left is None or not meters.governed(call.limit):
-            return left
-        pending = meters.reset_pending(call.limit, call.meter, now) is not None
-        return min(left, meters.governor_available(call.limit, None if pending else call.meter, now))
+        return None if call is None else reads.allowance(self._decider, call, now, grants)
 
     def cost(self, id: str, entitlement: str) -> Decimal | None:
         """The limit's standard increment; `id` may be a plan."""
@@ -607,9 +573,7 @@ class Engine:
 
     def _history(self, id: str, entitlement: str) -> tuple[tuple[datetime, Decimal], ...]:
         call, now = self._locate(id, entitlement)
-        if call is None or call.meter is None or meters.reset_pending(call.limit, call.meter, now) is not None:
-            return ()
-        return call.meter.history
+        return () if call is None else reads.history(call, now)
 
     def rate(self, id: str, entitlement: str) -> Decimal:
         """Units per millisecond between the last two calls (0 with fewer, or when a reset is pending)."""
@@ -625,13 +589,7 @@ class Engine:
         """How long until the limit is used up at the current rate; None when not rising or nothing remains."""
         smoothed, grants = args.flag(smoothed, "smoothed"), args.flag(grants, "grants")
         call, now = self._locate(id, entitlement)
-        if call is None or call.meter is None or meters.reset_pending(call.limit, call.meter, now) is not None:
-            return None
-        left = self._left(call, now, False, grants)
-        per_ms = (call.meter.ewma_rate or ZERO) if smoothed else meters.rate(call.meter.history)
-        if left is None or left <= 0 or per_ms <= 0:
-            return None
-        return timedelta(microseconds=int(left / per_ms * 1000))
+        return None if call is None else reads.projected_exhaustion(self._decider, call, now, smoothed, grants)
 
     def credit_exchange(self, from_credit: str, to_credit: str, value: Any = 1) -> Decimal | None:
         """`value` units of `from_credit` in `to_credit`, through runes; None when there is no path."""
