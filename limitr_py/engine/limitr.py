@@ -29,6 +29,7 @@ from limitr_py.engine.commands import customers as customer_commands
 from limitr_py.engine.commands import entities as entity_commands
 from limitr_py.engine.commands import grants as grant_commands
 from limitr_py.engine.commands import holds as hold_commands
+from limitr_py.engine.commands import metering
 from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.events import EventBus, Handler
@@ -362,12 +363,7 @@ class Engine:
             return self._decider.check(snap, request, self._clock.now()).allowed
 
         def attempt(at: Attempt, now: datetime) -> bool:
-            outcome = self._decider.allow(at.snap, request, now)
-            at.put_customers(outcome.changed)
-            at.events.extend(outcome.events)
-            if decisions is not None:
-                decisions[:] = [outcome.decision]
-            return outcome.allowed
+            return metering.meter(self._decider, at, now, request, decisions)
 
         return self._txn.run(ident, attempt, idempotency=idem)
 

@@ -1,0 +1,20 @@
+"""Metering: one call decided and, when it writes, its changes and events recorded on the attempt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from limitr_py.engine.decide import Decider, Request
+from limitr_py.engine.txn import Attempt
+from limitr_py.engine.values import Decision
+
+
+def meter(decider: Decider, at: Attempt, now: datetime, request: Request, decisions: list[Decision] | None) -> bool:
+    """`allow` (and `track`, `increment`, `decrement`): the decision's changes and events go on the attempt;
+    `decisions` (when given) receives the decision of the attempt, for `allow_explained`."""
+    outcome = decider.allow(at.snap, request, now)
+    at.put_customers(outcome.changed)
+    at.events.extend(outcome.events)
+    if decisions is not None:
+        decisions[:] = [outcome.decision]
+    return outcome.allowed
