@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Literal
 
 from limitr_py.expressions import Expression
 from limitr_py.schedules import Schedule
@@ -17,6 +18,10 @@ from limitr_py.schedules import Schedule
 DEFAULT_PERIOD = timedelta(days=30)
 """Rolling period of a resetting limit, top-up or cap with neither `reset_inc` nor `reset_sch` (Limitr)."""
 
+
+Mode = Literal["hard", "soft", "observe"]
+"""How a limit treats a call past it: deny it, let it run on as overage, or only count it."""
+MODES: tuple[Mode, ...] = ("hard", "soft", "observe")
 
 DEFAULT_EWMA_ALPHA = Decimal("0.2")
 """Smoothing of a meter's rate (`Limit.ewma_alpha`) when a limit gives none."""
@@ -67,7 +72,7 @@ class Credit:
 @dataclass(frozen=True, slots=True)
 class Limit:
     credit: str
-    mode: str = "hard"
+    mode: Mode = "hard"
     value: Decimal = Decimal(0)
     increment: Decimal = Decimal(1)
     hard_trailing: bool = False

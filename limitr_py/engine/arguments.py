@@ -6,7 +6,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from limitr_py import bounds
 from limitr_py.clock import as_utc
@@ -35,6 +35,9 @@ TEXT_MAX = 1000
 """Longest label or type."""
 DATA_MAX_DEPTH, DATA_MAX_NODES = 32, 10_000
 """Metadata and event data: nesting and size every store can hold and every reader can walk."""
+
+
+S = TypeVar("S", bound=str)
 
 
 def _shown(value: Any) -> str:
@@ -128,6 +131,14 @@ def _plain(value: Any, where: str, depth: int, count: list[int]) -> Any:
 
 def optional_data(value: Any, what: str) -> dict[str, Any] | None:
     return None if value is None else data(value, what)
+
+
+def one_of(value: Any, choices: tuple[S, ...], what: str) -> S:
+    """One of `choices` (typed as its Literal), else an error naming them."""
+    for choice in choices:
+        if value == choice and isinstance(value, str):
+            return choice
+    raise InvalidArgumentError(f"{what} must be {', '.join(f'`{c}`' for c in choices)}, got {_shown(value)}")
 
 
 def count(value: Any, what: str, low: int, high: int) -> int:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from limitr_py.compile.graph import CompiledPolicy, Limit
+from limitr_py.compile.graph import CompiledPolicy, Limit, Mode
 from limitr_py.engine import meters, resolve
 from limitr_py.engine.exchange import exchange
 from limitr_py.engine.records import plain
@@ -41,7 +41,7 @@ class WindowRef:
 class Effective:
     """The controls in force for one call."""
 
-    mode: str  # hard | soft | observe, after `overage` / `overage_allowed` overrides
+    mode: Mode  # after `overage` / `overage_allowed` overrides
     billed: bool  # overage past the limit is charged (False: allowed by `overage_allowed` but not billed)
     max_overage: Decimal | None
     max_overage_type: str  # `max_overage` (plan or Owostack) | `spend_limit` (Autumn)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Self
 
 from limitr_py.clock import Clock, SystemClock
-from limitr_py.compile.graph import CompiledPolicy, Limit, Plan
+from limitr_py.compile.graph import MODES, CompiledPolicy, Limit, Plan
 from limitr_py.engine import arguments as args
 from limitr_py.engine import billing_args, controls, holds, invoices, keys, margins, meters, reads
 from limitr_py.engine import caps as caps_mod
@@ -37,7 +37,7 @@ from limitr_py.engine.exact import exact
 from limitr_py.engine.exchange import RUNE, exchange
 from limitr_py.engine.records import customer_record
 from limitr_py.engine.resolve import plan_for, reachable, resolve_customer
-from limitr_py.engine.state import ZERO, Cap, CustomerState, Grant, OverageLimit
+from limitr_py.engine.state import ON_LIMIT_REACHED, ZERO, Cap, CustomerState, Grant, OverageLimit
 from limitr_py.engine.txn import Attempt, Runner
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Invoice
 from limitr_py.errors import (
@@ -266,8 +266,7 @@ class Engine:
         resets = args.optional_flag(resets, "resets")
         quantity = args.quantity(value) if value is not None else None
         step = args.quantity(increment, "increment") if increment is not None else None
-        if mode is not None and mode not in ("hard", "soft", "observe"):
-            raise InvalidArgumentError(f"mode must be `hard`, `soft` or `observe`, got `{mode}`")
+        checked_mode = args.one_of(mode, MODES, "mode") if mode is not None else None
         if reset_inc is not None and reset_sch is not None:
             raise InvalidArgumentError("reset_inc and reset_sch are mutually exclusive")
         period = args.duration(reset_inc, "reset_inc") if reset_inc is not None else None
@@ -276,7 +275,7 @@ class Engine:
         except ScheduleError as exc:
             raise InvalidArgumentError(str(exc)) from None
         spec = customer_commands.OverrideSpec(
-            ent_name, credit, mode, quantity, step, resets, period, schedule, args.when(expires, "expires")
+            ent_name, credit, checked_mode, quantity, step, resets, period, schedule, args.when(expires, "expires")
         )
         made: list[Limit] = []
         return made[-1] if self._update(ident, customer_commands.override(self._compiled, spec, made)) else None
@@ -932,8 +931,7 @@ class Engine:
         5,000.00 USD); `block` denies overage once it is reached (the request that crosses it passes), `notify`
         only sends `limit-reached`. `None` removes it."""
         ident = args.ident(id)
-        if on_limit_reached not in ("block", "notify"):
-            raise InvalidArgumentError(f"on_limit_reached must be `block` or `notify`, got `{on_limit_reached}`")
+        when_reached = args.one_of(on_limit_reached, ON_LIMIT_REACHED, "on_limit_reached")
         amount = None
         if max_overage_amount is not None:
             exact = args.amount(max_overage_amount, "max_overage_amount")
@@ -941,7 +939,7 @@ class Engine:
                 raise InvalidArgumentError(
                     f"max_overage_amount is a whole number of minor units, got `{max_overage_amount}`"
                 )
-            amount = OverageLimit(int(exact), on_limit_reached)
+            amount = OverageLimit(int(exact), when_reached)
 
         self._require(ident, lambda c, at, now: control_commands.overage_limit(c, amount))
 

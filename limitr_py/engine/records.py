@@ -8,14 +8,15 @@ naming the customer and the field.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from limitr_py import bounds
-from limitr_py.compile.graph import Limit
+from limitr_py.compile.graph import Limit, Mode
 from limitr_py.engine.state import (
     AutoTopup,
     BillingState,
@@ -26,7 +27,9 @@ from limitr_py.engine.state import (
     FeatureConfig,
     Grant,
     Hold,
+    Interval,
     MeterState,
+    OnLimitReached,
     OverageLimit,
     Override,
     PurchaseLimit,
@@ -77,6 +80,19 @@ def plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
+
+
+_LITERALS: dict[str, tuple[str, ...]] = {
+    "Mode": get_args(Mode),
+    "Interval": get_args(Interval),
+    "OnLimitReached": get_args(OnLimitReached),
+}
+"""The Literal aliases record fields are annotated with, and the values each allows."""
+
+
+def _literal_choices(annotation: str) -> tuple[str, ...]:
+    """The values of a `Literal["a", "b"]` annotation written out in a dataclass field."""
+    return tuple(ast.literal_eval("(" + annotation[len("Literal[") : -1] + ",)"))
 
 
 class Decoder:
@@ -136,6 +152,11 @@ class Decoder:
         if base == "str":
             if not isinstance(raw, str):
                 raise self.fail(field, f"must be a string, got `{raw!r}`")
+            return raw
+        choices = _LITERALS.get(base) or (_literal_choices(base) if base.startswith("Literal[") else None)
+        if choices is not None:
+            if raw not in choices:
+                raise self.fail(field, f"must be one of {', '.join(choices)}, got `{raw!r}`")
             return raw
         if base.startswith("tuple[str"):
             if isinstance(raw, str) or not isinstance(raw, list | tuple):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from limitr_py.compile.graph import Limit
 from limitr_py.schedules import Schedule
@@ -20,6 +20,13 @@ from limitr_py.schedules import Schedule
 ZERO = Decimal(0)
 HISTORY_SIZE = 3
 T = TypeVar("T")
+
+
+Interval = Literal["day", "week", "month", "year"]
+"""The window of an Autumn usage limit."""
+OnLimitReached = Literal["block", "notify"]
+"""What Owostack's overage limit does once reached: deny further overage, or only send `limit-reached`."""
+ON_LIMIT_REACHED: tuple[OnLimitReached, ...] = ("block", "notify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +112,7 @@ class Cap:
 class FeatureConfig:
     """Owostack's per-customer feature exception: `overage` block | charge, `max_overage_units` (None = plan's)."""
 
-    overage: str | None = None
+    overage: Literal["block", "charge"] | None = None
     max_overage_units: Decimal | None = None
 
 
@@ -114,7 +121,7 @@ class OverageLimit:
     """Owostack's customer-wide cap on billable overage, in minor units of the policy currency."""
 
     max_overage_amount: int
-    on_limit_reached: str = "block"  # block | notify
+    on_limit_reached: OnLimitReached = "block"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +139,7 @@ class UsageLimit:
 
     feature_id: str
     limit: Decimal
-    interval: str  # day | week | month | year
+    interval: Interval
     enabled: bool = True
 
 
@@ -140,14 +147,14 @@ class UsageLimit:
 class UsageAlert:
     feature_id: str
     threshold: Decimal
-    threshold_type: str = "usage"  # usage | usage_percentage
+    threshold_type: Literal["usage", "usage_percentage"] = "usage"
     enabled: bool = True
     name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PurchaseLimit:
-    interval: str  # hour | day | week | month
+    interval: Literal["hour", "day", "week", "month"]
     limit: int
     interval_count: int = 1
 

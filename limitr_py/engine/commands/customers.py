@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from limitr_py.compile.graph import CompiledPolicy, Limit
+from limitr_py.compile.graph import CompiledPolicy, Limit, Mode
 from limitr_py.engine import customers as ops
 from limitr_py.engine import keys
 from limitr_py.engine.decide import quantity_in
@@ -120,7 +120,7 @@ class OverrideSpec:
 
     entitlement: str
     credit: str | None
-    mode: str | None
+    mode: Mode | None
     value: Quantity | None
     increment: Quantity | None
     resets: bool | None
