@@ -20,7 +20,7 @@ from typing import IO, NamedTuple
 
 from limitr_py import __version__
 from limitr_py.clock import ManualClock
-from limitr_py.compile import compile_document
+from limitr_py.compile import check, compile_document
 from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
 from limitr_py.documents import FORMATS, SUFFIXES, format_for_path, load_document
@@ -187,16 +187,11 @@ STDIN = Path("-")
 
 
 def _check(path: Path, stdin: IO[str]) -> _Checked:
-    doc = None
     try:
-        doc = load_document(stdin.read(), file="<stdin>") if path == STDIN else load_document(path)
-        policy = compile_document(doc)
-    except PolicyError as exc:
-        detected = doc.format if doc is not None else format_for_path(path)
-        return _Checked(path, list(exc.diagnostics), detected)
+        found = check(stdin.read(), file="<stdin>") if path == STDIN else check(path, format=format_for_path(path))
     except Exception as exc:  # a bug in a reader or a check: this file is reported, the others still checked
         return _Checked(path, [], internal=_internal(exc))
-    return _Checked(path, [], doc.format, policy.fingerprint)
+    return _Checked(path, found.diagnostics, found.format, found.fingerprint)
 
 
 def _github_escape(text: str, *, prop: bool = False) -> str:

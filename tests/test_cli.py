@@ -16,9 +16,9 @@ from limitr_py.documents import FORMATS
 from tests.conftest import INVALID, SAMPLES
 
 
-def cli(*argv: str) -> tuple[int, str, str]:
+def cli(*argv: str, stdin: str = "") -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = run(list(argv), out, err)
+    code = run(list(argv), out, err, io.StringIO(stdin))
     return code, out.getvalue(), err.getvalue()
 
 
@@ -267,16 +267,16 @@ def test_an_internal_error_is_exit_3_with_one_line_and_the_other_files_are_check
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No input is known to reach a bug any more, so one is injected: the compiler fails on one file's policy.
-    import limitr_py.cli as cli_module
+    import limitr_py.compile as compile_module
 
-    real = cli_module.compile_document
+    real = compile_module.compile_document
 
     def compile_or_fail(doc):  # type: ignore[no-untyped-def]
         if doc.file.endswith("b_bug.yaml"):
             raise RuntimeError("injected\nbug")
         return real(doc)
 
-    monkeypatch.setattr(cli_module, "compile_document", compile_or_fail)
+    monkeypatch.setattr(compile_module, "compile_document", compile_or_fail)
     for name in ("a_ok.yaml", "b_bug.yaml", "c_ok.yaml"):
         (tmp_path / name).write_bytes((SAMPLES / "ai_chat_caps" / "policy.yaml").read_bytes())
     code, out, err = cli("validate", str(tmp_path))
@@ -355,3 +355,13 @@ def test_the_pre_commit_hook_checks_policy_files_and_not_a_repositorys_other_con
         assert not matches(path), path
     for path in ("policies/pro.yaml", "billing/policy.toml", "plans.stof", "sample_policies/x/policy.json"):
         assert matches(path), path
+
+
+def test_validate_shows_the_problem_to_fix_first() -> None:
+    # a schema problem (L2xx) comes before a semantic one (L3xx) it may have caused, wherever they are
+    doc = (
+        'policy: { credits: { c: {} }, plans: { p: { entitlements: { e: { limit: { credit: "nope", value: 5 } } } } },'
+        " bogus: 1 }"
+    )
+    code, out, _ = cli("validate", "-", stdin=doc)
+    assert code == 1 and "error[L201]: unknown field `bogus`" in out.split("\n")[0]

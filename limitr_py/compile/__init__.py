@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,37 @@ def load_policy(
     return compiled
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What checking a document found: its problems (best first), the format it was read in (None when it could
+    not be read), and the compiled policy's fingerprint when it is valid."""
+
+    diagnostics: list[Diagnostic]
+    format: str | None = None
+    fingerprint: str | None = None
+
+
+def best_first(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Syntax before schema before semantic problems, each in document order: the first one shown is the one to
+    fix first (a semantic problem is often a consequence of a schema one; jsonschema's `best_match` idea)."""
+    return sorted(diagnostics, key=lambda d: (d.code[:2], d.line, d.col, d.code))
+
+
+def check(
+    source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None, file: str | None = None
+) -> Checked:
+    """Read and compile a document, reporting instead of raising (`limitr validate`)."""
+    doc = None
+    try:
+        doc = load_document(source, format=format, file=file)
+        policy = compile_document(doc)
+    except PolicyError as exc:
+        return Checked(best_first(list(exc.diagnostics)), doc.format if doc is not None else format)
+    return Checked([], doc.format, policy.fingerprint)
+
+
 def check_document(
     source: str | bytes | Path | Mapping[str, Any], *, format: str | None = None, file: str | None = None
 ) -> list[Diagnostic]:
-    """Every problem of a document (empty when it is valid), for `limitr validate`."""
-    try:
-        load_policy(source, format=format, file=file)
-    except PolicyError as exc:
-        return list(exc.diagnostics)
-    return []
+    """Every problem of a document (empty when it is valid), best first."""
+    return check(source, format=format, file=file).diagnostics
