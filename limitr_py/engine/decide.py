@@ -64,8 +64,10 @@ class Outcome:
 
 
 @dataclass(slots=True)
-class _Call:
-    """Everything resolved about one call; built once, read by every gate."""
+class Call:
+    """Everything resolved about one call, read by every stage. `owner`, `caller` and `meter` move to their
+    writable copies as a stage first writes them (`editable`, `Decider.writable_meter`), so later stages see
+    what earlier ones changed; everything else is fixed once resolved."""
 
     caller: CustomerState
     owner: CustomerState
@@ -93,7 +95,7 @@ class _Work:
 
     snap: Snapshot
     req: Request
-    call: _Call
+    call: Call
     now: datetime
     write: bool
     send: bool  # events are built (someone listens and the call writes)
@@ -185,7 +187,7 @@ def list_price(
     return to_runes(policy, units, credit.name, position, pricing)
 
 
-def price_units(policy: CompiledPolicy, call: _Call, units: Decimal, position: Decimal) -> Decimal | None:
+def price_units(policy: CompiledPolicy, call: Call, units: Decimal, position: Decimal) -> Decimal | None:
     return list_price(policy, call.credit, call.pricing, units, position)
 
 
@@ -206,7 +208,7 @@ class Decider:
         gates: list[Gate],
         changed: dict[str, CustomerState],
         write: bool,
-    ) -> _Call | str:
+    ) -> Call | str:
         """The resolved call, or the name of the gate that denied it (or `feature` for an allowed flag)."""
         caller = resolve_customer(snap.customers, snap.aliases, req.customer)
         if caller is None:
@@ -225,7 +227,7 @@ class Decider:
             return "scope"
         limit, expired = limit_for(owner, ent, now)
         if expired and write:
-            owner = _editable(changed, owner)
+            owner = editable(changed, owner)
             del owner.overrides[ent.name]
         if limit is None:
             gates.append(Gate("feature", True, {"plan": plan.name}))
@@ -238,13 +240,13 @@ class Decider:
             overhead = ZERO
         else:
             overhead = credit_overhead(credit, value, req.event_data, self.overhead_fns)
-        return _Call(
+        return Call(
             caller, owner, plan, ent.name, limit, credit, owner.meters.get(ent.name), value, overhead, snap.customers
         )
 
     def locate(
         self, snap: Snapshot, customer: str, entitlement: str, now: datetime, req: Request | None = None
-    ) -> _Call | None:
+    ) -> Call | None:
         """The resolved meter of a read (or of `req`, with its value and overhead worked out): None for unknown
         customers or entitlements and for feature flags."""
         call = self._resolve(snap, req or Request(customer, entitlement), now, [], {}, False)
@@ -260,24 +262,24 @@ class Decider:
         """Limitr's `check()`: the same decision with nothing changed (a pending reset is seen as done)."""
         return self._decide(snap, req, now, write=False)
 
-    def owner_grants(self, call: _Call, now: datetime, changed: dict[str, CustomerState] | None) -> dict[str, Grant]:
+    def owner_grants(self, call: Call, now: datetime, changed: dict[str, CustomerState] | None) -> dict[str, Grant]:
         """The meter owner's grants as of `now`; with `changed`, expiry and resets are written to its copy."""
         if not call.owner.grants:
             return {}
         current, moved = grants.make_current(call.owner.grants, now)
         if moved and changed is not None:
-            call.owner = _editable(changed, call.owner)
+            call.owner = editable(changed, call.owner)
             call.owner.grants = dict(current)
         return current
 
-    def grant_balance(self, call: _Call, now: datetime, position: Decimal) -> Decimal:
+    def grant_balance(self, call: Call, now: datetime, position: Decimal) -> Decimal:
         """Grants worth in the call's credit at billable `position` (0 when the limit takes no grants)."""
         if not call.limit.grants_apply or not call.owner.grants:
             return ZERO
         return grants.balance(self.policy, self.owner_grants(call, now, None), call.credit.name, position)
 
     def applicable_caps(
-        self, snap: Snapshot, call: _Call, req: Request, now: datetime, changed: dict[str, CustomerState] | None
+        self, snap: Snapshot, call: Call, req: Request, now: datetime, changed: dict[str, CustomerState] | None
     ) -> list[caps.Applicable]:
         """The caps a call must respect: the caller's own, shared ones up its refs chain, call-scoped ones.
         With `changed`, caps that expired or whose period ended are written to their holder's copy."""
@@ -290,7 +292,7 @@ class Decider:
                 continue
             current, moved = caps.make_current(holder.caps, now)
             if moved and changed is not None:
-                copy = _editable(changed, holder)
+                copy = editable(changed, holder)
                 copy.caps = dict(current)
                 if holder.id == call.owner.id:
                     call.owner = copy
@@ -540,7 +542,7 @@ class Decider:
         meter.overhead = overhead_total
         meters.push_history(meter, value, limit.ewma_alpha, w.now)
         if drawn is not None:
-            call.owner = _editable(w.changed, call.owner)
+            call.owner = editable(w.changed, call.owner)
             call.owner.grants = drawn
         billed = w.eff is None or w.eff.billed
         if w.billable_diff != 0 and billed:
@@ -588,13 +590,13 @@ class Decider:
     # -- billing controls, archive, limit-reached -----------------------------------------------------------
 
     def _archive(
-        self, call: _Call, changed: dict[str, CustomerState], end: datetime, events: list[RawEvent], send: bool
+        self, call: Call, changed: dict[str, CustomerState], end: datetime, events: list[RawEvent], send: bool
     ) -> None:
         """Keep the closing period of the call's meter (for `invoice(period="previous")`) and report it."""
         old = call.meter
         if old is None or old.started is None:
             return
-        owner = call.owner = _editable(changed, call.owner)
+        owner = call.owner = editable(changed, call.owner)
         closed = ClosedPeriod(
             call.entitlement, old.started, end, old.value, old.overhead, old.billed, old.covered, old.covered_units
         )
@@ -676,7 +678,7 @@ class Decider:
         value, old, new = call.value, w.meter_value, w.new
         if value > 0:
             for ref in eff.windows:
-                holder = _editable(changed, _state_of(call, ref.holder, changed))
+                holder = editable(changed, _state_of(call, ref.holder, changed))
                 start, used = controls.window_used(holder, ref, now)
                 holder.billing = replace(
                     holder.billing,
@@ -702,7 +704,7 @@ class Decider:
             holder = _state_of(call, eff.overage_holder, changed)
             after = money.to_minor(self.unbilled_overage(snap, holder, now), self.policy.currency)
             if holder.billing.blocked.get("*overage_limit") is None and after >= cap.max_overage_amount:
-                copy = _editable(changed, holder)
+                copy = editable(changed, holder)
                 copy.billing = replace(copy.billing, blocked={**copy.billing.blocked, "*overage_limit": "spend_limit"})
                 events.append(
                     (
@@ -723,7 +725,7 @@ class Decider:
 
     def _auto_topups(
         self,
-        call: _Call,
+        call: Call,
         top: CustomerState,
         changed: dict[str, CustomerState],
         events: list[RawEvent],
@@ -758,7 +760,7 @@ class Decider:
                 history = tuple(t for t in history if t > since)
                 if len(history) >= rule.purchase_limit.limit:
                     continue
-            holder = _editable(changed, top)
+            holder = editable(changed, top)
             grant_id = f"auto:{feature}:{now.isoformat()}:{len(history)}"
             holder.grants = {
                 **holder.grants,
@@ -792,7 +794,7 @@ class Decider:
     def _probe(
         self,
         snap: Snapshot,
-        call: _Call,
+        call: Call,
         req: Request,
         changed: dict[str, CustomerState],
         events: list[RawEvent],
@@ -813,13 +815,13 @@ class Decider:
         # room freed), and this probe's denial is a new transition to report, naming the control binding now.
         was = stored if call.value < PROBE else None
         if probe.allowed and stored is not None:
-            copy = _editable(changed, caller)
+            copy = editable(changed, caller)
             copy.billing = replace(
                 copy.billing, blocked={k: v for k, v in copy.billing.blocked.items() if k != call.entitlement}
             )
         elif not probe.allowed and was is None:
             kind = probe.decision.limit_type or "included"
-            copy = _editable(changed, caller)
+            copy = editable(changed, caller)
             copy.billing = replace(copy.billing, blocked={**copy.billing.blocked, call.entitlement: kind})
             events.append(
                 (
@@ -874,7 +876,7 @@ class Decider:
 
     def _move_caps(
         self,
-        call: _Call,
+        call: Call,
         moves: list[tuple[caps.Applicable, Decimal]],
         changed: dict[str, CustomerState],
         events: list[RawEvent],
@@ -886,7 +888,7 @@ class Decider:
             cap = a.cap
             after = cap.meter_value + amount
             if a.holder is not None:
-                holder = _editable(changed, _state_of(call, a.holder, changed))
+                holder = editable(changed, _state_of(call, a.holder, changed))
                 holder.caps[cap.id] = replace(cap, meter_value=after)
                 if a.holder not in touched and a.holder != call.owner.id:
                     touched.append(a.holder)
@@ -909,7 +911,7 @@ class Decider:
     # -- helpers ----------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _who(call: _Call) -> dict[str, Any]:
+    def _who(call: Call) -> dict[str, Any]:
         return {
             "customer": call.owner.id,
             "entitlement": call.entitlement,
@@ -918,10 +920,10 @@ class Decider:
         }
 
     @staticmethod
-    def writable_meter(changed: dict[str, CustomerState], call: _Call, now: datetime) -> MeterState:
+    def writable_meter(changed: dict[str, CustomerState], call: Call, now: datetime) -> MeterState:
         """The call's meter, writable: copied into a copy of its owner on first write, created when missing."""
         if not call.meter_owned:
-            owner = _editable(changed, call.owner)
+            owner = editable(changed, call.owner)
             meter = call.meter.copy() if call.meter is not None else MeterState(call.limit.credit, now)
             owner.meters[call.entitlement] = meter
             call.owner, call.meter, call.meter_owned = owner, meter, True
@@ -929,7 +931,7 @@ class Decider:
         return call.meter
 
 
-def _state_of(call: _Call, ident: str, changed: dict[str, CustomerState]) -> CustomerState:
+def _state_of(call: Call, ident: str, changed: dict[str, CustomerState]) -> CustomerState:
     """The latest state of a customer the call touched (its copy if one was made)."""
     if ident in changed:
         return changed[ident]
@@ -942,7 +944,8 @@ def _state_of(call: _Call, ident: str, changed: dict[str, CustomerState]) -> Cus
     return found
 
 
-def _editable(changed: dict[str, CustomerState], customer: CustomerState) -> CustomerState:
+def editable(changed: dict[str, CustomerState], customer: CustomerState) -> CustomerState:
+    """The call's writable copy of `customer` (made on first write and kept in `changed`, which is committed)."""
     copy = changed.get(customer.id)
     if copy is None:
         copy = changed[customer.id] = customer.copy()

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from limitr_py.engine import estimates, meters
-from limitr_py.engine.decide import Decider, Outcome, Request, Snapshot, _Call, _editable
+from limitr_py.engine.decide import Call, Decider, Outcome, Request, Snapshot, editable
 from limitr_py.engine.state import ZERO, CustomerState, EstimateState, Hold, MeterState
 
 TOMBSTONE_KEEP = timedelta(days=7)
@@ -97,9 +97,9 @@ def release(
     return changed
 
 
-def learn_customer(changed: dict[str, CustomerState], call: _Call, learn: Learn, now: datetime) -> bool:
+def learn_customer(changed: dict[str, CustomerState], call: Call, learn: Learn, now: datetime) -> bool:
     """Teach the meter owner's own estimate; False when a per-basis estimate got no basis."""
-    owner = call.owner = _editable(changed, call.owner)
+    owner = call.owner = editable(changed, call.owner)
     meter = owner.meters.get(call.entitlement)
     meter = meter.copy() if meter is not None else MeterState(call.limit.credit, now)
     owner.meters[call.entitlement] = meter

@@ -30,7 +30,7 @@ from limitr_py.engine.commands import entities as entity_commands
 from limitr_py.engine.commands import grants as grant_commands
 from limitr_py.engine.commands import holds as hold_commands
 from limitr_py.engine.commands import metering
-from limitr_py.engine.decide import Decider, OverheadFn, Request, Snapshot, _Call, quantity_in
+from limitr_py.engine.decide import Call, Decider, OverheadFn, Request, Snapshot, quantity_in
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.events import EventBus, Handler
 from limitr_py.engine.exact import exact
@@ -511,7 +511,7 @@ class Engine:
     def _plan_of(self, snap: Snapshot, state: CustomerState) -> Plan | None:
         return plan_for(self._compiled, snap.customers, state)
 
-    def _locate(self, id: str, entitlement: str) -> tuple[_Call | None, datetime]:
+    def _locate(self, id: str, entitlement: str) -> tuple[Call | None, datetime]:
         """The resolved meter of a read (None for unknowns and feature flags) and the time it was read at."""
         ident = args.ident(id)
         args.ident(entitlement, "entitlement")

@@ -8,18 +8,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from limitr_py.engine import meters
-from limitr_py.engine.decide import Decider, _Call
+from limitr_py.engine.decide import Call, Decider
 from limitr_py.engine.state import ZERO
 
 
-def current(call: _Call, now: datetime) -> Decimal:
+def current(call: Call, now: datetime) -> Decimal:
     """Usage in the current period: 0 when the meter's period has ended but no call has reset it yet."""
     if call.meter is None or meters.reset_pending(call.limit, call.meter, now) is not None:
         return ZERO
     return call.meter.value
 
 
-def left(decider: Decider, call: _Call, now: datetime, percent: bool, grants: bool) -> Decimal | None:
+def left(decider: Decider, call: Call, now: datetime, percent: bool, grants: bool) -> Decimal | None:
     """What `remaining` answers (None for observe limits); with `percent`, as a share of the limit."""
     if call.limit.mode == "observe":
         return None
@@ -34,7 +34,7 @@ def left(decider: Decider, call: _Call, now: datetime, percent: bool, grants: bo
     return ZERO if limit_value == 0 else max(ZERO, remaining) / limit_value * 100
 
 
-def used(decider: Decider, call: _Call, now: datetime, percent: bool, grants: bool) -> Decimal | None:
+def used(decider: Decider, call: Call, now: datetime, percent: bool, grants: bool) -> Decimal | None:
     """What `value` answers: usage this period, or with `percent` the share of the limit used."""
     if not percent:
         return current(call, now)
@@ -42,7 +42,7 @@ def used(decider: Decider, call: _Call, now: datetime, percent: bool, grants: bo
     return None if share_left is None else 100 - share_left
 
 
-def limit_with_grants(decider: Decider, call: _Call, now: datetime, grants: bool) -> Decimal | None:
+def limit_with_grants(decider: Decider, call: Call, now: datetime, grants: bool) -> Decimal | None:
     if call.limit.mode == "observe":
         return None
     if not grants:
@@ -51,7 +51,7 @@ def limit_with_grants(decider: Decider, call: _Call, now: datetime, grants: bool
     return call.limit.value + decider.grant_balance(call, now, max(ZERO, usage - call.limit.value))
 
 
-def allowance(decider: Decider, call: _Call, now: datetime, grants: bool) -> Decimal | None:
+def allowance(decider: Decider, call: Call, now: datetime, grants: bool) -> Decimal | None:
     """`remaining`, capped by the governor's tokens available now."""
     remaining = left(decider, call, now, False, grants)
     if remaining is None or not meters.governed(call.limit):
@@ -60,16 +60,14 @@ def allowance(decider: Decider, call: _Call, now: datetime, grants: bool) -> Dec
     return min(remaining, meters.governor_available(call.limit, None if pending else call.meter, now))
 
 
-def history(call: _Call, now: datetime) -> tuple[tuple[datetime, Decimal], ...]:
+def history(call: Call, now: datetime) -> tuple[tuple[datetime, Decimal], ...]:
     """The meter's recent calls (none when its period ended and no call has reset it yet)."""
     if call.meter is None or meters.reset_pending(call.limit, call.meter, now) is not None:
         return ()
     return call.meter.history
 
 
-def projected_exhaustion(
-    decider: Decider, call: _Call, now: datetime, smoothed: bool, grants: bool
-) -> timedelta | None:
+def projected_exhaustion(decider: Decider, call: Call, now: datetime, smoothed: bool, grants: bool) -> timedelta | None:
     """How long until the limit is used up at the current rate; None when not rising or nothing remains."""
     if call.meter is None or meters.reset_pending(call.limit, call.meter, now) is not None:
         return None

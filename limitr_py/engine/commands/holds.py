@@ -11,18 +11,18 @@ from typing import Any
 
 from limitr_py.compile.graph import CompiledPolicy, Entitlement
 from limitr_py.engine import estimates, holds, keys
-from limitr_py.engine.decide import Decider, Request, Snapshot, _Call
+from limitr_py.engine.decide import Call, Decider, Request, Snapshot
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.state import CustomerState
 from limitr_py.engine.txn import Attempt
 from limitr_py.units import Quantity
 
 
-def entitlement_of(call: _Call) -> Entitlement:
+def entitlement_of(call: Call) -> Entitlement:
     return call.plan.entitlements[call.entitlement]
 
 
-def segment_of(context: Mapping[str, Any] | None, call: _Call, given: str | None) -> str | None:
+def segment_of(context: Mapping[str, Any] | None, call: Call, given: str | None) -> str | None:
     """The estimate segment: as given, else the value of the entitlement's `estimate_segment` context field."""
     if given is not None:
         return given
@@ -32,11 +32,11 @@ def segment_of(context: Mapping[str, Any] | None, call: _Call, given: str | None
     return str(context[name])
 
 
-def basis_of(context: Mapping[str, Any] | None, call: _Call, given: Decimal | None) -> Decimal | None:
+def basis_of(context: Mapping[str, Any] | None, call: Call, given: Decimal | None) -> Decimal | None:
     return given if given is not None else holds.context_number(context, entitlement_of(call).estimate_basis)
 
 
-def learning(call: _Call, segment: str | None, basis: Decimal | None, context: Mapping[str, Any] | None) -> holds.Learn:
+def learning(call: Call, segment: str | None, basis: Decimal | None, context: Mapping[str, Any] | None) -> holds.Learn:
     ent = entitlement_of(call)
     if basis is None:
         basis = holds.context_number(context, ent.estimate_basis)
@@ -46,7 +46,7 @@ def learning(call: _Call, segment: str | None, basis: Decimal | None, context: M
 
 def estimate(
     policy: CompiledPolicy,
-    call: _Call,
+    call: Call,
     basis: Decimal | None,
     segment: str | None,
     quantile: Decimal,
