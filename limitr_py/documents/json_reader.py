@@ -101,18 +101,7 @@ class _Indexer:
                 line, col = self.lines.position(key_at)
                 vline, vcol = self.lines.position(self.i)
                 if key in seen:
-                    self.problems.append(
-                        Diagnostic(
-                            "L108",
-                            f"duplicate key `{key}`",
-                            self.doc.file,
-                            line,
-                            col,
-                            p,
-                            "JSON keeps only the last value; remove the other one",
-                            self.doc.source_line(line),
-                        )
-                    )
+                    self.problems.append(self.doc.duplicate_key(key, line, col, p, "JSON"))
                 seen.add(key)
                 self.locations[p] = Loc(line, col, vline, vcol)
                 self.value(p)

@@ -73,6 +73,19 @@ class SourceDocument:
                 return (1, 1)
             tokens.pop()
 
+    def duplicate_key(self, key: str, line: int, col: int, pointer: str, reader: str) -> Diagnostic:
+        """L108 at the repeated key (the document's cached lines serve every one: linear in their number)."""
+        return Diagnostic(
+            "L108",
+            f"duplicate key `{key}`",
+            self.file,
+            line,
+            col,
+            pointer,
+            f"{reader} keeps only the last value; remove the other one",
+            self.source_line(line),
+        )
+
     def diagnostic(
         self, code: str, message: str, pointer: str, hint: str | None = None, *, value: bool = False
     ) -> Diagnostic:

@@ -195,18 +195,7 @@ class _Builder:
             p = pointer_join(pointer, key)
             line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
             if key in out:
-                self.problems.append(
-                    Diagnostic(
-                        "L108",
-                        f"duplicate key `{key}`",
-                        self.doc.file,
-                        line,
-                        col,
-                        p,
-                        "YAML keeps only the last value; remove the other one",
-                        self.doc.source_line(line),
-                    )
-                )
+                self.problems.append(self.doc.duplicate_key(key, line, col, p, "YAML"))
             self.doc.locations[p] = Loc(line, col, value_node.start_mark.line + 1, value_node.start_mark.column + 1)
             out[key] = self.value(value_node, p, depth + 1)
         return out
