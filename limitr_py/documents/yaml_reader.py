@@ -33,7 +33,7 @@ class _Refused(Exception):
 # is at most the number of `[`/`{`, block nesting at most the longest line, so a document under this bound is
 # composed directly; one over it first has its depth measured on the parser's event stream (flat, linear).
 _COMPOSE_SAFELY = 2_000
-_LONG_LINE = re.compile(f"[^\n]{{{_COMPOSE_SAFELY // 2}}}")
+_LONG_LINE = re.compile(f"^[^\n]{{{_COMPOSE_SAFELY // 2}}}", re.MULTILINE)  # tried at line starts only: linear
 
 
 def _too_deep(text: str) -> Any:
@@ -81,7 +81,7 @@ def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
     if root is None:
         doc.tree = {}
         return doc, problems
-    expanded = _expanded_size(root)
+    expanded = _expanded_size(root) if "*" in text else None  # without an alias nothing can expand
     if expanded is not None:
         m = expanded.start_mark
         return doc, [
