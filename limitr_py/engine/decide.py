@@ -322,10 +322,9 @@ class Decider:
         self._controls(w)
         self._reset(w)
         self._derive(w)
-        for gate in (self._gate_caps, self._gate_governor, self._gate_controls):
-            denied = gate(w)
-            if denied is not None:
-                return denied
+        denied = self._gate_caps(w) or self._gate_governor(w) or self._gate_controls(w)
+        if denied is not None:
+            return denied
         self._gate_limit(w)
         if not write:
             return w.outcome()
