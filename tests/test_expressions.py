@@ -59,3 +59,17 @@ def test_paths_never_reach_python_attributes() -> None:
         token = "s3cret"
 
     assert compile_expression("obj.token == 's3cret'").matches({"obj": Secret()}) is False
+
+
+def test_one_list_of_event_names_serves_on_notifications_and_the_type_checker() -> None:
+    # before: engine/events.py kept its own list, with a gate name (`cap-after-grants`) that is never sent
+    from typing import get_args
+
+    from limitr_py import InvalidArgumentError, Limitr
+    from limitr_py.engine.events import EVENT_NAMES as accepted_by_on
+    from limitr_py.event_names import EVENT_NAMES, EventName
+
+    assert set(get_args(EventName)) == set(EVENT_NAMES) == set(accepted_by_on)
+    engine = Limitr.new({"policy": {"credits": {"c": {}}, "plans": {}}})
+    with pytest.raises(InvalidArgumentError, match="no event is named `cap-after-grants`"):
+        engine.on("cap-after-grants", print)

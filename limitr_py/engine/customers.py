@@ -15,8 +15,9 @@ from limitr_py.engine import grants
 from limitr_py.engine.resolve import plan_for
 from limitr_py.engine.state import CustomerState, MeterState
 from limitr_py.engine.values import BillingConfig, Customer
+from limitr_py.event_names import EventName
 
-RawEvent = tuple[str, dict[str, Any]]
+RawEvent = tuple[EventName, dict[str, Any]]
 
 
 @dataclass(slots=True)

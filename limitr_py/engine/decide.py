@@ -23,10 +23,11 @@ from limitr_py.engine.resolve import limit_for, plan_for, resolve_customer, scop
 from limitr_py.engine.state import ZERO, Cap, ClosedPeriod, CustomerState, Grant, MeterState
 from limitr_py.engine.values import Decision, Gate
 from limitr_py.errors import InvalidArgumentError
+from limitr_py.event_names import EventName
 from limitr_py.units import Quantity, UnitError, convert
 
 OverheadFn = Callable[[Decimal, Mapping[str, Any] | None], Any]
-RawEvent = tuple[str, dict[str, Any]]
+RawEvent = tuple[EventName, dict[str, Any]]
 PROBE = Decimal("1e-9")
 """The smallest further call `limit-reached` asks about (Autumn asks with 1e-7 in floats)."""
 PERIODS_KEPT = 48

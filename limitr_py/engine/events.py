@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterable
 
+from limitr_py import event_names
 from limitr_py.compile.graph import Notification
 from limitr_py.diagnostics import close_match
 from limitr_py.engine.values import Event
@@ -30,29 +31,7 @@ log = logging.getLogger("limitr_py.events")
 _NOTIFIABLE = ("meter-", "cap-")
 
 
-EVENT_NAMES = frozenset(
-    {
-        "meter-changed",
-        "meter-overage",
-        "meter-limit",
-        "meter-governed",
-        "meter-reset",
-        "limit-reached",
-        "period-closed",
-        "cap-limit",
-        "cap-after-grants",
-        "cap-threshold-crossed",
-        "customer-set",
-        "customer-removed",
-        "customer-plan-changed",
-        "customer-topup-granted",
-        "customer-cap-added",
-        "customer-cap-removed",
-        "customer-cap-reset",
-        "usage-alert-triggered",
-        "auto-topup-triggered",
-    }
-)
+EVENT_NAMES = frozenset(event_names.EVENT_NAMES)
 """Every event the engine sends (README: Events); `on()` also takes the policy's notification names and "*"."""
 
 

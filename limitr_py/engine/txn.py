@@ -23,10 +23,11 @@ from limitr_py.engine.events import EventBus
 from limitr_py.engine.state import CustomerState
 from limitr_py.engine.values import Event
 from limitr_py.errors import ConcurrentUpdateError, IdempotencyConflictError, InvalidArgumentError, StoreError
+from limitr_py.event_names import EventName
 from limitr_py.stores.base import ABSENT, Commit, CommitResult, OutboxEntry, Store, Versioned
 
 T = TypeVar("T")
-RawEvent = tuple[str, dict[str, Any]]
+RawEvent = tuple[EventName, dict[str, Any]]
 
 MAX_ATTEMPTS = 200
 """Version conflicts one call retries before giving up with ConcurrentUpdateError."""
