@@ -37,6 +37,16 @@ DATA_MAX_DEPTH, DATA_MAX_NODES = 32, 10_000
 """Metadata and event data: nesting and size every store can hold and every reader can walk."""
 
 
+NumberLike = Decimal | int | float | str
+"""A number as the API takes it: an int, a Decimal, a float (read through `str`), or its text; where a credit has
+units, text may carry one (`'250MB'`). Anything else is an InvalidArgumentError."""
+DurationLike = timedelta | Decimal | int | float | str
+"""A duration: a timedelta, milliseconds as a number, or text such as `'30days'`."""
+EventArg = bool | Mapping[str, Any] | str | None
+"""Limitr's `event` argument: a bool, event data (a mapping, or its JSON text), or None (events on)."""
+CapArg = Cap | Mapping[str, NumberLike] | None
+"""A call-scoped cap: a `Cap`, or a mapping credit → ceiling."""
+
 S = TypeVar("S", bound=str)
 
 

@@ -22,7 +22,7 @@ from limitr_py.engine import billing_args, controls, holds, invoices, keys, marg
 from limitr_py.engine import caps as caps_mod
 from limitr_py.engine import customers as ops
 from limitr_py.engine import grants as grants_mod
-from limitr_py.engine.arguments import UNSET
+from limitr_py.engine.arguments import UNSET, CapArg, DurationLike, EventArg, NumberLike
 from limitr_py.engine.commands import caps as cap_commands
 from limitr_py.engine.commands import controls as control_commands
 from limitr_py.engine.commands import customers as customer_commands
@@ -249,10 +249,10 @@ class Engine:
         expires: datetime | None = None,
         credit: str | None = None,
         mode: str | None = None,
-        value: Any = None,
-        increment: Any = None,
+        value: NumberLike | None = None,
+        increment: NumberLike | None = None,
         resets: bool | None = None,
-        reset_inc: Any = None,
+        reset_inc: DurationLike | None = None,
         reset_sch: str | None = None,
     ) -> Limit | None:
         """Give one customer its own limit for an entitlement (replacing any earlier override) until `expires`.
@@ -367,7 +367,14 @@ class Engine:
         return self._txn.run(ident, attempt, idempotency=idem)
 
     def _allow_request(
-        self, id: str, value: Any, event: Any, cap: Any, overhead: Any, force: Any, entitlement: str
+        self,
+        id: str,
+        value: NumberLike,
+        event: EventArg,
+        cap: CapArg,
+        overhead: NumberLike | None,
+        force: bool,
+        entitlement: str,
     ) -> Request:
         send, data = args.events(event)
         return Request(
@@ -387,11 +394,11 @@ class Engine:
         self,
         id: str,
         entitlement: str,
-        value: Any = 0,
+        value: NumberLike = 0,
         *,
-        event: Any = True,
-        cap: Any = None,
-        overhead: Any = None,
+        event: EventArg = True,
+        cap: CapArg = None,
+        overhead: NumberLike | None = None,
         force: bool = False,
         idempotency_key: str | None = None,
     ) -> bool:
@@ -409,11 +416,11 @@ class Engine:
         self,
         id: str,
         entitlement: str,
-        value: Any = 0,
+        value: NumberLike = 0,
         *,
-        event: Any = True,
-        cap: Any = None,
-        overhead: Any = None,
+        event: EventArg = True,
+        cap: CapArg = None,
+        overhead: NumberLike | None = None,
         force: bool = False,
     ) -> Decision:
         """`allow`, returning the committed call's `Decision` instead of a bool (`.allowed` is allow's answer):
@@ -428,10 +435,10 @@ class Engine:
         self,
         id: str,
         entitlement: str,
-        value: Any,
+        value: NumberLike,
         *,
-        event: Any = True,
-        overhead: Any = None,
+        event: EventArg = True,
+        overhead: NumberLike | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
         """Record usage that already happened: `allow(..., force=True)`."""
@@ -443,11 +450,11 @@ class Engine:
         self,
         id: str,
         entitlement: str,
-        value: Any = 0,
+        value: NumberLike = 0,
         *,
-        cap: Any = None,
+        cap: CapArg = None,
         context: Mapping[str, Any] | None = None,
-        overhead: Any = None,
+        overhead: NumberLike | None = None,
     ) -> bool:
         """Would `allow` pass? The same decision, with nothing changed and no events."""
         return self.explain(id, entitlement, value, cap=cap, context=context, overhead=overhead).allowed
@@ -456,11 +463,11 @@ class Engine:
         self,
         id: str,
         entitlement: str,
-        value: Any = 0,
+        value: NumberLike = 0,
         *,
-        cap: Any = None,
+        cap: CapArg = None,
         context: Mapping[str, Any] | None = None,
-        overhead: Any = None,
+        overhead: NumberLike | None = None,
     ) -> Decision:
         """`check()` and why: every gate evaluated, the one that decided, the limit type and the headroom."""
         ident = args.ident(id)
@@ -478,7 +485,7 @@ class Engine:
         snap, _, _, _ = self._txn.snapshot(ident)
         return self._decider.check(snap, request, self._clock.now()).decision
 
-    def _step(self, id: str, entitlement: str, step: int, event: Any, write: bool, cap: Any) -> bool:
+    def _step(self, id: str, entitlement: str, step: int, event: EventArg, write: bool, cap: CapArg) -> bool:
         send, data = args.events(event)
         request = Request(
             id if isinstance(id, str) else "",
@@ -492,18 +499,18 @@ class Engine:
         )
         return self._meter_call(id, entitlement, request, write=write)
 
-    def increment(self, id: str, entitlement: str, *, event: Any = True, cap: Any = None) -> bool:
+    def increment(self, id: str, entitlement: str, *, event: EventArg = True, cap: CapArg = None) -> bool:
         """`allow` the limit's standard `increment` (default 1)."""
         return self._step(id, entitlement, 1, event, True, cap)
 
-    def decrement(self, id: str, entitlement: str, *, event: Any = True, cap: Any = None) -> bool:
+    def decrement(self, id: str, entitlement: str, *, event: EventArg = True, cap: CapArg = None) -> bool:
         """`allow` minus the limit's standard `increment`."""
         return self._step(id, entitlement, -1, event, True, cap)
 
-    def check_increment(self, id: str, entitlement: str, *, cap: Any = None) -> bool:
+    def check_increment(self, id: str, entitlement: str, *, cap: CapArg = None) -> bool:
         return self._step(id, entitlement, 1, False, False, cap)
 
-    def check_decrement(self, id: str, entitlement: str, *, cap: Any = None) -> bool:
+    def check_decrement(self, id: str, entitlement: str, *, cap: CapArg = None) -> bool:
         return self._step(id, entitlement, -1, False, False, cap)
 
     # -- reads ------------------------------------------------------------------------------------------------
@@ -586,7 +593,7 @@ class Engine:
         call, now = self._locate(id, entitlement)
         return None if call is None else reads.projected_exhaustion(self._decider, call, now, smoothed, grants)
 
-    def credit_exchange(self, from_credit: str, to_credit: str, value: Any = 1) -> Decimal | None:
+    def credit_exchange(self, from_credit: str, to_credit: str, value: NumberLike = 1) -> Decimal | None:
         """`value` units of `from_credit` in `to_credit`, through runes; None when there is no path."""
         amount = args.amount(value, "value")
         return exchange(self._compiled, amount, args.ident(from_credit, "credit"), args.ident(to_credit, "credit"))
@@ -609,7 +616,7 @@ class Engine:
         self,
         id: str,
         credit: str,
-        value: Any,
+        value: NumberLike,
         *,
         expires_on: datetime | None = None,
         grant_id: str | None = None,
@@ -672,7 +679,7 @@ class Engine:
     def add_customer_cap(
         self,
         id: str,
-        value: Any,
+        value: NumberLike,
         *,
         cap_id: str | None = None,
         credit: str = "rune",
@@ -684,7 +691,7 @@ class Engine:
         follow_decrements: bool = False,
         scope: Iterable[str] | None = None,
         resets: bool = False,
-        reset_inc: Any = None,
+        reset_inc: DurationLike | None = None,
         reset_sch: str | None = None,
         expires_on: datetime | None = None,
         events: bool = True,
@@ -750,14 +757,14 @@ class Engine:
         self,
         id: str,
         entitlement: str,
-        value: Any = None,
+        value: NumberLike | None = None,
         *,
         context: Mapping[str, Any] | None = None,
-        basis: Any = None,
+        basis: NumberLike | None = None,
         segment: str | None = None,
-        ttl: Any = None,
-        quantile: Any = "0.9",
-        overhead: Any = None,
+        ttl: DurationLike | None = None,
+        quantile: NumberLike = "0.9",
+        overhead: NumberLike | None = None,
     ) -> str | None:
         """Hold room for a call before doing it; returns the hold id, or None when it would not be allowed.
 
@@ -791,11 +798,11 @@ class Engine:
         id: str,
         entitlement: str,
         hold_id: str,
-        value: Any = 0,
+        value: NumberLike = 0,
         *,
-        event: Any = True,
-        overhead: Any = None,
-        basis: Any = None,
+        event: EventArg = True,
+        overhead: NumberLike | None = None,
+        basis: NumberLike | None = None,
         segment: str | None = None,
         idempotency_key: str | None = None,
     ) -> bool:
@@ -838,9 +845,9 @@ class Engine:
         id: str,
         entitlement: str,
         *,
-        basis: Any = None,
+        basis: NumberLike | None = None,
         segment: str | None = None,
-        quantile: Any = "0.9",
+        quantile: NumberLike = "0.9",
         context: Mapping[str, Any] | None = None,
     ) -> Estimate | None:
         """The learned size of a call at `quantile`: the customer's own after `estimate_min_samples`
@@ -861,10 +868,10 @@ class Engine:
         self,
         id: str,
         entitlement: str,
-        value: Any,
+        value: NumberLike,
         *,
-        overhead: Any = None,
-        basis: Any = None,
+        overhead: NumberLike | None = None,
+        basis: NumberLike | None = None,
         segment: str | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> bool:
@@ -926,7 +933,9 @@ class Engine:
 
         self._require(ident, lambda c, at, now: control_commands.feature_config(c, name, overage, units))
 
-    def set_overage_limit(self, id: str, *, max_overage_amount: Any, on_limit_reached: str = "block") -> None:
+    def set_overage_limit(
+        self, id: str, *, max_overage_amount: NumberLike | None, on_limit_reached: str = "block"
+    ) -> None:
         """Owostack: a customer-wide cap on billable overage, in MINOR units of `policy.currency` (500_000 =
         5,000.00 USD); `block` denies overage once it is reached (the request that crosses it passes), `notify`
         only sends `limit-reached`. `None` removes it."""
@@ -956,11 +965,11 @@ class Engine:
         id: str,
         *,
         entity_id: str | None = None,
-        overage_allowed: Any = None,
-        spend_limits: Any = None,
-        usage_limits: Any = None,
-        usage_alerts: Any = None,
-        auto_topups: Any = None,
+        overage_allowed: Iterable[Mapping[str, Any]] | None = None,
+        spend_limits: Iterable[Mapping[str, Any]] | None = None,
+        usage_limits: Iterable[Mapping[str, Any]] | None = None,
+        usage_alerts: Iterable[Mapping[str, Any]] | None = None,
+        auto_topups: Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
         """Autumn: set a customer's (or with `entity_id`, an entity's) control lists. Each list given replaces
         that control's entries (an empty list clears them); a list left out (None) keeps them. Auto top-ups are
