@@ -33,6 +33,11 @@ def policy(
             **extra,
         }
     }
+    return engine_on(doc, start, store)
+
+
+def engine_on(doc: Any, start: datetime = START, store: Any = None) -> tuple[Limitr, ManualClock]:
+    """`Limitr.new(doc)` on the store under test (a fresh namespace of it, emptied afterwards), with a clock."""
     clock = ManualClock(start)
     if store is None and STORE_FACTORY is not None:
         store = STORE_FACTORY()

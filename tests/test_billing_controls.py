@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from limitr_py import InvalidArgumentError, Limitr, ManualClock
-from tests.engine_helpers import START, Recorder, limit, policy
+from tests.engine_helpers import START, Recorder, engine_on, limit, policy
 
 pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
 
@@ -16,8 +16,8 @@ SAMPLES = Path(__file__).resolve().parent.parent / "sample_policies"
 
 
 def sample(name: str, start: datetime = START) -> tuple[Limitr, ManualClock]:
-    clock = ManualClock(start)
-    return Limitr.new(SAMPLES / name / "policy.yaml", clock=clock), clock
+    # on the store under test: before, these engines were always in memory whatever the backend parameter said
+    return engine_on(SAMPLES / name / "policy.yaml", start)
 
 
 def count_allowed(engine: Limitr, customer: str, entitlement: str, calls: int, value: int = 1) -> int:
