@@ -17,8 +17,9 @@ NAMESPACE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
 def split(url: str, ours: frozenset[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """(our options, the driver's options in order). Each option may be given once."""
+    query = urlsplit(url).query
     try:
-        pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True, strict_parsing=bool(urlsplit(url).query))
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError as exc:
         raise InvalidArgumentError(f"malformed query in store URL `{redact(url)}`: {exc}") from None
     names = [name for name, _ in pairs]
