@@ -1,7 +1,8 @@
 """This process's copies of records of a remote store (Redis, PostgreSQL), shared by every thread of the engine.
 
 A decision may start from these copies, but no answer rests on them unconfirmed: a commit checks the versions it
-read, and an answer that writes nothing re-reads them (`Limitr._confirm`). The cache itself only has to be safe
+read, and an answer that writes nothing re-reads them (`Runner.confirm` in engine/txn.py). The cache itself only
+has to be safe
 under threads: two threads' reads of one key can land in either order, so a copy never moves back to an older
 version than the one it holds.
 """

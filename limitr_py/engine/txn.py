@@ -124,7 +124,7 @@ class Runner:
         """Records from the store, and whether any came from this process's cache instead.
 
         On a remote store a decision may start from cached copies (a commit's version check catches any that
-        moved; an answer that writes nothing is confirmed by `_confirm`). Call-scoped keys (idempotency, settled
+        moved; an answer that writes nothing is confirmed by `confirm`). Call-scoped keys (idempotency, settled
         holds) are assumed absent rather than read: the commit expects them absent, and a conflict brings them
         back."""
         cache = self.cache
