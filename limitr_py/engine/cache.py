@@ -2,9 +2,8 @@
 
 A decision may start from these copies, but no answer rests on them unconfirmed: a commit checks the versions it
 read, and an answer that writes nothing re-reads them (`Runner.confirm` in engine/txn.py). The cache itself only
-has to be safe
-under threads: two threads' reads of one key can land in either order, so a copy never moves back to an older
-version than the one it holds.
+has to be safe under threads: two threads' reads of one key can land in either order, so a copy never moves
+back to an older version than the one it holds.
 """
 
 from __future__ import annotations
