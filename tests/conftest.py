@@ -34,26 +34,18 @@ def redis_cluster() -> Iterator[backends.RedisCluster]:
 
 
 @pytest.fixture(params=backends.params())
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Run the test on one store backend: `engine_helpers.policy()` opens a fresh namespace of it."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of one row of the backend table; its service is checked (and a Redis Cluster started) first."""
     name: str = request.param
     backends.check_service(name)
     if name == "redis-cluster":
         request.getfixturevalue("redis_cluster")
-    tmp = tmp_path_factory.mktemp(name)
-    opened: list[object] = []
+    return name
 
-    def factory() -> str:
-        url = backends.BACKENDS[name](tmp)
-        opened.append(url)
-        return url
 
-    engine_helpers.STORE_FACTORY = factory
-    yield name
-    engine_helpers.STORE_FACTORY = None
-    for engine in engine_helpers.OPENED:
-        inner = getattr(engine.store, "inner", engine.store)
-        if hasattr(inner, "flush"):
-            inner.flush()
-        inner.close()
-    engine_helpers.OPENED.clear()
+@pytest.fixture
+def engines(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[engine_helpers.Engines]:
+    """Engines and store URLs on fresh namespaces of the backend under test, closed and emptied afterwards."""
+    made = engine_helpers.Engines(backend, tmp_path_factory.mktemp(backend))
+    yield made
+    made.clean_up()

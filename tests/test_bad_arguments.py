@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from limitr_py import InvalidArgumentError, Limitr, ManualClock
-from tests import engine_helpers
-from tests.engine_helpers import START
+from tests.engine_helpers import START, Engines
 
 DOC: dict[str, Any] = {
     "policy": {
@@ -206,10 +205,8 @@ CORPUS = list(_calls())
 
 
 @pytest.fixture
-def seeded(backend: str) -> Limitr:
-    assert engine_helpers.STORE_FACTORY is not None
-    policy = Limitr.new(DOC, clock=ManualClock(START), store=engine_helpers.STORE_FACTORY())  # a fresh namespace
-    engine_helpers.OPENED.append(policy)  # flushed and closed by the backend fixture
+def seeded(engines: Engines) -> Limitr:
+    policy = engines.adopt(Limitr.new(DOC, clock=ManualClock(START), store=engines.url()))  # a fresh namespace
     policy.create_customer("alice", alt_ids=["alice-alt"], metadata={"tier": "gold"})
     policy.create_customer("carol", refs=["alice"])
     assert policy.allow("alice", "api", 2) and policy.allow("alice", "gpu", 7)

@@ -8,16 +8,14 @@ from pathlib import Path
 import pytest
 
 from limitr_py import InvalidArgumentError, Limitr, ManualClock
-from tests.engine_helpers import START, Recorder, engine_on, limit, policy
-
-pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+from tests.engine_helpers import START, Engines, Recorder, limit
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_policies"
 
 
-def sample(name: str, start: datetime = START) -> tuple[Limitr, ManualClock]:
+def sample(engines: Engines, name: str, start: datetime = START) -> tuple[Limitr, ManualClock]:
     # on the store under test: before, these engines were always in memory whatever the backend parameter said
-    return engine_on(SAMPLES / name / "policy.yaml", start)
+    return engines.engine_on(SAMPLES / name / "policy.yaml", start)
 
 
 def count_allowed(engine: Limitr, customer: str, entitlement: str, calls: int, value: int = 1) -> int:
@@ -27,8 +25,8 @@ def count_allowed(engine: Limitr, customer: str, entitlement: str, calls: int, v
 # -- Owostack (seeds 000, 001) --------------------------------------------------------------------------------
 
 
-def test_seats_block_the_fourth_entity_and_create_nothing() -> None:
-    engine, _ = sample("owostack_seats_emails")
+def test_seats_block_the_fourth_entity_and_create_nothing(engines: Engines) -> None:
+    engine, _ = sample(engines, "owostack_seats_emails")
     engine.create_customer("acme", plan="starter")
     assert [engine.add_entity("acme", f"seat{i}", feature="seats") for i in range(4)] == [True, True, True, False]
     assert engine.customer("seat3") is None and engine.value("acme", "seats") == 3
@@ -37,8 +35,8 @@ def test_seats_block_the_fourth_entity_and_create_nothing() -> None:
     assert engine.add_entity("acme", "seat3", feature="seats")
 
 
-def test_emails_overage_is_charged_per_started_thousand_up_to_max_overage_units() -> None:
-    engine, _ = sample("owostack_seats_emails")
+def test_emails_overage_is_charged_per_started_thousand_up_to_max_overage_units(engines: Engines) -> None:
+    engine, _ = sample(engines, "owostack_seats_emails")
     engine.create_customer("c", plan="pro")
     rec = Recorder(engine)
     assert engine.allow("c", "emails", 10000)
@@ -49,8 +47,8 @@ def test_emails_overage_is_charged_per_started_thousand_up_to_max_overage_units(
     assert engine.explain("c", "emails", 1).limit_type == "max_overage"
 
 
-def test_customer_feature_config_overrides_the_plan_and_none_clears_it() -> None:
-    engine, _ = sample("owostack_seats_emails")
+def test_customer_feature_config_overrides_the_plan_and_none_clears_it(engines: Engines) -> None:
+    engine, _ = sample(engines, "owostack_seats_emails")
     engine.create_customer("c", plan="pro")
     engine.set_feature_config("c", "emails", overage="block")
     assert engine.allow("c", "emails", 10000) and not engine.allow("c", "emails", 1)
@@ -67,8 +65,8 @@ def test_customer_feature_config_overrides_the_plan_and_none_clears_it() -> None
         engine.set_feature_config("nobody", "emails", overage="block")
 
 
-def test_overage_limit_in_minor_units_lets_the_crossing_request_through_then_blocks() -> None:
-    engine, _ = sample("owostack_seats_emails")
+def test_overage_limit_in_minor_units_lets_the_crossing_request_through_then_blocks(engines: Engines) -> None:
+    engine, _ = sample(engines, "owostack_seats_emails")
     engine.create_customer("c", plan="pro")
     engine.set_overage_limit("c", max_overage_amount=1000)  # $10.00
     rec = Recorder(engine)
@@ -88,8 +86,8 @@ def test_overage_limit_in_minor_units_lets_the_crossing_request_through_then_blo
     assert engine.allow("c", "emails", 1)
 
 
-def test_overage_limit_notify_never_blocks_and_reports_once() -> None:
-    engine, _ = sample("owostack_seats_emails")
+def test_overage_limit_notify_never_blocks_and_reports_once(engines: Engines) -> None:
+    engine, _ = sample(engines, "owostack_seats_emails")
     engine.create_customer("c", plan="pro")
     engine.set_overage_limit("c", max_overage_amount=500, on_limit_reached="notify")
     rec = Recorder(engine)
@@ -102,8 +100,10 @@ def test_overage_limit_notify_never_blocks_and_reports_once() -> None:
 # -- Autumn (seed 004) ----------------------------------------------------------------------------------------
 
 
-def test_spend_limit_of_5000_past_1000_included_allows_exactly_6000_calls_and_beats_max_overage() -> None:
-    engine, _ = sample("autumn_credit_system")
+def test_spend_limit_of_5000_past_1000_included_allows_exactly_6000_calls_and_beats_max_overage(
+    engines: Engines,
+) -> None:
+    engine, _ = sample(engines, "autumn_credit_system")
     engine.create_customer("c")
     engine.update_billing_controls(
         "c", spend_limits=[{"feature_id": "api_calls", "enabled": True, "overage_limit": 5000}]
@@ -116,16 +116,16 @@ def test_spend_limit_of_5000_past_1000_included_allows_exactly_6000_calls_and_be
     assert engine.allow("d", "api_calls", 10**6)  # a disabled spend limit caps nothing (and shadows the plan's)
 
 
-def test_overage_allowed_false_blocks_a_pay_per_use_feature_at_its_included_amount() -> None:
-    engine, _ = sample("autumn_credit_system")
+def test_overage_allowed_false_blocks_a_pay_per_use_feature_at_its_included_amount(engines: Engines) -> None:
+    engine, _ = sample(engines, "autumn_credit_system")
     engine.create_customer("c")
     engine.update_billing_controls("c", overage_allowed=[{"feature_id": "api_calls", "enabled": False}])
     assert count_allowed(engine, "c", "api_calls", 1010) == 1000
     assert engine.explain("c", "api_calls", 1).limit_type == "included"
 
 
-def test_overage_allowed_true_lets_an_included_feature_run_past_zero_without_billing() -> None:
-    engine, _ = policy({"api": limit(100, "call")}, credits={"call": {"price": {"amount": 1}}})
+def test_overage_allowed_true_lets_an_included_feature_run_past_zero_without_billing(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(100, "call")}, credits={"call": {"price": {"amount": 1}}})
     engine.create_customer("c")
     engine.update_billing_controls("c", overage_allowed=[{"feature_id": "api", "enabled": True}])
     rec = Recorder(engine)
@@ -136,9 +136,9 @@ def test_overage_allowed_true_lets_an_included_feature_run_past_zero_without_bil
     assert engine.invoice("c").total == 0  # type: ignore[union-attr]
 
 
-def test_300_monthly_credits_with_a_50_per_day_usage_limit() -> None:
+def test_300_monthly_credits_with_a_50_per_day_usage_limit(engines: Engines) -> None:
     start = datetime(2026, 3, 2, 10, tzinfo=UTC)  # the growth plan has a price: windows follow the billing cycle
-    engine, clock = sample("autumn_credit_system", start)
+    engine, clock = sample(engines, "autumn_credit_system", start)
     engine.create_customer("c")
     engine.update_billing_controls("c", usage_limits=[{"feature_id": "credit", "limit": 50, "interval": "day"}])
     assert count_allowed(engine, "c", "images", 11) == 10  # 5 credits each: 50 credits today
@@ -154,8 +154,8 @@ def test_300_monthly_credits_with_a_50_per_day_usage_limit() -> None:
     assert total == 60  # 300 credits a month, at most 50 of them a day
 
 
-def test_per_feature_usage_limit_inside_a_credit_system_and_the_tightest_cap_wins() -> None:
-    engine, _ = sample("autumn_credit_system")
+def test_per_feature_usage_limit_inside_a_credit_system_and_the_tightest_cap_wins(engines: Engines) -> None:
+    engine, _ = sample(engines, "autumn_credit_system")
     engine.create_customer("c")
     engine.update_billing_controls(
         "c",
@@ -170,8 +170,8 @@ def test_per_feature_usage_limit_inside_a_credit_system_and_the_tightest_cap_win
     assert decision.limit_type == "usage_limit" and decision.headroom == 0
 
 
-def test_usage_limit_windows_re_anchor_on_a_plan_change() -> None:
-    engine, clock = policy(
+def test_usage_limit_windows_re_anchor_on_a_plan_change(engines: Engines) -> None:
+    engine, clock = engines.policy(
         {"api": limit(10**6)}, plans={"paid": {"price": {"amount": 10}, "entitlements": {"api": limit(10**6)}}}
     )
     engine.create_customer("c", plan="paid")
@@ -184,8 +184,8 @@ def test_usage_limit_windows_re_anchor_on_a_plan_change() -> None:
     assert engine.allow("c", "api", 100)
 
 
-def test_an_80_percent_alert_fires_once_and_again_only_after_re_arming() -> None:
-    engine, _ = sample("autumn_credit_system")
+def test_an_80_percent_alert_fires_once_and_again_only_after_re_arming(engines: Engines) -> None:
+    engine, _ = sample(engines, "autumn_credit_system")
     engine.create_customer("c")
     engine.update_billing_controls(
         "c",
@@ -212,8 +212,8 @@ def test_an_80_percent_alert_fires_once_and_again_only_after_re_arming() -> None
     assert alerts() == ["80%", None]
 
 
-def test_at_most_5_auto_topups_per_month() -> None:
-    engine, clock = sample("autumn_credit_system", datetime(2026, 3, 2, tzinfo=UTC))
+def test_at_most_5_auto_topups_per_month(engines: Engines) -> None:
+    engine, clock = sample(engines, "autumn_credit_system", datetime(2026, 3, 2, tzinfo=UTC))
     engine.create_customer("c")
     engine.update_billing_controls(
         "c",
@@ -241,8 +241,8 @@ def test_at_most_5_auto_topups_per_month() -> None:
         engine.update_billing_controls("c", entity_id="e", auto_topups=[])
 
 
-def test_an_orgs_monthly_limit_and_a_workspaces_daily_limit_both_hold() -> None:
-    engine, clock = policy({"api_calls": limit(10**6, mode="soft")})
+def test_an_orgs_monthly_limit_and_a_workspaces_daily_limit_both_hold(engines: Engines) -> None:
+    engine, clock = engines.policy({"api_calls": limit(10**6, mode="soft")})
     engine.create_customer("org", type="org")
     assert engine.add_entity("org", "workspace_a") and engine.add_entity("org", "workspace_b")
     engine.update_billing_controls(
@@ -265,8 +265,8 @@ def test_an_orgs_monthly_limit_and_a_workspaces_daily_limit_both_hold() -> None:
     ]
 
 
-def test_entity_entries_override_the_customers_per_feature() -> None:
-    engine, _ = policy({"api": limit(100, mode="soft"), "chat": limit(100, mode="soft")})
+def test_entity_entries_override_the_customers_per_feature(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(100, mode="soft"), "chat": limit(100, mode="soft")})
     engine.create_customer("org")
     engine.add_entity("org", "ws")
     engine.update_billing_controls(
@@ -281,8 +281,8 @@ def test_entity_entries_override_the_customers_per_feature() -> None:
         engine.update_billing_controls("org", spend_limits=[{"feature_id": "api", "overage_limit": "lots"}])
 
 
-def test_limit_reached_fires_on_the_transition_with_its_type() -> None:
-    engine, _ = sample("autumn_credit_system")
+def test_limit_reached_fires_on_the_transition_with_its_type(engines: Engines) -> None:
+    engine, _ = sample(engines, "autumn_credit_system")
     engine.create_customer("c")
     engine.update_billing_controls("c", spend_limits=[{"feature_id": "api_calls", "overage_limit": 10}])
     rec = Recorder(engine)
@@ -296,10 +296,10 @@ def test_limit_reached_fires_on_the_transition_with_its_type() -> None:
 # -- usage-limit windows follow the feature's reset cycle (seed 004; issue 10) ---------------------------------
 
 
-def test_day_windows_of_a_rolling_meter_roll_at_the_time_of_day_the_meter_started() -> None:
+def test_day_windows_of_a_rolling_meter_roll_at_the_time_of_day_the_meter_started(engines: Engines) -> None:
     # START is 14:30 UTC: the 30-day meter's period starts at 14:30, so its day windows do too (before, a plan
     # without a price fell back to UTC midnight, and this customer was allowed again at 00:00)
-    engine, clock = policy({"api": limit(10**6, resets=True, reset_inc="30days")})
+    engine, clock = engines.policy({"api": limit(10**6, resets=True, reset_inc="30days")})
     engine.create_customer("c")
     engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 10, "interval": "day"}])
     clock.advance(minutes=30)
@@ -311,8 +311,8 @@ def test_day_windows_of_a_rolling_meter_roll_at_the_time_of_day_the_meter_starte
     assert engine.allow("c", "api", 10) and not engine.allow("c", "api", 1)
 
 
-def test_month_windows_of_a_monthly_9_meter_start_on_the_9th() -> None:
-    engine, clock = policy({"api": limit(10**6, resets=True, reset_sch="monthly:9")})
+def test_month_windows_of_a_monthly_9_meter_start_on_the_9th(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(10**6, resets=True, reset_sch="monthly:9")})
     engine.create_customer("c")
     engine.update_billing_controls("c", usage_limits=[{"feature_id": "api", "limit": 100, "interval": "month"}])
     clock.set(datetime(2026, 4, 8, 12, tzinfo=UTC))  # window 9 March - 9 April
@@ -324,11 +324,13 @@ def test_month_windows_of_a_monthly_9_meter_start_on_the_9th() -> None:
 
 
 @pytest.mark.parametrize("overwrite", [True, False])
-def test_a_plan_change_that_restarts_the_meter_starts_its_window_counter_afresh(overwrite: bool) -> None:
+def test_a_plan_change_that_restarts_the_meter_starts_its_window_counter_afresh(
+    engines: Engines, overwrite: bool
+) -> None:
     # Limitr keeps restarted meters' periods aligned (`started` stays 14:30), so the window keeps its phase; a
     # restarted meter's window counts from zero, a kept meter's window goes on (before, every plan change
     # emptied every window)
-    engine, clock = policy(
+    engine, clock = engines.policy(
         {"api": limit(10**6, resets=True, reset_inc="30days")},
         plans={"other": {"entitlements": {"api": limit(10**6, resets=True, reset_inc="30days")}}},
     )
@@ -343,10 +345,10 @@ def test_a_plan_change_that_restarts_the_meter_starts_its_window_counter_afresh(
     assert engine.allow("c", "api", 10) and not engine.allow("c", "api", 1)
 
 
-def test_a_priced_plan_change_re_anchors_windows_that_follow_the_billing_cycle() -> None:
+def test_a_priced_plan_change_re_anchors_windows_that_follow_the_billing_cycle(engines: Engines) -> None:
     # `api` never resets, so its windows follow the billing anchor of the priced plan; upgrading moves the
     # anchor to the upgrade and the month window counts afresh from there
-    engine, clock = policy(
+    engine, clock = engines.policy(
         {"api": limit(10**6)},
         plans={
             "paid": {"price": {"amount": 10}, "entitlements": {"api": limit(10**6)}},
@@ -366,8 +368,8 @@ def test_a_priced_plan_change_re_anchors_windows_that_follow_the_billing_cycle()
 # -- limit-reached on every transition (issue 10) ---------------------------------------------------------------
 
 
-def test_limit_reached_fires_again_in_every_period_that_is_exhausted() -> None:
-    engine, clock = sample("autumn_credit_system")  # api_calls: 1,000 included, resets monthly on the 1st
+def test_limit_reached_fires_again_in_every_period_that_is_exhausted(engines: Engines) -> None:
+    engine, clock = sample(engines, "autumn_credit_system")  # api_calls: 1,000 included, resets monthly on the 1st
     engine.create_customer("c")
     engine.update_billing_controls("c", overage_allowed=[{"feature_id": "api_calls", "enabled": False}])
     rec = Recorder(engine)
@@ -378,8 +380,8 @@ def test_limit_reached_fires_again_in_every_period_that_is_exhausted() -> None:
     assert len(reached) == 3, reached  # before: only March's was sent; the stale mark hid the later ones
 
 
-def test_the_next_transition_names_the_control_that_binds_now() -> None:
-    engine, clock = sample("autumn_credit_system")
+def test_the_next_transition_names_the_control_that_binds_now(engines: Engines) -> None:
+    engine, clock = sample(engines, "autumn_credit_system")
     engine.create_customer("c")
     engine.update_billing_controls(
         "c",

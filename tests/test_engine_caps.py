@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from limitr_py import Cap, InvalidArgumentError
-from tests.engine_helpers import Recorder, limit, policy
-
-pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+from tests.engine_helpers import Engines, Recorder, limit
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("seed003", ROOT / "examples" / "seed003_ai_spend_caps.py")
@@ -83,8 +81,8 @@ def soft(value: int = 10) -> dict[str, object]:
     return {"chat": limit(value, "tok", mode="soft"), "other": limit(100, "tok", mode="soft")}
 
 
-def test_a_plain_cap_counts_from_the_first_unit_and_denies_before_moving_anything() -> None:
-    engine, _ = policy(soft(), credits=PRICED)
+def test_a_plain_cap_counts_from_the_first_unit_and_denies_before_moving_anything(engines: Engines) -> None:
+    engine, _ = engines.policy(soft(), credits=PRICED)
     engine.create_customer("u")
     engine.add_customer_cap("u", 5, cap_id="c")
     assert engine.allow("u", "chat", 8)  # 8 × 0.5 = $4, though inside the included 10
@@ -97,8 +95,8 @@ def test_a_plain_cap_counts_from_the_first_unit_and_denies_before_moving_anythin
     assert decision.gate == "cap" and decision.limit_type == "cap" and decision.headroom == 0
 
 
-def test_credit_denominated_cap_is_not_exchangeable_and_counts_units() -> None:
-    engine, _ = policy(
+def test_credit_denominated_cap_is_not_exchangeable_and_counts_units(engines: Engines) -> None:
+    engine, _ = engines.policy(
         {"chat": limit(100, "tok", mode="soft"), "img": limit(100, "img", mode="soft")},
         credits={"tok": {"price": {"amount": 0.5}}, "img": {"price": {"amount": 2}}},
     )
@@ -110,16 +108,16 @@ def test_credit_denominated_cap_is_not_exchangeable_and_counts_units() -> None:
     assert engine.customer_cap("u", "tokens").meter_value == 10  # type: ignore[union-attr]
 
 
-def test_scope_limits_a_cap_to_named_entitlements() -> None:
-    engine, _ = policy(soft(), credits=PRICED)
+def test_scope_limits_a_cap_to_named_entitlements(engines: Engines) -> None:
+    engine, _ = engines.policy(soft(), credits=PRICED)
     engine.create_customer("u")
     engine.add_customer_cap("u", 1, cap_id="chat_only", scope=["chat"])
     assert engine.allow("u", "other", 10)  # $5 elsewhere
     assert engine.allow("u", "chat", 2) and not engine.allow("u", "chat", 1)
 
 
-def test_observe_only_cap_never_denies_but_reports_its_crossing_once() -> None:
-    engine, _ = policy(soft(), credits=PRICED)
+def test_observe_only_cap_never_denies_but_reports_its_crossing_once(engines: Engines) -> None:
+    engine, _ = engines.policy(soft(), credits=PRICED)
     engine.create_customer("u")
     engine.add_customer_cap("u", 2, cap_id="watch", observe_only=True)
     rec = Recorder(engine)
@@ -128,8 +126,8 @@ def test_observe_only_cap_never_denies_but_reports_its_crossing_once() -> None:
     assert engine.customer_cap("u", "watch").meter_value == D("4.5")  # type: ignore[union-attr]
 
 
-def test_hard_trailing_cap_lets_one_call_cross() -> None:
-    engine, _ = policy(soft(), credits=PRICED)
+def test_hard_trailing_cap_lets_one_call_cross(engines: Engines) -> None:
+    engine, _ = engines.policy(soft(), credits=PRICED)
     engine.create_customer("u")
     engine.add_customer_cap("u", 2, cap_id="t", hard_trailing=True)
     assert engine.allow("u", "chat", 3)  # $1.5
@@ -138,8 +136,8 @@ def test_hard_trailing_cap_lets_one_call_cross() -> None:
     assert engine.customer_cap("u", "t").meter_value == 3  # type: ignore[union-attr]
 
 
-def test_follow_decrements_gives_room_back_and_other_caps_keep_their_count() -> None:
-    engine, _ = policy(soft(), credits=PRICED)
+def test_follow_decrements_gives_room_back_and_other_caps_keep_their_count(engines: Engines) -> None:
+    engine, _ = engines.policy(soft(), credits=PRICED)
     engine.create_customer("u")
     engine.add_customer_cap("u", 10, cap_id="follows", follow_decrements=True)
     engine.add_customer_cap("u", 10, cap_id="keeps")
@@ -149,9 +147,9 @@ def test_follow_decrements_gives_room_back_and_other_caps_keep_their_count() -> 
     assert engine.customer_cap("u", "keeps").meter_value == 3  # type: ignore[union-attr]
 
 
-def test_overhead_cost_cap_counts_provider_cost_not_price() -> None:
+def test_overhead_cost_cap_counts_provider_cost_not_price(engines: Engines) -> None:
     credits = {"tok": {"price": {"amount": 0.5}, "overhead_cost": 0.1}}
-    engine, _ = policy(soft(), credits=credits)
+    engine, _ = engines.policy(soft(), credits=credits)
     engine.create_customer("u")
     engine.add_customer_cap("u", 1, cap_id="cost", overhead_cost=True)
     assert engine.allow("u", "chat", 6)  # cost 0.6
@@ -160,8 +158,8 @@ def test_overhead_cost_cap_counts_provider_cost_not_price() -> None:
     assert engine.customer_cap("u", "cost").meter_value == D("0.9")  # type: ignore[union-attr]
 
 
-def test_rolling_cap_resets_on_its_own_period_and_expired_caps_stop_applying() -> None:
-    engine, clock = policy(soft(), credits=PRICED)
+def test_rolling_cap_resets_on_its_own_period_and_expired_caps_stop_applying(engines: Engines) -> None:
+    engine, clock = engines.policy(soft(), credits=PRICED)
     engine.create_customer("u")
     engine.add_customer_cap("u", 1, cap_id="daily", reset_inc="1day", scope=["chat"])
     engine.add_customer_cap("u", 1, cap_id="temp", expires_on=clock.now() + timedelta(hours=1), scope=["other"])
@@ -173,8 +171,8 @@ def test_rolling_cap_resets_on_its_own_period_and_expired_caps_stop_applying() -
     assert engine.allow("u", "other", 10)
 
 
-def test_all_applicable_caps_must_have_room() -> None:
-    engine, _ = policy(soft(), credits=PRICED)
+def test_all_applicable_caps_must_have_room(engines: Engines) -> None:
+    engine, _ = engines.policy(soft(), credits=PRICED)
     engine.create_customer("u")
     engine.add_customer_cap("u", 100, cap_id="big")
     engine.add_customer_cap("u", 1, cap_id="small")
@@ -182,8 +180,8 @@ def test_all_applicable_caps_must_have_room() -> None:
     assert engine.customer_cap("u", "big").meter_value == 0  # type: ignore[union-attr]
 
 
-def test_shared_org_cap_is_reached_from_two_users_and_filtered_by_type() -> None:
-    engine, _ = policy(soft(), credits=PRICED)
+def test_shared_org_cap_is_reached_from_two_users_and_filtered_by_type(engines: Engines) -> None:
+    engine, _ = engines.policy(soft(), credits=PRICED)
     engine.create_customer("org", type="org")
     engine.create_customer("alice", refs=["org"])
     engine.create_customer("bot", type="service", refs=["org"])
@@ -200,8 +198,8 @@ def test_shared_org_cap_is_reached_from_two_users_and_filtered_by_type() -> None
     assert rec.names().count("customer-set") == 2  # the org changed on both allowed user calls
 
 
-def test_call_scoped_caps_apply_to_one_call_and_leave_nothing() -> None:
-    engine, _ = policy(soft(), credits=PRICED)
+def test_call_scoped_caps_apply_to_one_call_and_leave_nothing(engines: Engines) -> None:
+    engine, _ = engines.policy(soft(), credits=PRICED)
     engine.create_customer("u")
     assert not engine.allow("u", "chat", 3, cap={"rune": 1})  # $1.5 > $1
     assert engine.allow("u", "chat", 2, cap={"rune": 1})
@@ -212,8 +210,8 @@ def test_call_scoped_caps_apply_to_one_call_and_leave_nothing() -> None:
         engine.allow("u", "chat", 1, cap={"rune": "lots"})
 
 
-def test_cap_management() -> None:
-    engine, _ = policy(soft(), credits=PRICED)
+def test_cap_management(engines: Engines) -> None:
+    engine, _ = engines.policy(soft(), credits=PRICED)
     engine.create_customer("u")
     rec = Recorder(engine)
     assert engine.add_customer_cap("ghost", 1) is None
@@ -240,11 +238,11 @@ VOLUME_TOKENS = {
 
 
 @pytest.mark.parametrize("observe_only", [True, False])
-def test_a_cap_follows_the_true_total_across_a_volume_band_crossing(observe_only: bool) -> None:
+def test_a_cap_follows_the_true_total_across_a_volume_band_crossing(engines: Engines, observe_only: bool) -> None:
     # Limitr's own volume test: every unit is priced at the band of the total, so the 101st unit reprices the
     # first 100 at 0.005 and lowers the total; the cap counts the total as priced now, without follow_decrements
     # (which is about units the caller gives back). Before, the lowering was dropped: 1.00, 1.00, 1.50.
-    engine, _ = policy({"t": limit(0, "tok", mode="soft")}, credits=VOLUME_TOKENS)
+    engine, _ = engines.policy({"t": limit(0, "tok", mode="soft")}, credits=VOLUME_TOKENS)
     engine.create_customer("u")
     engine.add_customer_cap("u", 100, cap_id="spend", observe_only=observe_only)
     seen = []
@@ -256,8 +254,8 @@ def test_a_cap_follows_the_true_total_across_a_volume_band_crossing(observe_only
     assert seen == [D("1.00"), D("0.505"), D("1.005")]
 
 
-def test_giving_units_back_lowers_only_follow_decrements_caps_under_volume_pricing() -> None:
-    engine, _ = policy({"t": limit(0, "tok", mode="soft")}, credits=VOLUME_TOKENS)
+def test_giving_units_back_lowers_only_follow_decrements_caps_under_volume_pricing(engines: Engines) -> None:
+    engine, _ = engines.policy({"t": limit(0, "tok", mode="soft")}, credits=VOLUME_TOKENS)
     engine.create_customer("u")
     engine.add_customer_cap("u", 100, cap_id="plain")
     engine.add_customer_cap("u", 100, cap_id="follows", follow_decrements=True)

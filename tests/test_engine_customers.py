@@ -8,17 +8,15 @@ from decimal import Decimal as D
 import pytest
 
 from limitr_py import IdempotencyConflictError, InvalidArgumentError, Limitr
-from tests.engine_helpers import Recorder, limit, policy
-
-pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+from tests.engine_helpers import Engines, Recorder, limit
 
 PLANS = {
     "pro": {"entitlements": {"api": limit(100, resets=True, reset_inc="30days"), "export": {}, "storage": limit(50)}}
 }
 
 
-def test_plan_resolution_named_then_refs_then_default() -> None:
-    engine, _ = policy({"api": limit(10)}, plans=PLANS)
+def test_plan_resolution_named_then_refs_then_default(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10)}, plans=PLANS)
     assert engine.create_customer("org", plan="pro", type="org").plan == "pro"  # type: ignore[union-attr]
     member = engine.create_customer("m", refs=["org"])
     assert member is not None and member.plan == ""  # inherits
@@ -33,8 +31,8 @@ def test_no_resolvable_plan_creates_nothing() -> None:
     assert engine.create_customer("u") is None and engine.customer("u") is None
 
 
-def test_meters_start_at_creation_and_an_existing_id_is_updated_without_new_meters() -> None:
-    engine, clock = policy({"api": limit(10, resets=True, reset_inc="1day")})
+def test_meters_start_at_creation_and_an_existing_id_is_updated_without_new_meters(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(10, resets=True, reset_inc="1day")})
     rec = Recorder(engine)
     engine.create_customer("u", label="First")
     started = engine.customer_state("u").meters["api"].started  # type: ignore[union-attr]
@@ -46,8 +44,8 @@ def test_meters_start_at_creation_and_an_existing_id_is_updated_without_new_mete
     assert rec.names() == ["customer-set", "customer-set"]
 
 
-def test_alt_ids_resolve_everywhere_and_cannot_be_taken_twice() -> None:
-    engine, _ = policy({"api": limit(10)})
+def test_alt_ids_resolve_everywhere_and_cannot_be_taken_twice(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10)})
     engine.create_customer("u", alt_ids=["stripe_1"])
     assert engine.allow("stripe_1", "api", 4) and engine.value("u", "api") == 4
     assert engine.customer("stripe_1").id == "u"  # type: ignore[union-attr]
@@ -65,8 +63,8 @@ def test_alt_ids_resolve_everywhere_and_cannot_be_taken_twice() -> None:
     assert rec.names() == ["customer-removed"] and not engine.delete_customer("u")
 
 
-def test_plan_change_keeps_usage_and_aligns_new_meters_to_the_current_period() -> None:
-    engine, clock = policy({"api": limit(10, resets=True, reset_inc="30days")}, plans=PLANS)
+def test_plan_change_keeps_usage_and_aligns_new_meters_to_the_current_period(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(10, resets=True, reset_inc="30days")}, plans=PLANS)
     engine.create_customer("u")
     engine.allow("u", "api", 8)
     clock.advance(days=3)
@@ -80,16 +78,16 @@ def test_plan_change_keeps_usage_and_aligns_new_meters_to_the_current_period() -
     assert not engine.set_customer_plan("u", "pro") and not engine.set_customer_plan("u", "gold")
 
 
-def test_plan_change_with_overwrite_starts_meters_again() -> None:
-    engine, _ = policy({"api": limit(10)}, plans=PLANS)
+def test_plan_change_with_overwrite_starts_meters_again(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10)}, plans=PLANS)
     engine.create_customer("u")
     engine.allow("u", "api", 8)
     assert engine.set_customer_plan("u", "pro", overwrite_meters=True)
     assert engine.value("u", "api") == 0
 
 
-def test_override_replaces_the_plan_limit_until_it_expires() -> None:
-    engine, clock = policy({"api": limit(10)})
+def test_override_replaces_the_plan_limit_until_it_expires(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(10)})
     engine.create_customer("u")
     made = engine.create_customer_override("u", "api", value=20, expires=clock.now() + timedelta(days=1))
     assert made is not None and made.value == 20 and made.credit == "unit"
@@ -108,15 +106,15 @@ def test_override_replaces_the_plan_limit_until_it_expires() -> None:
         engine.create_customer_override("u", "api", mode="sometimes")
 
 
-def test_state_exports_and_loads_into_another_engine_unchanged() -> None:
-    engine, clock = policy({"api": limit(10, resets=True, reset_inc="1day"), "chat": limit(5, mode="soft")})
+def test_state_exports_and_loads_into_another_engine_unchanged(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(10, resets=True, reset_inc="1day"), "chat": limit(5, mode="soft")})
     engine.create_customer("org", type="org", metadata={"name": "Acme"})
     engine.create_customer("u", refs=["org"], alt_ids=["a1"])
     engine.allow("u", "api", D("3.25"))
     engine.allow("u", "chat", 9)
     engine.create_customer_override("u", "api", value=12)
     records = engine.customers()
-    other, _ = policy(
+    other, _ = engines.policy(
         {"api": limit(10, resets=True, reset_inc="1day"), "chat": limit(5, mode="soft")}, start=clock.now()
     )
     assert other.load_customers(records) == 2
@@ -128,8 +126,8 @@ def test_state_exports_and_loads_into_another_engine_unchanged() -> None:
     assert other.customer("bad") is None
 
 
-def test_idempotency_key_meters_once_and_replays_the_first_answer() -> None:
-    engine, _ = policy({"api": limit(10)})
+def test_idempotency_key_meters_once_and_replays_the_first_answer(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10)})
     engine.create_customer("u")
     assert engine.allow("u", "api", 6, idempotency_key="req-1")
     assert engine.allow("u", "api", 6, idempotency_key="req-1")  # a retry: same answer, nothing metered
@@ -144,8 +142,8 @@ def test_idempotency_key_meters_once_and_replays_the_first_answer() -> None:
     assert engine.value("u", "api") == 20
 
 
-def test_idempotency_keys_are_forgotten_after_a_day() -> None:
-    engine, clock = policy({"api": limit(10)})
+def test_idempotency_keys_are_forgotten_after_a_day(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(10)})
     engine.create_customer("u")
     assert engine.allow("u", "api", 2, idempotency_key="k")
     clock.advance(days=1, seconds=1)

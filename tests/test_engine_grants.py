@@ -6,12 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
 
-import pytest
-
 from limitr_py import Limitr, ManualClock
-from tests.engine_helpers import Recorder, limit, policy
-
-pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+from tests.engine_helpers import Engines, Recorder, limit
 
 CREDITS = {"tok": {"price": {"amount": 0.01}}, "gem": {"price": {"amount": 0.02}}}
 TOPUPS = {
@@ -40,10 +36,12 @@ TOPUPS = {
 ENTS = {"chat": limit(100, "tok", mode="soft"), "api": limit(10, "tok"), "ctl": limit(10, "tok", grants_apply=False)}
 
 
-def engine(strategy: str = "expires_first", topups: dict[str, Any] | None = None) -> tuple[Limitr, ManualClock]:
+def engine(
+    engines: Engines, strategy: str = "expires_first", topups: dict[str, Any] | None = None
+) -> tuple[Limitr, ManualClock]:
     """The default plan `main` has ENTS and `topups`; plan `bare` has the same entitlements and no top-ups."""
     main: dict[str, Any] = {"default": True, "entitlements": ENTS, "topups": topups or {}}
-    return policy(
+    return engines.policy(
         ENTS,
         credits=CREDITS,
         plans={"main": main, "bare": {"entitlements": ENTS}},
@@ -55,8 +53,8 @@ def balances(e: Limitr, customer: str = "u") -> dict[str, D]:
     return {g.id: g.value for g in e.grants(customer)}
 
 
-def test_soft_overage_is_covered_partially_and_billed_from_where_coverage_ended() -> None:
-    e, _ = engine()
+def test_soft_overage_is_covered_partially_and_billed_from_where_coverage_ended(engines: Engines) -> None:
+    e, _ = engine(engines)
     e.create_customer("u")
     e.grant("u", "tok", 30, grant_id="promo")
     e.allow("u", "chat", 100)
@@ -69,8 +67,8 @@ def test_soft_overage_is_covered_partially_and_billed_from_where_coverage_ended(
     assert balances(e) == {} and e.credit_remaining("u", "tok") == 0  # a drained grant that does not reset goes
 
 
-def test_hard_limit_runs_past_its_value_only_when_grants_cover_all_of_it() -> None:
-    e, _ = engine()
+def test_hard_limit_runs_past_its_value_only_when_grants_cover_all_of_it(engines: Engines) -> None:
+    e, _ = engine(engines)
     e.create_customer("u")
     e.grant("u", "tok", 5, grant_id="promo")
     assert e.allow("u", "api", 10)
@@ -84,16 +82,16 @@ def test_hard_limit_runs_past_its_value_only_when_grants_cover_all_of_it() -> No
     assert e.value("u", "api") == 15 and e.remaining("u", "api") == -5
 
 
-def test_grants_apply_false_keeps_a_control_limit_hard() -> None:
-    e, _ = engine()
+def test_grants_apply_false_keeps_a_control_limit_hard(engines: Engines) -> None:
+    e, _ = engine(engines)
     e.create_customer("u")
     e.grant("u", "tok", 100)
     assert e.allow("u", "ctl", 10) and not e.allow("u", "ctl", 1)
     assert e.limit("u", "ctl") == 10
 
 
-def test_expired_grants_stop_counting() -> None:
-    e, clock = engine()
+def test_expired_grants_stop_counting(engines: Engines) -> None:
+    e, clock = engine(engines)
     e.create_customer("u")
     e.grant("u", "tok", 5, grant_id="week", expires_on=clock.now() + timedelta(days=7))
     e.allow("u", "api", 10)
@@ -102,8 +100,8 @@ def test_expired_grants_stop_counting() -> None:
     assert not e.check("u", "api", 1) and balances(e) == {}
 
 
-def test_exact_credit_grants_are_drawn_before_others_which_convert_through_runes() -> None:
-    e, _ = engine()
+def test_exact_credit_grants_are_drawn_before_others_which_convert_through_runes(engines: Engines) -> None:
+    e, _ = engine(engines)
     e.create_customer("u")
     e.grant("u", "usd", 1, grant_id="dollar")  # $1 = 100 tok at $0.01
     e.grant("u", "tok", 10, grant_id="tokens")
@@ -112,8 +110,8 @@ def test_exact_credit_grants_are_drawn_before_others_which_convert_through_runes
     assert balances(e) == {"dollar": D("0.95")}
 
 
-def test_expires_first_draws_the_grant_that_expires_soonest() -> None:
-    e, clock = engine()
+def test_expires_first_draws_the_grant_that_expires_soonest(engines: Engines) -> None:
+    e, clock = engine(engines)
     e.create_customer("u")
     e.grant("u", "tok", 10, grant_id="forever")
     e.grant("u", "tok", 10, grant_id="soon", expires_on=clock.now() + timedelta(days=5))
@@ -121,12 +119,12 @@ def test_expires_first_draws_the_grant_that_expires_soonest() -> None:
     assert balances(e) == {"forever": 10, "soon": 5}
 
 
-def test_valuable_and_cheapest_first_pick_by_rune_value_per_unit() -> None:
+def test_valuable_and_cheapest_first_pick_by_rune_value_per_unit(engines: Engines) -> None:
     for strategy, expected in (
         ("valuable_first", {"dollar": D("0.95"), "gems": 10}),
         ("cheapest_first", {"dollar": 1, "gems": D("7.5")}),
     ):
-        e, _ = engine(strategy)
+        e, _ = engine(engines, strategy)
         e.create_customer("u")
         e.grant("u", "usd", 1, grant_id="dollar")  # $1 per unit
         e.grant("u", "gem", 10, grant_id="gems")  # $0.02 per unit
@@ -134,8 +132,8 @@ def test_valuable_and_cheapest_first_pick_by_rune_value_per_unit() -> None:
         assert balances(e) == expected, strategy
 
 
-def test_topups_are_bought_and_included_ones_refill_in_add_mode_up_to_max_balance() -> None:
-    e, clock = engine(topups=TOPUPS)
+def test_topups_are_bought_and_included_ones_refill_in_add_mode_up_to_max_balance(engines: Engines) -> None:
+    e, clock = engine(engines, topups=TOPUPS)
     rec = Recorder(e)
     e.create_customer("u")
     assert balances(e) == {"included:monthly_bonus": 20}  # not filled twice on the first day
@@ -152,8 +150,8 @@ def test_topups_are_bought_and_included_ones_refill_in_add_mode_up_to_max_balanc
     assert balances(e)["included:monthly_bonus"] == 50
 
 
-def test_included_scopes_and_rollover_with_clamped_carry() -> None:
-    e, clock = engine(topups=TOPUPS)
+def test_included_scopes_and_rollover_with_clamped_carry(engines: Engines) -> None:
+    e, clock = engine(engines, topups=TOPUPS)
     e.create_customer("u")
     e.create_customer("busy", type="org")
     e.create_customer("idle", type="org")
@@ -169,8 +167,8 @@ def test_included_scopes_and_rollover_with_clamped_carry() -> None:
     assert balances(e, "busy")["included:org_rollover"] == 31  # carry 2 × 0.5 = 1
 
 
-def test_topup_grants_leave_when_the_plan_no_longer_has_the_topup() -> None:
-    e, _ = engine(topups=TOPUPS)
+def test_topup_grants_leave_when_the_plan_no_longer_has_the_topup(engines: Engines) -> None:
+    e, _ = engine(engines, topups=TOPUPS)
     e.create_customer("u")
     e.grant("u", "tok", 3, grant_id="promo")
     assert e.set_customer_plan("u", "bare")

@@ -10,9 +10,7 @@ from decimal import Decimal as D
 import pytest
 
 from limitr_py import IdempotencyConflictError, InvalidArgumentError
-from tests.engine_helpers import Recorder, limit, policy
-
-pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+from tests.engine_helpers import Engines, Recorder, limit
 
 CREDITS = {"tok": {"price": {"amount": 0.01}, "overhead_cost": 0.002}, "fee": {"price": {"amount": 29}}}
 ENTS = {
@@ -23,12 +21,12 @@ ENTS = {
 }
 
 
-def make() -> tuple[object, object]:
-    return policy(ENTS, credits=CREDITS)
+def make(engines: Engines) -> tuple[object, object]:
+    return engines.policy(ENTS, credits=CREDITS)
 
 
-def test_a_hold_counts_against_the_limit_until_settled_and_settles_once() -> None:
-    e, _ = policy(ENTS, credits=CREDITS)
+def test_a_hold_counts_against_the_limit_until_settled_and_settles_once(engines: Engines) -> None:
+    e, _ = engines.policy(ENTS, credits=CREDITS)
     e.create_customer("u")
     hold = e.reserve("u", "api", 6)
     assert hold is not None and hold.startswith("hold_") and e.held("u", "api") == 6
@@ -42,8 +40,8 @@ def test_a_hold_counts_against_the_limit_until_settled_and_settles_once() -> Non
     assert e.value("u", "api") == 7
 
 
-def test_settle_records_past_a_hard_limit_because_the_work_already_happened() -> None:
-    e, _ = policy(ENTS, credits=CREDITS)
+def test_settle_records_past_a_hard_limit_because_the_work_already_happened(engines: Engines) -> None:
+    e, _ = engines.policy(ENTS, credits=CREDITS)
     e.create_customer("u")
     hold = e.reserve("u", "api", 2)
     assert hold is not None
@@ -53,8 +51,8 @@ def test_settle_records_past_a_hard_limit_because_the_work_already_happened() ->
     assert e.value("u", "api") == 16
 
 
-def test_release_and_expiry_free_the_room() -> None:
-    e, clock = policy(ENTS, credits=CREDITS)
+def test_release_and_expiry_free_the_room(engines: Engines) -> None:
+    e, clock = engines.policy(ENTS, credits=CREDITS)
     e.create_customer("u")
     hold = e.reserve("u", "api", 8)
     assert hold is not None and e.release("u", "api", hold) and not e.release("u", "api", hold)
@@ -67,8 +65,8 @@ def test_release_and_expiry_free_the_room() -> None:
         e.reserve("u", "api", 1, ttl=timedelta(seconds=-1))
 
 
-def test_reserve_without_value_holds_the_standard_increment_then_the_learned_estimate() -> None:
-    e, _ = policy(ENTS, credits=CREDITS)
+def test_reserve_without_value_holds_the_standard_increment_then_the_learned_estimate(engines: Engines) -> None:
+    e, _ = engines.policy(ENTS, credits=CREDITS)
     e.create_customer("u")
     first = e.reserve("u", "chat")
     assert first is not None and e.held("u", "chat") == 1
@@ -92,8 +90,8 @@ def test_reserve_without_value_holds_the_standard_increment_then_the_learned_est
     assert other is not None and other.scope == "policy" and other.samples == 5
 
 
-def test_per_basis_estimates_scale_with_the_basis_and_segment_by_context() -> None:
-    e, _ = policy(ENTS, credits=CREDITS)
+def test_per_basis_estimates_scale_with_the_basis_and_segment_by_context(engines: Engines) -> None:
+    e, _ = engines.policy(ENTS, credits=CREDITS)
     e.create_customer("u")
     context = {"input": 100, "model": "claude-sonnet-4.5"}
     assert e.observe("u", "llm", 250, context=context)  # 2.5 per input unit
@@ -106,8 +104,8 @@ def test_per_basis_estimates_scale_with_the_basis_and_segment_by_context() -> No
     assert state is not None and "claude-sonnet-4_5" in state.meters["llm"].estimates
 
 
-def test_settle_learns_from_the_actual_usage() -> None:
-    e, _ = policy(ENTS, credits=CREDITS)
+def test_settle_learns_from_the_actual_usage(engines: Engines) -> None:
+    e, _ = engines.policy(ENTS, credits=CREDITS)
     e.create_customer("u")
     hold = e.reserve("u", "chat", 5)
     assert hold is not None
@@ -116,8 +114,8 @@ def test_settle_learns_from_the_actual_usage() -> None:
     assert learned is not None and learned.value == 42 and learned.samples == 1
 
 
-def test_settle_with_an_idempotency_key_applies_once() -> None:
-    e, _ = policy(ENTS, credits=CREDITS)
+def test_settle_with_an_idempotency_key_applies_once(engines: Engines) -> None:
+    e, _ = engines.policy(ENTS, credits=CREDITS)
     e.create_customer("u")
     hold = e.reserve("u", "chat", 5)
     assert hold is not None
@@ -127,8 +125,8 @@ def test_settle_with_an_idempotency_key_applies_once() -> None:
         e.settle("u", "chat", hold, 8, idempotency_key="s1")
 
 
-def test_holds_racing_from_threads_never_exceed_the_limit() -> None:
-    e, _ = policy({"gpu": limit(100)})
+def test_holds_racing_from_threads_never_exceed_the_limit(engines: Engines) -> None:
+    e, _ = engines.policy({"gpu": limit(100)})
     e.create_customer("u")
     got: list[str | None] = []
     lock = threading.Lock()
@@ -154,9 +152,9 @@ def test_holds_racing_from_threads_never_exceed_the_limit() -> None:
     assert len({h for h in got if h}) == 100
 
 
-def test_plan_fee_is_charged_once_after_the_trial() -> None:
+def test_plan_fee_is_charged_once_after_the_trial(engines: Engines) -> None:
     ents = {"subscription": limit(0, "fee", mode="soft"), "api": limit(10, "tok")}
-    e, clock = policy({}, credits=CREDITS, plans={"pro": {"trial_period": "14days", "entitlements": ents}})
+    e, clock = engines.policy({}, credits=CREDITS, plans={"pro": {"trial_period": "14days", "entitlements": ents}})
     e.create_customer("u", plan="pro")
     rec = Recorder(e)
     assert not e.ensure_plan_subscription("u")  # still in the trial
@@ -166,8 +164,8 @@ def test_plan_fee_is_charged_once_after_the_trial() -> None:
     assert not e.ensure_plan_subscription("u") and e.value("u", "subscription") == 1
 
 
-def test_margins_from_overage_revenue_and_recorded_cost() -> None:
-    e, _ = policy(ENTS, credits=CREDITS)
+def test_margins_from_overage_revenue_and_recorded_cost(engines: Engines) -> None:
+    e, _ = engines.policy(ENTS, credits=CREDITS)
     e.create_customer("u")
     e.allow("u", "chat", 150)  # revenue 50 × 0.01 = 0.5; cost 150 × 0.002 = 0.3
     breakdown = e.customer_local_margin_breakdown("u")
@@ -186,8 +184,8 @@ def test_margins_from_overage_revenue_and_recorded_cost() -> None:
     assert empty is not None and empty["margin"] == -100
 
 
-def test_settled_hold_records_expire_so_state_does_not_grow() -> None:
-    e, clock = policy({"gpu": limit(10**6)})
+def test_settled_hold_records_expire_so_state_does_not_grow(engines: Engines) -> None:
+    e, clock = engines.policy({"gpu": limit(10**6)})
     e.create_customer("u")
     for _ in range(50):
         hold = e.reserve("u", "gpu", 1)
@@ -201,8 +199,8 @@ def test_settled_hold_records_expire_so_state_does_not_grow() -> None:
     assert e.value("u", "gpu") == 51
 
 
-def test_hypothetical_margins_convert_units_to_the_credits_unit() -> None:
-    e, _ = policy(
+def test_hypothetical_margins_convert_units_to_the_credits_unit(engines: Engines) -> None:
+    e, _ = engines.policy(
         {"storage": limit(1000, "mb", mode="soft")}, credits={"mb": {"stof_units": "MB", "price": {"amount": 0.001}}}
     )
     # '2GB' is 2,000 MB: 1,000 MB past the included 1,000, at $0.001 each

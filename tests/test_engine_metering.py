@@ -8,13 +8,11 @@ from decimal import Decimal as D
 import pytest
 
 from limitr_py import InvalidArgumentError
-from tests.engine_helpers import Recorder, limit, policy
-
-pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+from tests.engine_helpers import Engines, Recorder, limit
 
 
-def test_hard_limit_denies_exactly_the_call_that_would_pass_it_and_changes_nothing() -> None:
-    engine, _ = policy({"api": limit(100)})
+def test_hard_limit_denies_exactly_the_call_that_would_pass_it_and_changes_nothing(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(100)})
     engine.create_customer("u")
     rec = Recorder(engine)
     assert engine.allow("u", "api", 60)
@@ -32,8 +30,8 @@ def test_hard_limit_denies_exactly_the_call_that_would_pass_it_and_changes_nothi
     assert denied["meter"]["value"] == 60 and denied["invalid_value"] == 101 and denied["overage"] == 1
 
 
-def test_soft_limit_overage_events_price_only_the_part_past_the_limit_and_refund_on_decrement() -> None:
-    engine, _ = policy({"chat": limit(10, "tok", mode="soft")}, credits={"tok": {"price": {"amount": 0.5}}})
+def test_soft_limit_overage_events_price_only_the_part_past_the_limit_and_refund_on_decrement(engines: Engines) -> None:
+    engine, _ = engines.policy({"chat": limit(10, "tok", mode="soft")}, credits={"tok": {"price": {"amount": 0.5}}})
     engine.create_customer("u")
     rec = Recorder(engine)
     assert engine.allow("u", "chat", 8)
@@ -52,8 +50,8 @@ def test_soft_limit_overage_events_price_only_the_part_past_the_limit_and_refund
 TIERS = [{"up_to": 5, "price": {"amount": 1}}, {"up_to": 10, "price": {"amount": 2}}, {"price": {"amount": 3}}]
 
 
-def test_graduated_prices_walk_the_tiers_from_the_customers_position() -> None:
-    engine, _ = policy(
+def test_graduated_prices_walk_the_tiers_from_the_customers_position(engines: Engines) -> None:
+    engine, _ = engines.policy(
         {"chat": limit(100, "tok", mode="soft")}, credits={"tok": {"pricing_model": "tiered", "tiers": TIERS}}
     )
     engine.create_customer("u")
@@ -66,9 +64,9 @@ def test_graduated_prices_walk_the_tiers_from_the_customers_position() -> None:
     assert prices == [0, 9, 9, 3]
 
 
-def test_volume_pricing_can_credit_a_call_that_crosses_into_a_cheaper_band() -> None:
+def test_volume_pricing_can_credit_a_call_that_crosses_into_a_cheaper_band(engines: Engines) -> None:
     tiers = [{"up_to": 10, "price": {"amount": 2}}, {"price": {"amount": 1}}]
-    engine, _ = policy(
+    engine, _ = engines.policy(
         {"chat": limit(0, "tok", mode="soft")}, credits={"tok": {"pricing_model": "volume", "tiers": tiers}}
     )
     engine.create_customer("u")
@@ -78,9 +76,9 @@ def test_volume_pricing_can_credit_a_call_that_crosses_into_a_cheaper_band() -> 
     assert [e.payload["overage_price"] for e in rec.take()] == [20, -9]
 
 
-def test_limit_pricing_overrides_the_credit_price_in_overage_coordinates() -> None:
+def test_limit_pricing_overrides_the_credit_price_in_overage_coordinates(engines: Engines) -> None:
     pricing = {"pricing_model": "package", "billing_units": 1000, "price": {"amount": 5}}
-    engine, _ = policy(
+    engine, _ = engines.policy(
         {"emails": limit(10000, "email", mode="soft", pricing=pricing)}, credits={"email": {"price": {"amount": 1}}}
     )
     engine.create_customer("u")
@@ -92,8 +90,8 @@ def test_limit_pricing_overrides_the_credit_price_in_overage_coordinates() -> No
     assert [e.payload["meter"]["price_diff"] for e in rec.take()] == [0, 5, 0, 5]
 
 
-def test_observe_never_denies_and_has_no_remaining() -> None:
-    engine, _ = policy({"audit": limit(5, mode="observe")})
+def test_observe_never_denies_and_has_no_remaining(engines: Engines) -> None:
+    engine, _ = engines.policy({"audit": limit(5, mode="observe")})
     engine.create_customer("u")
     rec = Recorder(engine)
     assert engine.allow("u", "audit", 100) and engine.check("u", "audit", 10**9)
@@ -102,8 +100,8 @@ def test_observe_never_denies_and_has_no_remaining() -> None:
     assert rec.names() == ["meter-changed"]
 
 
-def test_hard_trailing_lets_one_call_cross_then_denies() -> None:
-    engine, _ = policy({"gpu": limit(10, hard_trailing=True)})
+def test_hard_trailing_lets_one_call_cross_then_denies(engines: Engines) -> None:
+    engine, _ = engines.policy({"gpu": limit(10, hard_trailing=True)})
     engine.create_customer("u")
     assert engine.allow("u", "gpu", 8)
     assert engine.allow("u", "gpu", 5)  # meter was 8 < 10 before the call
@@ -112,16 +110,16 @@ def test_hard_trailing_lets_one_call_cross_then_denies() -> None:
     assert engine.allow("u", "gpu", -1)  # decrements always pass
 
 
-def test_minimum_floors_the_meter() -> None:
-    engine, _ = policy({"seats": limit(10, minimum=2)})
+def test_minimum_floors_the_meter(engines: Engines) -> None:
+    engine, _ = engines.policy({"seats": limit(10, minimum=2)})
     engine.create_customer("u")
     engine.allow("u", "seats", 5)
     assert engine.allow("u", "seats", -10)
     assert engine.value("u", "seats") == 2
 
 
-def test_increment_and_decrement_use_the_limits_standard_step() -> None:
-    engine, _ = policy({"seats": limit(10, increment=4)})
+def test_increment_and_decrement_use_the_limits_standard_step(engines: Engines) -> None:
+    engine, _ = engines.policy({"seats": limit(10, increment=4)})
     engine.create_customer("u")
     assert engine.cost("u", "seats") == 4 and engine.cost("main", "seats") == 4
     assert engine.increment("u", "seats") and engine.increment("u", "seats")
@@ -132,8 +130,8 @@ def test_increment_and_decrement_use_the_limits_standard_step() -> None:
     assert engine.value("u", "seats") == 4
 
 
-def test_values_with_units_convert_exactly_to_the_credits_unit() -> None:
-    engine, _ = policy({"storage": limit("1GB", "mb")}, credits={"mb": {"stof_units": "MB"}})
+def test_values_with_units_convert_exactly_to_the_credits_unit(engines: Engines) -> None:
+    engine, _ = engines.policy({"storage": limit("1GB", "mb")}, credits={"mb": {"stof_units": "MB"}})
     engine.create_customer("u")
     assert engine.limit("u", "storage") == 1000
     assert engine.allow("u", "storage", "250MB") and engine.allow("u", "storage", "0.5GB")
@@ -145,8 +143,8 @@ def test_values_with_units_convert_exactly_to_the_credits_unit() -> None:
         engine.allow("u", "storage", "1s")  # a time is not a size
 
 
-def test_floats_go_through_str_so_tenths_add_up() -> None:
-    engine, _ = policy({"api": limit(1)})
+def test_floats_go_through_str_so_tenths_add_up(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(1)})
     engine.create_customer("u")
     for _ in range(3):
         engine.allow("u", "api", 0.1)
@@ -154,8 +152,8 @@ def test_floats_go_through_str_so_tenths_add_up() -> None:
 
 
 @pytest.mark.parametrize("bad", ["abc", float("nan"), float("inf"), True, None, "10parsecs", [1]])
-def test_malformed_values_raise_and_change_nothing(bad: object) -> None:
-    engine, _ = policy({"api": limit(10)})
+def test_malformed_values_raise_and_change_nothing(engines: Engines, bad: object) -> None:
+    engine, _ = engines.policy({"api": limit(10)})
     engine.create_customer("u")
     engine.allow("u", "api", 3)
     before = engine.customers()
@@ -166,8 +164,8 @@ def test_malformed_values_raise_and_change_nothing(bad: object) -> None:
     assert engine.customers() == before
 
 
-def test_unknown_customer_or_entitlement_is_a_plain_denial() -> None:
-    engine, _ = policy({"api": limit(10), "beta": {}})
+def test_unknown_customer_or_entitlement_is_a_plain_denial(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10), "beta": {}})
     engine.create_customer("u")
     assert not engine.allow("ghost", "api", 1) and not engine.check("ghost", "api")
     assert not engine.allow("u", "nope", 1)
@@ -176,8 +174,8 @@ def test_unknown_customer_or_entitlement_is_a_plain_denial() -> None:
     assert engine.value("u", "beta") is None
 
 
-def test_feature_flags_record_nothing_and_send_no_events() -> None:
-    engine, _ = policy({"beta": {}})
+def test_feature_flags_record_nothing_and_send_no_events(engines: Engines) -> None:
+    engine, _ = engines.policy({"beta": {}})
     engine.create_customer("u")
     rec = Recorder(engine)
     before = engine.customers()
@@ -185,8 +183,8 @@ def test_feature_flags_record_nothing_and_send_no_events() -> None:
     assert engine.customers() == before and rec.names() == []
 
 
-def test_scoped_entitlement_meters_on_the_nearest_customer_of_that_type() -> None:
-    engine, _ = policy({"seats": {"scope": "org", **limit(3)}, "api": limit(100)})
+def test_scoped_entitlement_meters_on_the_nearest_customer_of_that_type(engines: Engines) -> None:
+    engine, _ = engines.policy({"seats": {"scope": "org", **limit(3)}, "api": limit(100)})
     engine.create_customer("acme", type="org")
     engine.create_customer("team", type="team", refs=["acme"])
     for i in range(4):
@@ -200,15 +198,15 @@ def test_scoped_entitlement_meters_on_the_nearest_customer_of_that_type() -> Non
     assert engine.value("user0", "api") == 7 and engine.value("user1", "api") == 0
 
 
-def test_scope_search_survives_reference_cycles() -> None:
-    engine, _ = policy({"seats": {"scope": "org", **limit(3)}})
+def test_scope_search_survives_reference_cycles(engines: Engines) -> None:
+    engine, _ = engines.policy({"seats": {"scope": "org", **limit(3)}})
     engine.create_customer("a", type="team", refs=["b"])
     engine.create_customer("b", type="team", refs=["a"])
     assert not engine.allow("a", "seats", 1)
 
 
-def test_event_argument_turns_events_off_or_carries_event_data() -> None:
-    engine, _ = policy({"api": limit(10)})
+def test_event_argument_turns_events_off_or_carries_event_data(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10)})
     engine.create_customer("u")
     rec = Recorder(engine)
     engine.allow("u", "api", 1, event=False)
@@ -220,9 +218,11 @@ def test_event_argument_turns_events_off_or_carries_event_data() -> None:
     assert engine.value("u", "api") == 4
 
 
-def test_governor_bucket_limits_bursts_below_the_hard_limit() -> None:
+def test_governor_bucket_limits_bursts_below_the_hard_limit(engines: Engines) -> None:
     # capacity 3, refill 0.001 tokens/ms = one token per second
-    engine, clock = policy({"api": limit(1000, governor_enabled=True, governor_capacity=3, governor_refill_rate=0.001)})
+    engine, clock = engines.policy(
+        {"api": limit(1000, governor_enabled=True, governor_capacity=3, governor_refill_rate=0.001)}
+    )
     engine.create_customer("u")
     rec = Recorder(engine)
     assert [engine.allow("u", "api", 1) for _ in range(4)] == [True, True, True, False]
@@ -236,14 +236,14 @@ def test_governor_bucket_limits_bursts_below_the_hard_limit() -> None:
     assert engine.value("u", "api") == 4
 
 
-def test_overhead_from_argument_rate_table_callable_and_cost_per_unit() -> None:
+def test_overhead_from_argument_rate_table_callable_and_cost_per_unit(engines: Engines) -> None:
     credits = {
         "tok": {
             "overhead_cost": 0.001,
             "overhead": {"by": "model", "rates": {"sonnet": {"input": 0.000003, "output": 0.000015}}},
         }
     }
-    engine, _ = policy({"chat": limit(10**6, "tok")}, credits=credits)
+    engine, _ = engines.policy({"chat": limit(10**6, "tok")}, credits=credits)
     engine.create_customer("u")
     rec = Recorder(engine)
     engine.allow("u", "chat", 100, event={"model": "sonnet", "input": 1000, "output": 200})
@@ -275,8 +275,8 @@ def test_overhead_from_argument_rate_table_callable_and_cost_per_unit() -> None:
     assert rec2.events[0].payload["meter"]["overhead_diff"] == D("0.5")
 
 
-def test_rate_acceleration_and_projected_exhaustion_follow_the_history() -> None:
-    engine, clock = policy({"api": limit(100)})
+def test_rate_acceleration_and_projected_exhaustion_follow_the_history(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(100)})
     engine.create_customer("u")
     engine.allow("u", "api", 10)
     clock.advance(timedelta(seconds=1))
@@ -290,8 +290,8 @@ def test_rate_acceleration_and_projected_exhaustion_follow_the_history() -> None
     assert engine.projected_exhaustion("u", "api") == timedelta(seconds=12)
 
 
-def test_check_and_explain_agree_and_name_the_deciding_gate() -> None:
-    engine, _ = policy({"api": limit(10)})
+def test_check_and_explain_agree_and_name_the_deciding_gate(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10)})
     engine.create_customer("u")
     engine.allow("u", "api", 8)
     decision = engine.explain("u", "api", 3)
@@ -303,8 +303,8 @@ def test_check_and_explain_agree_and_name_the_deciding_gate() -> None:
     assert engine.explain("u", "nope").gate == "entitlement"
 
 
-def test_credit_exchange_chains_through_runes() -> None:
-    engine, _ = policy(
+def test_credit_exchange_chains_through_runes(engines: Engines) -> None:
+    engine, _ = engines.policy(
         {"api": limit(10, "tok")},
         credits={"tok": {"price": {"amount": 0.002}}},
         exchange={"euro": {"value": 1.14, "currency": "usd"}, "partner": {"value": 2, "currency": "tok"}},
@@ -315,8 +315,8 @@ def test_credit_exchange_chains_through_runes() -> None:
     assert engine.credit_exchange("nowhere", "rune", 1) is None
 
 
-def test_notifications_re_emit_matching_events_under_their_name_and_handlers_can_be_removed() -> None:
-    engine, _ = policy(
+def test_notifications_re_emit_matching_events_under_their_name_and_handlers_can_be_removed(engines: Engines) -> None:
+    engine, _ = engines.policy(
         {"chat": limit(10, "tok", mode="soft")},
         credits={"tok": {"price": {"amount": 1}}},
         notifications={"big_overage": {"events": ["meter-overage"], "when": "overage_price > 2"}},
@@ -336,8 +336,8 @@ def test_notifications_re_emit_matching_events_under_their_name_and_handlers_can
     assert seen == [("big_overage", 3)]
 
 
-def test_a_failing_handler_does_not_change_the_answer() -> None:
-    engine, _ = policy({"api": limit(10)})
+def test_a_failing_handler_does_not_change_the_answer(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10)})
     engine.create_customer("u")
 
     def broken(event: object) -> None:
@@ -347,8 +347,8 @@ def test_a_failing_handler_does_not_change_the_answer() -> None:
     assert engine.allow("u", "api", 1) and engine.value("u", "api") == 1
 
 
-def test_allow_explained_meters_like_allow_and_says_why_it_denied() -> None:
-    engine, _ = policy({"api": limit(5)})
+def test_allow_explained_meters_like_allow_and_says_why_it_denied(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(5)})
     engine.create_customer("c")
     allowed = engine.allow_explained("c", "api", 5)
     denied = engine.allow_explained("c", "api", 1)

@@ -6,17 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.engine_helpers import Recorder, limit, policy
-
-pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+from tests.engine_helpers import Engines, Recorder, limit
 
 
 def at(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-def test_rolling_period_is_anchored_at_customer_creation_and_a_boundary_instant_closes_the_old_period() -> None:
-    engine, clock = policy({"api": limit(10, resets=True, reset_inc="1day")}, start=at(2026, 3, 15, 10))
+def test_rolling_period_is_anchored_at_customer_creation_and_a_boundary_instant_closes_the_old_period(
+    engines: Engines,
+) -> None:
+    engine, clock = engines.policy({"api": limit(10, resets=True, reset_inc="1day")}, start=at(2026, 3, 15, 10))
     engine.create_customer("u")
     clock.set(at(2026, 3, 15, 20))  # first use ten hours later: the period still started at creation
     engine.allow("u", "api", 10)
@@ -30,8 +30,8 @@ def test_rolling_period_is_anchored_at_customer_creation_and_a_boundary_instant_
     assert engine.allow("u", "api", 10)
 
 
-def test_resetting_limit_without_an_interval_uses_thirty_days() -> None:
-    engine, clock = policy({"api": limit(10, resets=True)})
+def test_resetting_limit_without_an_interval_uses_thirty_days(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(10, resets=True)})
     engine.create_customer("u")
     engine.allow("u", "api", 10)
     clock.advance(timedelta(days=30))
@@ -40,8 +40,8 @@ def test_resetting_limit_without_an_interval_uses_thirty_days() -> None:
     assert engine.allow("u", "api", 1)
 
 
-def test_reads_show_the_new_period_without_changing_state() -> None:
-    engine, clock = policy({"api": limit(10, resets=True, reset_sch="monthly:1")})
+def test_reads_show_the_new_period_without_changing_state(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(10, resets=True, reset_sch="monthly:1")})
     engine.create_customer("u")
     engine.allow("u", "api", 7)
     clock.set(at(2026, 4, 1))
@@ -50,8 +50,8 @@ def test_reads_show_the_new_period_without_changing_state() -> None:
     assert engine.customers() == before
 
 
-def test_a_denied_call_still_starts_the_new_period_and_reports_it() -> None:
-    engine, clock = policy({"api": limit(10, resets=True, reset_sch="monthly:1")})
+def test_a_denied_call_still_starts_the_new_period_and_reports_it(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(10, resets=True, reset_sch="monthly:1")})
     engine.create_customer("u")
     engine.allow("u", "api", 7)
     clock.set(at(2026, 4, 2))
@@ -62,8 +62,8 @@ def test_a_denied_call_still_starts_the_new_period_and_reports_it() -> None:
     assert meter.started == at(2026, 4, 1) and meter.value == 0
 
 
-def test_event_order_on_a_reset_call_past_a_soft_limit() -> None:
-    engine, clock = policy({"chat": limit(5, mode="soft", resets=True, reset_sch="weekly:mon")})
+def test_event_order_on_a_reset_call_past_a_soft_limit(engines: Engines) -> None:
+    engine, clock = engines.policy({"chat": limit(5, mode="soft", resets=True, reset_sch="weekly:mon")})
     engine.create_customer("u")
     engine.allow("u", "chat", 3)
     clock.set(at(2026, 3, 16, 8))  # Monday
@@ -91,9 +91,9 @@ CALENDAR = [
 
 @pytest.mark.parametrize(("schedule", "inside", "last", "boundary"), CALENDAR, ids=[c[0] for c in CALENDAR])
 def test_calendar_limits_reset_exactly_at_the_period_boundary(
-    schedule: str, inside: datetime, last: datetime, boundary: datetime
+    engines: Engines, schedule: str, inside: datetime, last: datetime, boundary: datetime
 ) -> None:
-    engine, clock = policy({"api": limit(10, resets=True, reset_sch=schedule)}, start=inside)
+    engine, clock = engines.policy({"api": limit(10, resets=True, reset_sch=schedule)}, start=inside)
     engine.create_customer("u")
     engine.allow("u", "api", 10)
     assert engine.resets("u", "api") == boundary
@@ -104,8 +104,10 @@ def test_calendar_limits_reset_exactly_at_the_period_boundary(
     assert engine.customer_state("u").meters["api"].started == boundary  # type: ignore[union-attr]
 
 
-def test_schedule_in_a_named_zone_resets_at_local_midnight() -> None:
-    engine, clock = policy({"api": limit(1, resets=True, reset_sch="monthly:1@Europe/Paris")}, start=at(2026, 3, 20))
+def test_schedule_in_a_named_zone_resets_at_local_midnight(engines: Engines) -> None:
+    engine, clock = engines.policy(
+        {"api": limit(1, resets=True, reset_sch="monthly:1@Europe/Paris")}, start=at(2026, 3, 20)
+    )
     engine.create_customer("u")
     engine.allow("u", "api", 1)
     clock.set(at(2026, 3, 31, 21, 59))  # 23:59 in Paris (CEST, UTC+2)

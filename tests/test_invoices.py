@@ -6,13 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
-import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.engine_helpers import Recorder, limit, policy
-
-pytestmark = pytest.mark.usefixtures("backend")  # every store runs these (tests/backends.py)
+from tests.engine_helpers import Engines, Recorder, limit
 
 MONTHLY = {"mode": "soft", "resets": True, "reset_sch": "monthly:1"}
 TIERS = [{"up_to": 5000, "price": {"amount": 0.08}}, {"price": {"amount": 0.05}}]
@@ -43,8 +40,8 @@ def lines(invoice: object) -> dict[tuple[str, str | None], int]:
     return {(line.kind, line.entitlement): line.amount for line in invoice.lines}  # type: ignore[attr-defined]
 
 
-def test_each_rating_model_and_lumens_included_credits_on_one_invoice() -> None:
-    engine, clock = policy(
+def test_each_rating_model_and_lumens_included_credits_on_one_invoice(engines: Engines) -> None:
+    engine, clock = engines.policy(
         {}, credits=CREDITS, plans={"pro": {"label": "Pro", "price": {"amount": 30}, "entitlements": ENTS}}
     )
     engine.create_customer("c", plan="pro")
@@ -90,8 +87,8 @@ def test_each_rating_model_and_lumens_included_credits_on_one_invoice() -> None:
     assert march is not None and march.total == 110005
 
 
-def test_grant_coverage_is_a_negative_line_and_lines_equal_the_overage_events() -> None:
-    engine, _ = policy({"chat": limit(100, "tok", mode="soft")}, credits={"tok": {"price": {"amount": 0.01}}})
+def test_grant_coverage_is_a_negative_line_and_lines_equal_the_overage_events(engines: Engines) -> None:
+    engine, _ = engines.policy({"chat": limit(100, "tok", mode="soft")}, credits={"tok": {"price": {"amount": 0.01}}})
     engine.create_customer("c")
     engine.grant("c", "tok", 30)
     rec = Recorder(engine)
@@ -105,15 +102,18 @@ def test_grant_coverage_is_a_negative_line_and_lines_equal_the_overage_events() 
     assert invoice.total == int(billed * 100) == 20
 
 
-@settings(max_examples=40, deadline=None)
+# every example builds its own engine on a fresh namespace, so sharing the function-scoped fixture is safe
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(calls=st.lists(st.integers(1, 400), min_size=1, max_size=25), grant=st.integers(0, 300))
-def test_a_periods_overage_lines_equal_the_sum_of_its_overage_prices(calls: list[int], grant: int) -> None:
+def test_a_periods_overage_lines_equal_the_sum_of_its_overage_prices(
+    engines: Engines, calls: list[int], grant: int
+) -> None:
     tiers = [
         {"up_to": 200, "price": {"amount": 0.02}},
         {"up_to": 500, "price": {"amount": 0.03}},
         {"price": {"amount": 0.01}},
     ]
-    engine, _ = policy(
+    engine, _ = engines.policy(
         {"chat": limit(300, "tok", mode="soft", pricing={"pricing_model": "tiered", "tiers": tiers})},
         credits={"tok": {}},
     )
@@ -130,10 +130,10 @@ def test_a_periods_overage_lines_equal_the_sum_of_its_overage_prices(calls: list
     assert overage == billed * 100  # every price here is whole cents, so rounding cannot hide a difference
 
 
-def test_the_current_period_is_defined_by_the_meters_that_reset() -> None:
+def test_the_current_period_is_defined_by_the_meters_that_reset(engines: Engines) -> None:
     # `seats` never resets: its meter started with the customer. Before, the current invoice started then too,
     # overlapping every earlier invoice (period_start 15 March in May).
-    engine, clock = policy(
+    engine, clock = engines.policy(
         {},
         credits=CREDITS,
         plans={
@@ -155,8 +155,8 @@ def test_the_current_period_is_defined_by_the_meters_that_reset() -> None:
     assert previous.period_end is not None and previous.period_end <= current.period_start
 
 
-def test_a_customer_whose_meters_never_reset_has_a_period_from_its_start() -> None:
-    engine, clock = policy({}, credits=CREDITS, plans={"flat": {"entitlements": {"seats": limit(5, "email")}}})
+def test_a_customer_whose_meters_never_reset_has_a_period_from_its_start(engines: Engines) -> None:
+    engine, clock = engines.policy({}, credits=CREDITS, plans={"flat": {"entitlements": {"seats": limit(5, "email")}}})
     engine.create_customer("c", plan="flat")
     clock.set(datetime(2026, 5, 10, tzinfo=UTC))
     invoice = engine.invoice("c")

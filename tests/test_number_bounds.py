@@ -18,7 +18,7 @@ import pytest
 from limitr_py import InvalidArgumentError, Limitr, StoreError
 from limitr_py.compile import load_policy
 from limitr_py.errors import PolicyError
-from tests.engine_helpers import limit, policy
+from tests.engine_helpers import Engines, limit, policy
 
 HUGE = ["1e999999999", "1e1000000", "-1e999999999", "1e30", "1e-31", "1" * 5000]
 
@@ -80,14 +80,13 @@ def test_an_in_memory_document_with_a_huge_number_or_a_cycle_is_a_policy_error()
         Limitr.new({"policy": deep})
 
 
-@pytest.mark.usefixtures("backend")
 @pytest.mark.parametrize(
     "value",
     [*HUGE, 10**5000, D("1e999999999"), D("Infinity"), float("inf"), "Infinity"],
     ids=lambda v: f"{type(v).__name__}:{str(v)[:12] if not isinstance(v, int) else 'huge'}",
 )
-def test_a_number_out_of_range_in_a_call_is_invalid_argument(value: Any) -> None:
-    e, _ = policy({"a": limit(100, mode="soft")})
+def test_a_number_out_of_range_in_a_call_is_invalid_argument(engines: Engines, value: Any) -> None:
+    e, _ = engines.policy({"a": limit(100, mode="soft")})
     e.create_customer("u")
     before = e.customers()
     for call in (
@@ -103,15 +102,14 @@ def test_a_number_out_of_range_in_a_call_is_invalid_argument(value: Any) -> None
     assert e.customers() == before
 
 
-@pytest.mark.usefixtures("backend")
-def test_the_largest_and_finest_numbers_in_range_are_exact() -> None:
+def test_the_largest_and_finest_numbers_in_range_are_exact(engines: Engines) -> None:
     # 28 significant digits (Python's default context) would round both sums below; the engine's does not
-    e, _ = policy({"a": limit("1e29", mode="soft")})
+    e, _ = engines.policy({"a": limit("1e29", mode="soft")})
     e.create_customer("u")
     assert e.allow("u", "a", "99999999999999999999999999999")  # 29 nines: the largest integer in range
     assert e.allow("u", "a", "0.000000000000000000000000000001")  # 10^-30: the finest step in range
     assert e.value("u", "a") == D("99999999999999999999999999999.000000000000000000000000000001")
-    e2, _ = policy({"a": limit("1e28", mode="soft")})
+    e2, _ = engines.policy({"a": limit("1e28", mode="soft")})
     e2.create_customer("u")
     assert e2.track("u", "a", "1e28")
     for _ in range(1000):

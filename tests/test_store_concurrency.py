@@ -16,6 +16,7 @@ import pytest
 
 from limitr_py import Limitr
 from tests import backends
+from tests.engine_helpers import Engines
 
 PROCESSES, THREADS = 8, 4
 DOC: dict[str, Any] = {
@@ -116,11 +117,10 @@ def setup(engine: Limitr, scenario: str) -> None:
 
 
 @pytest.fixture
-def store_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return backends.BACKENDS[backend](tmp_path_factory.mktemp("concurrency"))
+def store_url(engines: Engines) -> str:
+    return engines.url()
 
 
-@pytest.mark.usefixtures("backend")
 def test_a_hard_limit_of_200_allows_exactly_200(backend: str, store_url: str) -> None:
     # 320 attempts of 1 unit against a limit of 200
     assert run_everywhere(backend, store_url, "hammer") == 200
@@ -129,7 +129,6 @@ def test_a_hard_limit_of_200_allows_exactly_200(backend: str, store_url: str) ->
             assert engine.value("u", "api") == 200
 
 
-@pytest.mark.usefixtures("backend")
 def test_a_shared_org_cap_reached_from_eight_users_never_passes_its_ceiling(backend: str, store_url: str) -> None:
     # 160 calls of $1 against a shared $100 cap on the org
     assert run_everywhere(backend, store_url, "org_spend") == 100
@@ -140,7 +139,6 @@ def test_a_shared_org_cap_reached_from_eight_users_never_passes_its_ceiling(back
             assert sum(engine.value(f"user{i}", "gpu") or 0 for i in range(8)) == 100
 
 
-@pytest.mark.usefixtures("backend")
 def test_reserve_then_settle_racing_never_exceeds_the_limit(backend: str, store_url: str) -> None:
     assert run_everywhere(backend, store_url, "reserve_settle") == 200
     if backend != "memory":

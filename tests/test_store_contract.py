@@ -11,28 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from limitr_py.stores import ABSENT, Commit, OutboxEntry, Store, open_store
-from tests import backends
+from tests.engine_helpers import Engines
 
 NOW = datetime(2026, 3, 15, 14, 30, tzinfo=UTC)
 
 
-@pytest.fixture(params=backends.params())
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A raw store of one backend, in a namespace of its own; emptied and closed afterwards."""
-    name: str = request.param
-    backends.check_service(name)
-    if name == "redis-cluster":
-        request.getfixturevalue("redis_cluster")
-    opened = open_store(backends.BACKENDS[name](tmp_path))
+@pytest.fixture
+def store(engines: Engines) -> Iterator[Any]:
+    """A raw store of one backend, in a namespace of its own; closed, then emptied by `engines`."""
+    opened = open_store(engines.url())
     yield opened
-    if hasattr(opened, "flush"):
-        opened.flush()
     opened.close()
 
 

@@ -20,7 +20,7 @@ from limitr_py.engine import codec
 from limitr_py.engine.values import Event
 from limitr_py.stores import Commit, CommitResult, OutboxEntry, open_store
 from tests import backends
-from tests.engine_helpers import START
+from tests.engine_helpers import START, Engines, empty
 
 DOC: dict[str, Any] = {
     "policy": {
@@ -58,11 +58,10 @@ class ReplyLost:
 
 
 @pytest.fixture
-def store_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return backends.BACKENDS[backend](tmp_path_factory.mktemp("faults"))
+def store_url(engines: Engines) -> str:
+    return engines.url()
 
 
-@pytest.mark.usefixtures("backend")
 def test_a_retry_after_a_lost_reply_is_applied_once(store_url: str) -> None:
     store = ReplyLost(open_store(store_url))
     with Limitr.new(DOC, store=store) as engine:
@@ -120,17 +119,12 @@ def test_a_store_that_goes_away_fails_closed(own_redis: backends.RedisProcess) -
             engine.check("u", "api", 1)
 
 
-@pytest.fixture(params=["sqlite", "redis", "redis-cluster", "postgres"])
-def text_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The stores that keep records as text (the memory store holds objects: there is nothing to corrupt)."""
-    backends.check_service(request.param)
-    if request.param == "redis-cluster":
-        request.getfixturevalue("redis_cluster")
-    return backends.BACKENDS[request.param](tmp_path)
+DURABLE = pytest.mark.parametrize("backend", ["sqlite", "redis", "redis-cluster", "postgres"], indirect=True)
+"""The stores that keep records as text outside the process (the memory store holds objects in it)."""
 
 
-def test_a_corrupt_record_is_reported_not_reset(text_store_url: str) -> None:
-    store_url = text_store_url
+@DURABLE
+def test_a_corrupt_record_is_reported_not_reset(store_url: str) -> None:
     with Limitr.new(DOC, store=store_url) as engine:
         engine.create_customer("u")
         engine.allow("u", "api", 2)
@@ -187,14 +181,17 @@ def load_worker(url: str, log: str, events: str, loaded: Any) -> None:
 
 
 @pytest.fixture(params=["sqlite", "redis-aof", "postgres"])
-def crash_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def crash_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'crash.db'}"
-    if request.param == "postgres":
+        yield f"sqlite:///{tmp_path / 'crash.db'}"
+    elif request.param == "postgres":
         backends.check_service("postgres")
-        return backends.postgres_url(tmp_path)
-    server = request.getfixturevalue("own_redis")
-    return f"redis://127.0.0.1:{server.port}/0"
+        url = backends.postgres_url(tmp_path)
+        yield url
+        empty(url)
+    else:
+        server = request.getfixturevalue("own_redis")
+        yield f"redis://127.0.0.1:{server.port}/0"
 
 
 def test_a_killed_worker_loses_no_committed_usage_and_its_events_arrive_after_restart(
@@ -256,10 +253,11 @@ def test_a_deleted_or_replaced_sqlite_file_fails_closed(tmp_path: Path, fault: s
         assert path.exists() == (fault == "replaced")
 
 
-def test_pending_events_go_to_the_handlers_registered_now_under_their_name(text_store_url: str) -> None:
+@DURABLE
+def test_pending_events_go_to_the_handlers_registered_now_under_their_name(store_url: str) -> None:
     # issue 10, item 12: a crashed worker's events were owed to its handler's module and qualname, so a restarted
     # worker whose handler is a lambda (or another function) never received them
-    store_url = text_store_url  # the memory store's outbox dies with its process: nothing is pending after it
+    # (the memory store's outbox dies with its process: nothing is pending after it)
     with Limitr.new(DOC, store=store_url) as crashed:
         crashed.on("meter-changed", lambda e: (_ for _ in ()).throw(RuntimeError("killed before the ack")))
         crashed.create_customer("u")

@@ -9,16 +9,13 @@ one customer, in workloads whose every answer is the same in any serial order.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from limitr_py import Limitr, ManualClock
-from tests import engine_helpers
-from tests.engine_helpers import START
-
-pytestmark = pytest.mark.usefixtures("backend")
+from tests.engine_helpers import START, Engines
 
 DOC: dict[str, Any] = {
     "policy": {
@@ -46,16 +43,18 @@ DOC: dict[str, Any] = {
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[Limitr, Limitr]]:
+def pair(engines: Engines) -> tuple[Limitr, Limitr]:
     """Two engines (two caches) on one namespace of the backend's store, on one manual clock."""
-    assert engine_helpers.STORE_FACTORY is not None
-    url = engine_helpers.STORE_FACTORY()
+    url = engines.url()
     clock = ManualClock(START)
-    a = Limitr.new(DOC, store=url, clock=clock)
+    a = engines.adopt(Limitr.new(DOC, store=url, clock=clock))
     # a memory store lives in one process: the second engine shares it (the other stores open it again)
-    b = Limitr.new(DOC, store=a.store if url == "memory://" else url, clock=clock)
-    engine_helpers.OPENED.extend([a] if url == "memory://" else [a, b])
-    yield a, b
+    b = (
+        Limitr.new(DOC, store=a.store, clock=clock)
+        if url == "memory://"
+        else engines.adopt(Limitr.new(DOC, store=url, clock=clock))
+    )
+    return a, b
 
 
 def _filled(a: Limitr, b: Limitr, entitlement: str = "api") -> None:
