@@ -15,6 +15,7 @@ from limitr_py.engine.caps import call_caps as build
 from limitr_py.engine.records import customer_from
 from limitr_py.engine.state import Cap, CustomerState
 from limitr_py.errors import InvalidArgumentError
+from limitr_py.schedules import Schedule, ScheduleError, parse_schedule
 from limitr_py.units import Quantity, UnitError, duration_ms, parse_quantity
 
 
@@ -210,9 +211,25 @@ def duration(value: Any, what: str) -> timedelta:
     return out
 
 
+def reset_clock(reset_inc: Any, reset_sch: Any) -> tuple[timedelta | None, Schedule | None]:
+    """A reset clock of its own: a period (`reset_inc`) or a schedule (`reset_sch`), at most one of them."""
+    if reset_inc is not None and reset_sch is not None:
+        raise InvalidArgumentError("reset_inc and reset_sch are mutually exclusive")
+    period = duration(reset_inc, "reset_inc") if reset_inc is not None else None
+    if reset_sch is None:
+        return period, None
+    try:
+        return period, parse_schedule(text(reset_sch, "reset_sch"))
+    except ScheduleError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+
+
 def when(value: Any, what: str) -> datetime | None:
-    if value is None:
-        return None
+    return None if value is None else instant(value, what)
+
+
+def instant(value: Any, what: str) -> datetime:
+    """A timezone-aware datetime within the years the engine's arithmetic is exact for, in UTC."""
     out = as_utc(value, what)
     if not bounds.MIN_YEAR <= out.year <= bounds.MAX_YEAR:
         raise InvalidArgumentError(
@@ -271,6 +288,27 @@ def call_caps(cap: Any, credits: Collection[str]) -> tuple[Any, ...]:
     if not isinstance(cap, Mapping) or not cap:
         raise InvalidArgumentError("cap must be a Cap or a non-empty mapping of credit to ceiling")
     return build({known(k, credits, "cap credit"): amount(v, f"cap ceiling for `{k}`") for k, v in cap.items()})
+
+
+def customer_records(records: Any, plans: Collection[str]) -> list[CustomerState]:
+    """`load_customers`' argument: a list of records of `customers()`, or a mapping id → record; all checked."""
+    if isinstance(records, str | bytes) or not isinstance(records, Mapping | Iterable):
+        raise InvalidArgumentError(
+            f"records must be a list or a mapping of customer records, got `{type(records).__name__}`"
+        )
+    items = list(records.values()) if isinstance(records, Mapping) else list(records)
+    if not all(isinstance(r, Mapping) for r in items):
+        raise InvalidArgumentError("every customer record must be a mapping (as `customers()` exports them)")
+    return [customer_record(r, plans) for r in items]
+
+
+def period(value: Any) -> str | datetime:
+    """An invoice's period: `current`, `previous`, or a datetime inside it."""
+    if isinstance(value, datetime):
+        return instant(value, "period")
+    if value in ("current", "previous"):
+        return str(value)
+    raise InvalidArgumentError(f"period must be `current`, `previous` or a datetime, got `{_shown(value)}`")
 
 
 def customer_record(raw: Any, plans: Collection[str]) -> CustomerState:

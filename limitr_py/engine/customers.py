@@ -153,3 +153,20 @@ def set_plan(
         )
     )
     return change
+
+
+def plan_fee_due(policy: CompiledPolicy, state: CustomerState, now: datetime) -> str | None:
+    """The entitlement to increment to charge the plan fee once (`ensure_plan_subscription`): the customer's
+    own plan's `subscription`, when its meter is below 1 and the trial is over; else None."""
+    plan = policy.plans.get(state.plan)
+    meter = state.meters.get(plan.subscription) if plan else None
+    if plan is None or meter is None or meter.value >= 1 or meter.started is None:
+        return None
+    if plan.trial_period is not None and now - meter.started < plan.trial_period:
+        return None
+    return plan.subscription
+
+
+def detached(state: CustomerState) -> CustomerState:
+    """A copy of a stored state deep enough that changing it changes nothing stored."""
+    return replace(state.copy(), meters={k: m.copy() for k, m in state.meters.items()})

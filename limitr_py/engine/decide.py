@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from limitr_py import money
 from limitr_py.compile.graph import CompiledPolicy, Credit, Limit, Plan, Pricing
@@ -64,11 +64,10 @@ class Outcome:
     events: list[RawEvent] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class Call:
-    """Everything resolved about one call, read by every stage. `owner`, `caller` and `meter` move to their
-    writable copies as a stage first writes them (`editable`, `Decider.writable_meter`), so later stages see
-    what earlier ones changed; everything else is fixed once resolved."""
+class Call(NamedTuple):
+    """Everything resolved about one call, fixed once resolved (a tuple: immutable and cheap to build). `caller`,
+    `owner` and `meter` are as read; what the stages write goes to copies in the decision's write set
+    (`editable`, `Decider.writable_meter`), and a stage that needs the latest asks `latest` / `current_meter`."""
 
     caller: CustomerState
     owner: CustomerState
@@ -80,7 +79,6 @@ class Call:
     value: Decimal
     overhead: Decimal
     group: Mapping[str, CustomerState]
-    meter_owned: bool = False
 
     @property
     def pricing(self) -> Pricing | None:
@@ -265,12 +263,12 @@ class Decider:
 
     def owner_grants(self, call: Call, now: datetime, changed: dict[str, CustomerState] | None) -> dict[str, Grant]:
         """The meter owner's grants as of `now`; with `changed`, expiry and resets are written to its copy."""
-        if not call.owner.grants:
+        owner = call.owner if changed is None else latest(changed, call.owner)
+        if not owner.grants:
             return {}
-        current, moved = grants.make_current(call.owner.grants, now)
+        current, moved = grants.make_current(owner.grants, now)
         if moved and changed is not None:
-            call.owner = editable(changed, call.owner)
-            call.owner.grants = dict(current)
+            editable(changed, owner).grants = dict(current)
         return current
 
     def grant_balance(self, call: Call, now: datetime, position: Decimal) -> Decimal:
@@ -293,12 +291,7 @@ class Decider:
                 continue
             current, moved = caps.make_current(holder.caps, now)
             if moved and changed is not None:
-                copy = editable(changed, holder)
-                copy.caps = dict(current)
-                if holder.id == call.owner.id:
-                    call.owner = copy
-                if holder.id == call.caller.id:
-                    call.caller = copy
+                editable(changed, holder).caps = dict(current)
             for cap in current.values():
                 if caps.visible(cap, own, call.caller.type) and caps.applies(
                     self.policy, cap, call.entitlement, call.credit.name, pricing
@@ -340,7 +333,7 @@ class Decider:
         if not call.caller.billing.empty or call.caller.parent is not None or call.limit.max_overage is not None:
             w.eff = controls.effective(self.policy, w.snap.customers, call.caller, call.entitlement, call.limit, w.now)
             if w.eff.mode != call.limit.mode:
-                call.limit = replace(call.limit, mode=w.eff.mode)
+                w.call = call._replace(limit=replace(call.limit, mode=w.eff.mode))
 
     def _reset(self, w: _Work) -> None:
         """B. period reset: a call (even a denied one) starts the new period; C. the limit's minimum."""
@@ -362,7 +355,7 @@ class Decider:
         a hold never turns this call into overage), grants and the applicable caps."""
         call, limit, value, now = w.call, w.call.limit, w.call.value, w.now
         reset = w.reset_to is not None
-        meter = call.meter
+        meter = current_meter(w.changed, call)
         w.meter_value = ZERO if reset else w.prior
         w.overhead_base = ZERO if reset or meter is None else meter.overhead
         if value > 0 and meter is not None and meter.holds:
@@ -423,7 +416,9 @@ class Decider:
         call, limit, value, now = w.call, w.call.limit, w.call.value, w.now
         if w.req.force or not meters.governed(limit):
             return None
-        tokens = meters.governor_available(limit, None if w.reset_to is not None else call.meter, now)
+        tokens = meters.governor_available(
+            limit, None if w.reset_to is not None else current_meter(w.changed, call), now
+        )
         ok = value <= 0 or value <= tokens
         w.gates.append(
             Gate("governor", ok, {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value})
@@ -510,7 +505,8 @@ class Decider:
             # only ask "would the smallest call still pass?" when something could now say no (a hard limit, a cap,
             # a billing control) or an earlier answer was no: a plain soft or observe limit never blocks
             can_block = limit.mode == "hard" or w.found or w.eff is not None
-            if w.req.probe and w.send and (can_block or call.entitlement in call.caller.billing.blocked):
+            blocked = latest(w.changed, call.caller).billing.blocked
+            if w.req.probe and w.send and (can_block or call.entitlement in blocked):
                 self._probe(w.snap, call, w.req, w.changed, w.events, w.now)
         elif w.send:  # J. denied by a hard limit
             payload = {
@@ -542,8 +538,7 @@ class Decider:
         meter.overhead = overhead_total
         meters.push_history(meter, value, limit.ewma_alpha, w.now)
         if drawn is not None:
-            call.owner = editable(w.changed, call.owner)
-            call.owner.grants = drawn
+            editable(w.changed, call.owner).grants = drawn
         billed = w.eff is None or w.eff.billed
         if w.billable_diff != 0 and billed:
             listed = price_units(policy, call, w.billable_diff, w.billable) or ZERO
@@ -596,7 +591,7 @@ class Decider:
         old = call.meter
         if old is None or old.started is None:
             return
-        owner = call.owner = editable(changed, call.owner)
+        owner = editable(changed, call.owner)
         closed = ClosedPeriod(
             call.entitlement, old.started, end, old.value, old.overhead, old.billed, old.covered, old.covered_units
         )
@@ -745,7 +740,7 @@ class Decider:
                 balance = (
                     call.limit.value
                     + grants.balance(self.policy, current, credit_name, ZERO)
-                    - (call.meter.value if call.meter else ZERO)
+                    - (meter.value if (meter := current_meter(changed, call)) else ZERO)
                 )
             else:
                 continue
@@ -771,8 +766,6 @@ class Decider:
             holder.billing = replace(
                 holder.billing, topup_purchases={**holder.billing.topup_purchases, feature: (*history, now)}
             )
-            if holder.id == call.owner.id:
-                call.owner = holder
             if send:
                 packs = rule.quantity / topup.value if topup.value else Decimal(1)
                 events.append(
@@ -922,23 +915,30 @@ class Decider:
     @staticmethod
     def writable_meter(changed: dict[str, CustomerState], call: Call, now: datetime) -> MeterState:
         """The call's meter, writable: copied into a copy of its owner on first write, created when missing."""
-        if not call.meter_owned:
-            owner = editable(changed, call.owner)
-            meter = call.meter.copy() if call.meter is not None else MeterState(call.limit.credit, now)
-            owner.meters[call.entitlement] = meter
-            call.owner, call.meter, call.meter_owned = owner, meter, True
-        assert call.meter is not None
-        return call.meter
+        owner = editable(changed, call.owner)
+        meter = owner.meters.get(call.entitlement)
+        if meter is None or meter is call.meter:  # not yet the call's own: the one read is shared with the snapshot
+            meter = owner.meters[call.entitlement] = (
+                call.meter.copy() if call.meter else MeterState(call.limit.credit, now)
+            )
+        return meter
+
+
+def latest(changed: Mapping[str, CustomerState], customer: CustomerState) -> CustomerState:
+    """A customer as the decision so far has it: its copy in the write set, else as read."""
+    return changed.get(customer.id, customer)
+
+
+def current_meter(changed: Mapping[str, CustomerState], call: Call) -> MeterState | None:
+    """The call's meter as the decision so far has it."""
+    owner = changed.get(call.owner.id)
+    return call.meter if owner is None else owner.meters.get(call.entitlement)
 
 
 def _state_of(call: Call, ident: str, changed: dict[str, CustomerState]) -> CustomerState:
     """The latest state of a customer the call touched (its copy if one was made)."""
     if ident in changed:
         return changed[ident]
-    if ident == call.owner.id:
-        return call.owner
-    if ident == call.caller.id:
-        return call.caller
     found = call.group.get(ident)
     assert found is not None
     return found

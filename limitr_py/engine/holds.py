@@ -99,7 +99,7 @@ def release(
 
 def learn_customer(changed: dict[str, CustomerState], call: Call, learn: Learn, now: datetime) -> bool:
     """Teach the meter owner's own estimate; False when a per-basis estimate got no basis."""
-    owner = call.owner = editable(changed, call.owner)
+    owner = editable(changed, call.owner)
     meter = owner.meters.get(call.entitlement)
     meter = meter.copy() if meter is not None else MeterState(call.limit.credit, now)
     owner.meters[call.entitlement] = meter

@@ -9,7 +9,7 @@ half-up to the currency's minor unit; the total is the sum of the rounded lines.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +18,7 @@ from limitr_py import money
 from limitr_py.compile.graph import CompiledPolicy, Limit, Plan
 from limitr_py.engine import meters
 from limitr_py.engine.pricing import first_rate
+from limitr_py.engine.resolve import plan_for
 from limitr_py.engine.state import ZERO, ClosedPeriod, CustomerState
 from limitr_py.engine.values import Invoice, InvoiceLine
 
@@ -182,4 +183,20 @@ def build(
         max(ends) if ends else None,
         tuple(lines),
         sum(line.amount for line in lines),
+    )
+
+
+def of_customer(
+    policy: CompiledPolicy,
+    customers: Mapping[str, CustomerState],
+    customer: CustomerState,
+    members: Iterable[CustomerState],
+    which: str | datetime,
+    now: datetime,
+) -> Invoice:
+    """`build` with each plan resolved: the customer's through the customers it reaches, each entity's through
+    its customer."""
+    plan = plan_for(policy, customers, customer)
+    return build(
+        policy, customer, plan, [(m, plan_for(policy, {**customers, m.id: m}, m)) for m in members], which, now
     )

@@ -67,6 +67,10 @@ def plan_breakdown(decider: Decider, plan: Plan, usage: Mapping[str, Any], scale
     """Hypothetical usage per entitlement: a meter value, or {meter, limit?, credit?, overhead?, context?}.
     With `scaled`, a limit that resets on a rolling period other than the plan's is scaled to the plan period
     (calendar schedules are not)."""
+    if not isinstance(usage, Mapping):
+        raise InvalidArgumentError(
+            f"entitlements must be a mapping of entitlement to usage, got `{type(usage).__name__}`"
+        )
     policy = decider.policy
     rows: dict[str, dict[str, Any]] = {}
     for name, spec in usage.items():

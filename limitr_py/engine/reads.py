@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from limitr_py.compile.graph import Plan
 from limitr_py.engine import meters
 from limitr_py.engine.decide import Call, Decider
 from limitr_py.engine.state import ZERO
@@ -76,3 +77,16 @@ def projected_exhaustion(decider: Decider, call: Call, now: datetime, smoothed: 
     if remaining is None or remaining <= 0 or per_ms <= 0:
         return None
     return timedelta(microseconds=int(remaining / per_ms * 1000))
+
+
+def plan_limit(plan: Plan, entitlement: str) -> Decimal | None:
+    """`limit(plan, …)`: the plan's limit value (None for observe limits, flags and unknowns)."""
+    ent = plan.entitlements.get(entitlement)
+    lim = ent.limit if ent else None
+    return None if lim is None or lim.mode == "observe" else lim.value
+
+
+def plan_cost(plan: Plan, entitlement: str) -> Decimal | None:
+    """`cost(plan, …)`: the plan's standard increment."""
+    ent = plan.entitlements.get(entitlement)
+    return ent.limit.increment if ent and ent.limit else None

@@ -120,6 +120,47 @@ class Runner:
             )
         return groups.pop()
 
+    def place(self, ident: str, refs: tuple[str, ...], names: Iterable[str] = ()) -> None:
+        """On a sharded store, the group of a customer created or restored with `refs` (its org's) and its id and
+        alt ids `names` located there; refused when refs would move it, or a name lives in another group."""
+        if not self.grouped:
+            return
+        group = self.group_of_refs(refs) or self.group_for(ident) or ident
+        if refs and self.group_for(ident) not in (ident, group):
+            raise InvalidArgumentError(
+                f"`{ident}` already belongs to another group; on a sharded store its refs cannot move it"
+            )
+        for name in (ident, *names):
+            if not self.locate_in(name, group):
+                raise InvalidArgumentError(f"alt id `{name}` already belongs to a customer of another group")
+
+    def join(self, name: str, ident: str) -> bool:
+        """Locate `name` (an alt id, an entity) in the group of customer `ident`; False when it lives elsewhere."""
+        return not self.grouped or self.locate_in(name, self.group_for(ident) or ident)
+
+    def check_refs(self, ident: str, refs: tuple[str, ...]) -> None:
+        """New refs of an existing customer: on a sharded store they must be in its group."""
+        if self.grouped and refs and self.group_of_refs(refs) != self.group_for(ident):
+            raise InvalidArgumentError(f"on a sharded store `{ident}` cannot ref customers of another group")
+
+    def members(self, ident: str, ids: Iterable[str]) -> list[CustomerState]:
+        """The records of customer `ident`'s entities `ids` (they live in its group); deleted ones left out."""
+        read = self.store.read([keys.customer(e) for e in ids], self.group_for(ident))
+        return [record.value for record in read.values() if record.value is not None]
+
+    def read_shared(self, key: str) -> Any:
+        """A record no customer owns (the policy-wide estimates), from its own group."""
+        return self.store.read([key], self.estimates_group)[key].value
+
+    def update_shared(self, key: str, change: Callable[[Any], Any], what: str) -> None:
+        """Read, change and commit a record no customer owns in a small commit of its own, so that sharing it
+        never makes customers' calls conflict; the one retry loop, like every write."""
+        group = self.estimates_group
+        for _ in self.attempts(what):
+            record = self.store.read([key], group)[key]
+            if self.store.commit(Commit({key: record.version}, {key: change(record.value)}, group=group)).ok:
+                return
+
     def read(self, wanted: list[str], cached: bool, group: str | None) -> tuple[dict[str, Versioned], bool]:
         """Records from the store, and whether any came from this process's cache instead.
 

@@ -19,7 +19,7 @@ from limitr_py.engine.resolve import resolve_customer
 from limitr_py.engine.state import ZERO, Cap
 from limitr_py.engine.txn import Attempt
 from limitr_py.errors import InvalidArgumentError
-from limitr_py.schedules import Schedule, ScheduleError, parse_schedule
+from limitr_py.schedules import Schedule
 
 FLAGS = (
     "ignore_grants",
@@ -75,8 +75,7 @@ def spec(
     exchangeable = args.optional_flag(exchangeable, "exchangeable")
     if credit != RUNE and credit not in policy.credits and credit not in policy.exchange.pairs:
         return None
-    if reset_inc is not None and reset_sch is not None:
-        raise InvalidArgumentError("reset_inc and reset_sch are mutually exclusive")
+    period, schedule = args.reset_clock(reset_inc, reset_sch)
     found = policy.credits.get(credit)
     ceiling = quantity_in(found, args.quantity(value)) if found else args.amount(value, "value")
     if ceiling < 0:
@@ -87,11 +86,6 @@ def spec(
         path = resolve_path(policy, credit)
         if path is not None and path[1] is not None and path[1].model == "stairstep":
             return None
-    period = args.duration(reset_inc, "reset_inc") if reset_inc is not None else None
-    try:
-        schedule = parse_schedule(reset_sch) if reset_sch is not None else None
-    except ScheduleError as exc:
-        raise InvalidArgumentError(str(exc)) from None
     return CapSpec(
         id=args.ident(cap_id, "cap_id") if cap_id is not None else new_id,
         ceiling=ceiling,

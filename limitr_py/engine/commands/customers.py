@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from limitr_py.compile.graph import CompiledPolicy, Limit, Mode
+from limitr_py.compile.graph import MODES, CompiledPolicy, Limit, Mode
+from limitr_py.engine import arguments as args
 from limitr_py.engine import customers as ops
 from limitr_py.engine import keys
 from limitr_py.engine.decide import quantity_in
@@ -21,6 +22,26 @@ from limitr_py.units import Quantity
 
 Change = Callable[[CustomerState, Attempt, datetime], bool]
 """A change to a copy of one customer; True when it changed something worth writing."""
+
+
+def fields(
+    policy: CompiledPolicy,
+    plan: Any,
+    type: Any,
+    label: Any,
+    refs: Any,
+    alt_ids: Any,
+    metadata: Any,
+) -> dict[str, Any]:
+    """`create_customer`'s arguments, checked: an unknown plan is an error, `""` means "resolve one"."""
+    return {
+        "plan": args.known(plan, policy.plans, "plan") if plan != "" else "",
+        "type": args.text(type, "type"),
+        "label": args.text(label, "label"),
+        "refs": args.names(refs, "refs"),
+        "alt_ids": args.names(alt_ids, "alt_ids"),
+        "metadata": args.optional_data(metadata, "metadata") or None,
+    }
 
 
 def create(policy: CompiledPolicy, at: Attempt, now: datetime, ident: str, fields: dict[str, Any]) -> Customer | None:
@@ -129,6 +150,33 @@ class OverrideSpec:
     expires: datetime | None
 
 
+def override_spec(
+    entitlement: Any,
+    *,
+    expires: Any,
+    credit: Any,
+    mode: Any,
+    value: Any,
+    increment: Any,
+    resets: Any,
+    reset_inc: Any,
+    reset_sch: Any,
+) -> OverrideSpec:
+    """`create_customer_override`'s arguments, checked."""
+    period, schedule = args.reset_clock(reset_inc, reset_sch)
+    return OverrideSpec(
+        entitlement=args.ident(entitlement, "entitlement"),
+        credit=args.optional_ident(credit, "credit"),
+        mode=args.one_of(mode, MODES, "mode") if mode is not None else None,
+        value=args.quantity(value) if value is not None else None,
+        increment=args.quantity(increment, "increment") if increment is not None else None,
+        resets=args.optional_flag(resets, "resets"),
+        period=period,
+        schedule=schedule,
+        expires=args.when(expires, "expires"),
+    )
+
+
 def override(policy: CompiledPolicy, spec: OverrideSpec, made: list[Limit]) -> Change:
     """The change that gives a customer its own limit for an entitlement (the new limit goes to `made`)."""
 
@@ -156,5 +204,24 @@ def override(policy: CompiledPolicy, spec: OverrideSpec, made: list[Limit]) -> C
         c.overrides[spec.entitlement] = Override(limit, spec.expires)
         made.append(limit)
         return True
+
+    return change
+
+
+def set_refs(refs: tuple[str, ...]) -> Change:
+    """The change replacing a customer's refs."""
+
+    def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
+        c.refs = refs
+        return True
+
+    return change
+
+
+def remove_override(entitlement: str) -> Change:
+    """The change dropping a customer's override of an entitlement (False when it has none)."""
+
+    def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
+        return c.overrides.pop(entitlement, None) is not None
 
     return change

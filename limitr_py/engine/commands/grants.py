@@ -9,12 +9,16 @@ from decimal import Decimal
 from typing import Any
 
 from limitr_py.compile.graph import CompiledPolicy
+from limitr_py.engine import arguments as args
 from limitr_py.engine import grants as grants_mod
 from limitr_py.engine.commands.customers import Change
+from limitr_py.engine.decide import quantity_in
+from limitr_py.engine.exchange import RUNE
 from limitr_py.engine.records import plain
 from limitr_py.engine.resolve import plan_for, resolve_customer
 from limitr_py.engine.state import CustomerState, Grant
 from limitr_py.engine.txn import Attempt
+from limitr_py.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +28,26 @@ class GrantSpec:
     value: Decimal
     expires_on: datetime | None
     metadata: dict[str, Any] | None
+
+
+def spec(
+    policy: CompiledPolicy, credit: Any, value: Any, expires_on: Any, grant_id: Any, metadata: Any, new_id: str
+) -> GrantSpec | None:
+    """`grant`'s arguments, checked; None when `credit` is unknown (Limitr's null, not an error)."""
+    name = args.ident(credit, "credit")
+    if name != RUNE and name not in policy.credits and name not in policy.exchange.pairs:
+        return None
+    found = policy.credits.get(name)
+    amount = quantity_in(found, args.quantity(value)) if found else args.amount(value, "value")
+    if amount <= 0:
+        raise InvalidArgumentError(f"a grant must be positive, got `{value}`")
+    return GrantSpec(
+        args.ident(grant_id, "grant_id") if grant_id is not None else new_id,
+        name,
+        amount,
+        args.when(expires_on, "expires_on"),
+        args.optional_data(metadata, "metadata"),
+    )
 
 
 def grant(spec: GrantSpec, made: list[Grant]) -> Change:

@@ -3,13 +3,14 @@ of calls (the customer's own estimates in its commit; the policy-wide ones are t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from limitr_py.compile.graph import CompiledPolicy, Entitlement
+from limitr_py.engine import arguments as args
 from limitr_py.engine import estimates, holds, keys
 from limitr_py.engine.decide import Call, Decider, Request, Snapshot
 from limitr_py.engine.estimates import Estimate
@@ -79,6 +80,39 @@ class Reservation:
     lifetime: timedelta
     hold_id: str
     estimates: Any  # the policy-wide estimates, read before the attempt (when the hold is an estimate)
+
+
+def reservation(
+    policy: CompiledPolicy,
+    id: Any,
+    entitlement: Any,
+    value: Any,
+    *,
+    context: Any,
+    basis: Any,
+    segment: Any,
+    ttl: Any,
+    quantile: Any,
+    overhead: Any,
+    hold_id: str,
+    shared_estimates: Callable[[str], Any],
+) -> Reservation:
+    """`reserve`'s arguments, checked; a hold of the estimate reads the policy-wide estimates first."""
+    ident, ent = args.ident(id), args.ident(entitlement, "entitlement")
+    quantity = args.quantity(value) if value is not None else None
+    return Reservation(
+        ident,
+        ent,
+        quantity,
+        args.context(context),
+        args.optional_text(segment, "segment"),
+        args.optional_amount(basis, "basis"),
+        args.fraction(quantile, "quantile"),
+        args.optional_amount(overhead, "overhead"),
+        args.duration(ttl, "ttl") if ttl is not None else policy.hold_ttl,
+        hold_id,
+        shared_estimates(ent) if quantity is None else None,
+    )
 
 
 def reserve(policy: CompiledPolicy, decider: Decider, at: Attempt, now: datetime, r: Reservation) -> str | None:
