@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from limitr_py.clock import Clock, ManualClock, SystemClock
 from limitr_py.compile import check_document, load_policy

@@ -365,3 +365,17 @@ def test_validate_shows_the_problem_to_fix_first() -> None:
     )
     code, out, _ = cli("validate", "-", stdin=doc)
     assert code == 1 and "error[L201]: unknown field `bogus`" in out.split("\n")[0]
+
+
+def test_the_readmes_hook_snippet_names_this_release() -> None:
+    # the tag `v<version>` marks the commit each release is cut from (git tag); README, package and changelog agree
+    import re
+    import tomllib
+
+    from limitr_py import __version__
+
+    root = SAMPLES.parent
+    version = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    rev = re.search(r"^\s*rev: (\S+)", (root / "README.md").read_text(encoding="utf-8"), re.M)
+    assert rev is not None and rev.group(1) == f"v{version}" and __version__ == version
+    assert f"## [{version}] - " in (root / "CHANGELOG.md").read_text(encoding="utf-8")
