@@ -56,9 +56,25 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:40]}…{text[-10:]}"
 
 
+_CHECKED_IDS: dict[str, None] = {}
+"""Ids already found good (a pure check, so its answer can be kept); emptied when it grows past 4,096."""
+_SMALL_QUANTITIES = {i: Quantity(Decimal(i)) for i in range(-1024, 1025)}
+"""The quantities of small whole numbers, built once: most calls meter 1, or a small count."""
+
+
 def ident(value: Any, what: str = "customer id") -> str:
     """An id or name: 1–255 printable characters (no control characters, no lone surrogates), without `:`,
     `{`, `}` and without surrounding spaces. The same alphabet on every store."""
+    if type(value) is str and value in _CHECKED_IDS:
+        return value
+    _check_ident(value, what)
+    if len(_CHECKED_IDS) >= 4096:
+        _CHECKED_IDS.clear()
+    _CHECKED_IDS[value] = None
+    return value  # type: ignore[no-any-return]
+
+
+def _check_ident(value: Any, what: str) -> None:
     if not isinstance(value, str) or not value:
         raise InvalidArgumentError(f"{what} must be a non-empty string, got `{_shown(value)}`")
     if len(value) > ID_MAX or not value.isprintable() or not _ID_FORBIDDEN.isdisjoint(value) or value.strip() != value:
@@ -66,7 +82,6 @@ def ident(value: Any, what: str = "customer id") -> str:
             f"{what} must be 1–{ID_MAX} printable characters without `:`, `{{`, `}}` or "
             f"surrounding spaces, got `{_shown(value)}`"
         )
-    return value
 
 
 def optional_ident(value: Any, what: str) -> str | None:
@@ -169,6 +184,10 @@ def fraction(value: Any, what: str) -> Decimal:
 
 def quantity(value: Any, what: str = "value") -> Quantity:
     """int, Decimal, str with units, or float (through `str`); never bool, NaN or infinity."""
+    if type(value) is int:
+        small = _SMALL_QUANTITIES.get(value)
+        if small is not None:
+            return small
     if isinstance(value, bool) or value is None:
         raise InvalidArgumentError(f"{what} must be a number or a quantity such as `'250MB'`, got `{value!r}`")
     try:

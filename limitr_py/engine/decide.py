@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from limitr_py import money
@@ -34,8 +35,9 @@ PERIODS_KEPT = 48
 """Closed meter periods kept per customer for invoices of past periods."""
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
+    """One metering call's checked arguments (a tuple: immutable and cheap to build on every call)."""
+
     customer: str
     entitlement: str
     value: Quantity | None = None  # None with `step`
@@ -48,20 +50,39 @@ class Request:
     probe: bool = False  # report `limit-reached` transitions (someone listens)
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """The customers a call can reach (by id) and the alt-id aliases it may need."""
 
     customers: Mapping[str, CustomerState]
-    aliases: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(slots=True)
 class Outcome:
-    allowed: bool
-    decision: Decision
-    changed: dict[str, CustomerState] = field(default_factory=dict)
-    events: list[RawEvent] = field(default_factory=list)
+    """A decision's answer, what it changes and the events to send. The `Decision` (why) is built when first
+    asked for: a plain `allow()` never asks."""
+
+    __slots__ = ("_decision", "_work", "allowed", "changed", "events")
+
+    def __init__(
+        self,
+        allowed: bool,
+        decision: Decision | None,
+        changed: dict[str, CustomerState] | None = None,
+        events: list[RawEvent] | None = None,
+        work: _Work | None = None,
+    ) -> None:
+        self.allowed = allowed
+        self.changed = {} if changed is None else changed
+        self.events = [] if events is None else events
+        self._decision = decision
+        self._work = work
+
+    @property
+    def decision(self) -> Decision:
+        if self._decision is None:
+            assert self._work is not None  # an Outcome is built with its Decision or with the work behind it
+            self._decision = self._work.decision()
+        return self._decision
 
 
 class Call(NamedTuple):
@@ -98,7 +119,7 @@ class _Work:
     now: datetime
     write: bool
     send: bool  # events are built (someone listens and the call writes)
-    gates: list[Gate]
+    gates: list[Gate] | None  # None when nobody asks why (allow without explain): nothing built for it
     changed: dict[str, CustomerState]
     events: list[RawEvent] = field(default_factory=list)
     eff: controls.Effective | None = None
@@ -129,12 +150,10 @@ class _Work:
     headroom: Decimal | None = None
 
     def outcome(self) -> Outcome:
-        return Outcome(
-            self.allowed,
-            Decision(self.allowed, "limit", "included", self.headroom, tuple(self.gates)),
-            self.changed,
-            self.events,
-        )
+        return Outcome(self.allowed, None, self.changed, self.events, self)
+
+    def decision(self) -> Decision:
+        return Decision(self.allowed, "limit", "included", self.headroom, _frozen(self.gates))
 
 
 def quantity_in(credit: Credit, quantity: Quantity) -> Decimal:
@@ -204,32 +223,36 @@ class Decider:
         snap: Snapshot,
         req: Request,
         now: datetime,
-        gates: list[Gate],
+        gates: list[Gate] | None,
         changed: dict[str, CustomerState],
         write: bool,
     ) -> Call | str:
         """The resolved call, or the name of the gate that denied it (or `feature` for an allowed flag)."""
         caller = resolve_customer(snap.customers, snap.aliases, req.customer)
         if caller is None:
-            gates.append(Gate("customer", False, {"customer": req.customer}))
+            if gates is not None:
+                gates.append(Gate("customer", False, {"customer": req.customer}))
             return "customer"
         plan = plan_for(self.policy, snap.customers, caller)
         ent = plan.entitlements.get(req.entitlement) if plan is not None else None
         if plan is None or ent is None:
-            gates.append(
-                Gate("entitlement", False, {"entitlement": req.entitlement, "plan": plan.name if plan else None})
-            )
+            if gates is not None:
+                gates.append(
+                    Gate("entitlement", False, {"entitlement": req.entitlement, "plan": plan.name if plan else None})
+                )
             return "entitlement"
         owner = scope_owner(snap.customers, caller, ent.scope)
         if owner is None:
-            gates.append(Gate("scope", False, {"scope": ent.scope, "caller_type": caller.type}))
+            if gates is not None:
+                gates.append(Gate("scope", False, {"scope": ent.scope, "caller_type": caller.type}))
             return "scope"
         limit, expired = limit_for(owner, ent, now)
         if expired and write:
             owner = editable(changed, owner)
             del owner.overrides[ent.name]
         if limit is None:
-            gates.append(Gate("feature", True, {"plan": plan.name}))
+            if gates is not None:
+                gates.append(Gate("feature", True, {"plan": plan.name}))
             return "feature"
         credit = self.policy.credits[limit.credit]
         value = req.step * limit.increment if req.step else quantity_in(credit, req.value or Quantity(ZERO))
@@ -248,18 +271,19 @@ class Decider:
     ) -> Call | None:
         """The resolved meter of a read (or of `req`, with its value and overhead worked out): None for unknown
         customers or entitlements and for feature flags."""
-        call = self._resolve(snap, req or Request(customer, entitlement), now, [], {}, False)
+        call = self._resolve(snap, req or Request(customer, entitlement), now, None, {}, False)
         return None if isinstance(call, str) else call
 
     # -- allow / check --------------------------------------------------------------------------------------
 
-    def allow(self, snap: Snapshot, req: Request, now: datetime) -> Outcome:
-        """Limitr's `allow()`: decide, and return the changed state and the events to publish after commit."""
-        return self._decide(snap, req, now, write=True)
+    def allow(self, snap: Snapshot, req: Request, now: datetime, explain: bool = False) -> Outcome:
+        """Limitr's `allow()`: decide, and return the changed state and the events to publish after commit.
+        With `explain` the decision lists every gate with its numbers (else `Decision.gates` is empty)."""
+        return self._decide(snap, req, now, True, explain)
 
-    def check(self, snap: Snapshot, req: Request, now: datetime) -> Outcome:
+    def check(self, snap: Snapshot, req: Request, now: datetime, explain: bool = True) -> Outcome:
         """Limitr's `check()`: the same decision with nothing changed (a pending reset is seen as done)."""
-        return self._decide(snap, req, now, write=False)
+        return self._decide(snap, req, now, False, explain)
 
     def owner_grants(self, call: Call, now: datetime, changed: dict[str, CustomerState] | None) -> dict[str, Grant]:
         """The meter owner's grants as of `now`; with `changed`, expiry and resets are written to its copy."""
@@ -302,16 +326,16 @@ class Decider:
                 found.append(caps.Applicable(None, cap))
         return found
 
-    def _decide(self, snap: Snapshot, req: Request, now: datetime, write: bool) -> Outcome:
+    def _decide(self, snap: Snapshot, req: Request, now: datetime, write: bool, explain: bool) -> Outcome:
         """Resolve the call, then walk the gates in Limitr's order (reset, caps, governor, billing controls, the
         limit), then the effects of an allowed call. `check()` and `explain()` walk the same stages without
         writing; the first gate that denies ends the walk."""
-        gates: list[Gate] = []
+        gates: list[Gate] | None = [] if explain else None
         changed: dict[str, CustomerState] = {}
         call = self._resolve(snap, req, now, gates, changed, write)
         if isinstance(call, str):
             allowed = call == "feature"
-            return Outcome(allowed, Decision(allowed, call, None, None, tuple(gates)), changed)
+            return Outcome(allowed, Decision(allowed, call, None, None, _frozen(gates)), changed)
         w = _Work(snap, req, call, now, write, req.send_events and write, gates, changed)
         self._controls(w)
         self._reset(w)
@@ -346,7 +370,8 @@ class Decider:
             if w.write:
                 self._archive(call, w.changed, w.reset_to, w.events, w.send)
                 meters.reset(self.writable_meter(w.changed, call, w.now), w.reset_to)
-        w.gates.append(Gate("reset", True, {"reset": w.reset_to is not None, "period_start": w.reset_to}))
+        if w.gates is not None:
+            w.gates.append(Gate("reset", True, {"reset": w.reset_to is not None, "period_start": w.reset_to}))
         if limit.minimum is not None and w.new < limit.minimum:
             w.new = limit.minimum
 
@@ -408,7 +433,8 @@ class Decider:
                 amount = caps.consumption(self.policy, a.cap, call.credit.name, call.pricing, s)
                 if not caps.has_room(a.cap, amount):
                     return self._cap_denied(w, name, a, amount)
-            w.gates.append(Gate(name, True, {"caps": len(w.found)}))
+            if w.gates is not None:
+                w.gates.append(Gate(name, True, {"caps": len(w.found)}))
         return None
 
     def _gate_governor(self, w: _Work) -> Outcome | None:
@@ -420,9 +446,10 @@ class Decider:
             limit, None if w.reset_to is not None else current_meter(w.changed, call), now
         )
         ok = value <= 0 or value <= tokens
-        w.gates.append(
-            Gate("governor", ok, {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value})
-        )
+        if w.gates is not None:
+            w.gates.append(
+                Gate("governor", ok, {"tokens": tokens, "capacity": limit.governor_capacity, "requested": value})
+            )
         if w.write:
             meter = self.writable_meter(w.changed, call, now)
             meter.governor_tokens = tokens - value if ok and value > 0 else tokens
@@ -440,7 +467,7 @@ class Decider:
                     {"meter": meter_info, **self._who(call), "event_data": w.req.event_data, "governor": governor},
                 )
             )
-        return Outcome(False, Decision(False, "governor", "governor", tokens, tuple(w.gates)), w.changed, w.events)
+        return Outcome(False, Decision(False, "governor", "governor", tokens, _frozen(w.gates)), w.changed, w.events)
 
     def _gate_controls(self, w: _Work) -> Outcome | None:
         """Billing controls: usage-limit windows (the tightest wins), overage units, then the overage money limit."""
@@ -460,6 +487,8 @@ class Decider:
         w.allowed = not w.hard or (w.own_valid and gate_valid) or grants_cover
         if limit.mode != "observe":
             w.headroom = limit.value + w.balance - w.meter_value - w.held_value
+        if w.gates is None:
+            return
         detail = {
             "mode": limit.mode,
             "limit": limit.value,
@@ -601,7 +630,8 @@ class Decider:
 
     def _control_gates(self, w: _Work, eff: controls.Effective) -> Decision | None:
         """Usage-limit windows (the tightest wins), overage units, then the overage money limit."""
-        snap, call, changed, gates, now = w.snap, w.call, w.changed, w.gates, w.now
+        snap, call, changed, now = w.snap, w.call, w.changed, w.now
+        gates = w.gates if w.gates is not None else []  # a rarer path: its gates are built and dropped unasked
         gate_value, gate_new, limit_value, billable_diff = w.gate_value, w.gate_new, call.limit.value, w.billable_diff
         for ref in eff.windows:
             holder = _state_of(call, ref.holder, changed)
@@ -624,7 +654,7 @@ class Decider:
                 )
             )
             if not ok:
-                return Decision(False, "usage_limit", "usage_limit", ref.limit.limit - used, tuple(gates))
+                return Decision(False, "usage_limit", "usage_limit", ref.limit.limit - used, _frozen(gates))
         if call.limit.mode == "soft" and eff.max_overage is not None:
             over = max(ZERO, gate_new - limit_value)
             ok = over <= eff.max_overage
@@ -635,7 +665,7 @@ class Decider:
                     eff.max_overage_type,
                     eff.max_overage_type,
                     eff.max_overage + limit_value - (gate_new - gate_value),
-                    tuple(gates),
+                    _frozen(gates),
                 )
         cap = eff.overage_limit
         if cap is not None and cap.on_limit_reached == "block" and billable_diff > 0 and eff.overage_holder:
@@ -652,7 +682,7 @@ class Decider:
                 )
             )
             if not ok:
-                return Decision(False, "overage_limit", "spend_limit", ZERO, tuple(gates))
+                return Decision(False, "overage_limit", "spend_limit", ZERO, _frozen(gates))
         return None
 
     def unbilled_overage(self, snap: Snapshot, holder: CustomerState, now: datetime) -> Decimal:
@@ -799,7 +829,8 @@ class Decider:
             after,
             Request(req.customer, req.entitlement, Quantity(PROBE), caps=req.caps, send_events=False),
             now,
-            write=False,
+            False,
+            False,  # only its answer and limit type are read
         )
         caller = _state_of(call, call.caller.id, changed)
         stored = caller.billing.blocked.get(call.entitlement)
@@ -832,14 +863,15 @@ class Decider:
     def _cap_denied(self, w: _Work, gate: str, a: caps.Applicable, amount: Decimal) -> Outcome:
         """A cap without room for the call: its gate, its `cap-limit` event, and the denial."""
         call, req, gates, changed, events, send = w.call, w.req, w.gates, w.changed, w.events, w.send
-        detail = {
-            "cap": a.cap.id,
-            "holder": a.holder,
-            "ceiling": a.cap.value,
-            "meter_value": a.cap.meter_value,
-            "amount": amount,
-        }
-        gates.append(Gate(gate, False, detail))
+        if gates is not None:
+            detail = {
+                "cap": a.cap.id,
+                "holder": a.holder,
+                "ceiling": a.cap.value,
+                "meter_value": a.cap.meter_value,
+                "amount": amount,
+            }
+            gates.append(Gate(gate, False, detail))
         meter = {
             "value": w.meter_value,
             "limit": call.limit.value,
@@ -865,7 +897,7 @@ class Decider:
                 )
             )
         headroom = a.cap.value - a.cap.meter_value
-        return Outcome(False, Decision(False, gate, "cap", headroom, tuple(gates)), changed, events)
+        return Outcome(False, Decision(False, gate, "cap", headroom, _frozen(gates)), changed, events)
 
     def _move_caps(
         self,
@@ -942,6 +974,10 @@ def _state_of(call: Call, ident: str, changed: dict[str, CustomerState]) -> Cust
     found = call.group.get(ident)
     assert found is not None
     return found
+
+
+def _frozen(gates: list[Gate] | None) -> tuple[Gate, ...]:
+    return () if gates is None else tuple(gates)
 
 
 def editable(changed: dict[str, CustomerState], customer: CustomerState) -> CustomerState:

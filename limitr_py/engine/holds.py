@@ -58,7 +58,7 @@ def reserve(
     now: datetime,
 ) -> tuple[bool, dict[str, CustomerState], Decimal]:
     """Hold `req.value` if a check with it (other holds included) passes. Returns (held, changed, value)."""
-    decision = decider.check(snap, req, now)
+    decision = decider.check(snap, req, now, explain=False)
     call = decider.locate(snap, req.customer, req.entitlement, now, req)
     if not decision.allowed or call is None:
         return False, {}, ZERO

@@ -12,7 +12,7 @@ from limitr_py.engine.values import Decision
 def meter(decider: Decider, at: Attempt, now: datetime, request: Request, decisions: list[Decision] | None) -> bool:
     """`allow` (and `track`, `increment`, `decrement`): the decision's changes and events go on the attempt;
     `decisions` (when given) receives the decision of the attempt, for `allow_explained`."""
-    outcome = decider.allow(at.snap, request, now)
+    outcome = decider.allow(at.snap, request, now, explain=decisions is not None)
     at.put_customers(outcome.changed)
     at.events.extend(outcome.events)
     if decisions is not None:
