@@ -8,6 +8,7 @@ wrote; the schema is dropped afterwards. Redis namespaces use fresh prefixes and
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,12 +156,55 @@ def test_store_errors_while_listing_are_store_errors(tmp_path: Path) -> None:
 
 def test_a_terminated_postgres_backend_is_a_store_error_and_the_next_call_reconnects(pg_schema: str) -> None:
     # Before: customers() let psycopg.errors.AdminShutdown escape when the server ended the session.
-    with Limitr.new(DOC, store=pg_schema) as engine:
+    name = "limitr-test-" + uuid.uuid4().hex[:8]
+    with Limitr.new(DOC, store=f"{pg_schema}&application_name={name}") as engine:
         engine.create_customer("u")
-        backend_pid = engine.store.inner._conn().info.backend_pid  # this thread's session
         with psycopg.connect(backends.POSTGRES_URL, autocommit=True) as admin:
-            assert admin.execute("SELECT pg_terminate_backend(%s)", (backend_pid,)).fetchone() == (True,)
+            ended = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchall()
+        assert (True,) in ended  # the pool's idle connection
         with pytest.raises(StoreError, match="scanning"):
             engine.customers()
         assert {c["id"] for c in engine.customers()} == {"u"}  # a new connection serves the next call
         assert engine.allow("u", "api", 1)
+
+
+def open_connections(admin: psycopg.Connection[Any], name: str) -> int:
+    row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_forty_short_lived_threads_leave_no_more_connections_than_the_pool_holds(pg_schema: str) -> None:
+    # Before: one connection per thread, kept until close(): 40 threads left 40 sessions open on the server
+    import threading
+
+    name = "limitr-test-" + uuid.uuid4().hex[:8]
+    with (
+        Limitr.new(DOC, store=f"{pg_schema}&application_name={name}&pool_max_size=4") as engine,
+        psycopg.connect(backends.POSTGRES_URL, autocommit=True) as admin,
+    ):
+        engine.create_customer("u")
+        answers: list[bool] = []
+
+        def call() -> None:
+            answers.append(engine.allow("u", "gpu", 1, event=False))
+
+        threads = [threading.Thread(target=call) for _ in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert answers == [True] * 40 and engine.value("u", "gpu") == 40
+        assert 1 <= open_connections(admin, name) <= 4
+    with psycopg.connect(backends.POSTGRES_URL, autocommit=True) as admin:
+        # close() ends them all; the server's backends exit just after their clients leave (bounded wait)
+        deadline = time.monotonic() + 10
+        while open_connections(admin, name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert open_connections(admin, name) == 0
+
+
+def test_a_bad_pool_size_is_refused_by_name(pg_schema: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="pool_max_size=0"):
+        open_store(f"{pg_schema}&pool_max_size=0")

@@ -1,5 +1,9 @@
 """`postgresql://…`: transactions with row locks (psycopg 3). The schema is created on first use.
 
+Connections come from a pool (psycopg_pool) shared by the store's threads: at most `?pool_max_size=` (default
+10) are open at once, idle ones beyond the first close after 10 minutes, so short-lived threads leave nothing
+behind. A connection the server ended is dropped by the pool when it comes back with the error.
+
 A commit locks the rows it expects (`SELECT … FOR UPDATE`, in key order so two commits never deadlock), checks
 their versions, and writes. A key expected to be absent cannot be locked, so creating one is `INSERT … ON
 CONFLICT DO NOTHING` and a commit that finds the row already there rolls back as a conflict.
@@ -8,18 +12,21 @@ CONFLICT DO NOTHING` and a commit that finds the row already there rolls back as
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg import conninfo
 from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool
 
 from limitr_py.errors import InvalidArgumentError, StoreError
 from limitr_py.stores import url_options
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
-from limitr_py.stores.sql import ThreadConnections, write_outbox
+from limitr_py.stores.sql import write_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
@@ -42,7 +49,9 @@ PURGE_EVERY = timedelta(minutes=1)
 # purging and the outbox select by `ns`. Keys still start with `prefix:` (the 0.1 layout, so their rows keep
 # their identity); rows 0.1 wrote have no `ns` until they are next written, and are matched by that prefix.
 _MINE = "(ns = %s OR (ns IS NULL AND starts_with({column}, %s)))"
-_OURS = frozenset({"prefix"})
+_OURS = frozenset({"prefix", "pool_max_size"})
+POOL_MAX_SIZE = 10
+"""Connections a store keeps open at most by default (`?pool_max_size=` sets it, 1 to 1,000)."""
 _BAD_OPTION = ("connection option", "bad value for", "value:")
 """How libpq and psycopg word a malformed URL option (a usage error, not an unreachable server)."""
 _SCHEMA_LOCK = 7_307_313  # advisory lock id: two processes creating the schema at once take turns
@@ -68,57 +77,88 @@ class PostgresStore:
             self._timeout = None if "connect_timeout" in conninfo.conninfo_to_dict(self._dsn) else 10
         except psycopg.ProgrammingError as exc:  # libpq's own check of the option names
             raise InvalidArgumentError(f"{' '.join(str(exc).split())} in store URL `{self._shown}`") from None
-        self._connections: ThreadConnections[psycopg.Connection[Any]] = ThreadConnections(
-            self._connect, lambda conn: not conn.closed
-        )
+        size = mine.get("pool_max_size")
+        self._pool_max = url_options.whole_number(size, "pool_max_size", url, 1, 1000) if size else POOL_MAX_SIZE
         self._purged: datetime | None = None
+        # the first connection is made here, by hand, so an unreachable server or a bad option is reported at once
+        # and in our words (the pool would retry in the background); it then serves the schema check
+        first = self._connect()
         try:
             # DDL takes table locks even when it changes nothing, and would wait on (or deadlock with) other
             # processes' commits: it runs only when the schema is not current yet, one process at a time.
-            if not self._schema_current():
-                with self._conn().transaction():
-                    conn = self._conn()
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            if not self._schema_current(first):
+                with first.transaction():
+                    first.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     for statement in filter(str.strip, SCHEMA.split(";")):
-                        conn.execute(statement)
+                        first.execute(statement)
         except psycopg.Error as exc:
             raise StoreError(f"cannot use `{self._shown}`: {exc}") from None
+        finally:
+            first.close()
+        self._pool, self._pid = self._new_pool(), os.getpid()
+
+    def _connect_args(self) -> dict[str, Any]:
+        return {"autocommit": True} if self._timeout is None else {"autocommit": True, "connect_timeout": self._timeout}
+
+    def _new_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        return ConnectionPool(
+            self._dsn,
+            kwargs=self._connect_args(),
+            min_size=1,
+            max_size=self._pool_max,
+            timeout=self._timeout or 30.0,  # waiting for a free connection: then a StoreError, never a hang
+            open=True,
+            name=f"limitr {self._shown}",
+        )
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of the pool for one operation. A forked child makes a pool of its own (the parent's
+        connections and worker threads are not its to use). When the server has ended a connection (a restart,
+        `pg_terminate_backend`), the others idle in the pool are likely gone too: the pool checks them all, so
+        the call that saw the error fails and the next one gets a live connection."""
+        if self._pid != os.getpid():
+            self._pool, self._pid = self._new_pool(), os.getpid()
+        broken = False
+        try:
+            with self._pool.connection() as conn:
+                try:
+                    yield conn
+                except psycopg.OperationalError:
+                    broken = conn.broken
+                    raise
+        finally:
+            if broken:
+                self._pool.check()
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            if self._timeout is None:
-                return psycopg.connect(self._dsn, autocommit=True)
-            return psycopg.connect(self._dsn, autocommit=True, connect_timeout=self._timeout)
+            return psycopg.connect(self._dsn, **self._connect_args())
         except psycopg.Error as exc:
             message = " ".join(str(exc).split())
             if any(sign in message for sign in _BAD_OPTION):
                 raise InvalidArgumentError(f"{message} in store URL `{self._shown}`") from None
             raise StoreError(f"cannot reach `{self._shown}`: {message}") from None
 
-    def _schema_current(self) -> bool:
-        indexes = (
-            self._conn()
-            .execute(
-                "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY(%s)",
-                (["limitr_records_expires", "limitr_records_ns", "limitr_outbox_ns"],),
-            )
-            .fetchone()
-        )
+    def _schema_current(self, conn: psycopg.Connection[Any]) -> bool:
+        indexes = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY(%s)",
+            (["limitr_records_expires", "limitr_records_ns", "limitr_outbox_ns"],),
+        ).fetchone()
         return bool(indexes and indexes[0] == 3)
 
     def _mine(self, column: str) -> tuple[str, tuple[str, str]]:
         return _MINE.format(column=column), (self.prefix, self._p)
 
-    def _conn(self) -> psycopg.Connection[Any]:
-        return self._connections.get()
-
     def read(self, keys: list[str], group: str | None = None) -> dict[str, Versioned]:  # one shard: no groups
         out = dict.fromkeys(keys, ABSENT)
         cut = len(self._p)
         try:
-            rows = self._conn().execute(
-                "SELECT key, version, value FROM limitr_records WHERE key = ANY(%s)", ([self._p + k for k in keys],)
-            )
+            with self._conn() as conn:
+                rows = conn.execute(
+                    "SELECT key, version, value FROM limitr_records WHERE key = ANY(%s)",
+                    ([self._p + k for k in keys],),
+                ).fetchall()
             for key, version, value in rows:
                 out[key[cut:]] = Versioned(version, value)
         except psycopg.Error as exc:
@@ -126,9 +166,8 @@ class PostgresStore:
         return out
 
     def commit(self, commit: Commit) -> CommitResult:
-        conn = self._conn()
         try:
-            with conn.transaction():
+            with self._conn() as conn, conn.transaction():
                 self._apply(conn, self._prefixed(commit))
         except (_Conflict, pg_errors.UniqueViolation, pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
             return CONFLICT
@@ -184,15 +223,12 @@ class PostgresStore:
         cut = len(self._p)
         where, args = self._mine("key")
         try:
-            rows = (
-                self._conn()
-                .execute(
+            with self._conn() as conn:
+                rows = conn.execute(
                     f"SELECT key, value FROM limitr_records WHERE {where} AND "
                     "starts_with(key, %s) AND value IS NOT NULL ORDER BY key",
                     (*args, self._p + prefix),
-                )
-                .fetchall()
-            )
+                ).fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"scanning `{self._shown}` failed: {exc}") from None
         for key, value in rows:
@@ -201,28 +237,26 @@ class PostgresStore:
     def pending(self, limit: int = 1000) -> list[OutboxEntry]:
         where, args = self._mine("grp")
         try:
-            rows = (
-                self._conn()
-                .execute(
+            with self._conn() as conn:
+                rows = conn.execute(
                     f"SELECT id, grp, body, consumers FROM limitr_outbox WHERE {where} ORDER BY seq LIMIT %s",
                     (*args, limit),
-                )
-                .fetchall()
-            )
+                ).fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"reading the outbox of `{self._shown}` failed: {exc}") from None
         return [OutboxEntry(i, g[len(self._p) :], b, tuple(json.loads(c))) for i, g, b, c in rows]
 
     def flush(self) -> None:
         """Delete every record and outbox entry of this namespace (tests)."""
-        conn = self._conn()
         try:
-            where, args = self._mine("key")
-            conn.execute(f"DELETE FROM limitr_records WHERE {where}", args)
-            where, args = self._mine("grp")
-            conn.execute(f"DELETE FROM limitr_outbox WHERE {where}", args)
+            with self._conn() as conn:
+                where, args = self._mine("key")
+                conn.execute(f"DELETE FROM limitr_records WHERE {where}", args)
+                where, args = self._mine("grp")
+                conn.execute(f"DELETE FROM limitr_outbox WHERE {where}", args)
         except psycopg.Error as exc:
             raise StoreError(f"flushing `{self._shown}` failed: {exc}") from None
 
     def close(self) -> None:
-        self._connections.close()
+        if self._pid == os.getpid():  # a forked child must not close its parent's connections
+            self._pool.close()

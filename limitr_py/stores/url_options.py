@@ -39,6 +39,15 @@ def namespace(value: str, option: str, url: str) -> str:
     return value
 
 
+def whole_number(value: str, option: str, url: str, low: int, high: int) -> int:
+    """An option that is a count, such as `pool_max_size=10`."""
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InvalidArgumentError(
+            f"store URL option `{option}={value[:80]}` in `{redact(url)}` must be a whole number from {low} to {high}"
+        )
+    return int(value)
+
+
 def refuse_unknown(driver_options: list[tuple[str, str]], known: frozenset[str], url: str) -> None:
     for name, _ in driver_options:
         if name not in known:
