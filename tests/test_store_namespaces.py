@@ -208,3 +208,23 @@ def test_forty_short_lived_threads_leave_no_more_connections_than_the_pool_holds
 def test_a_bad_pool_size_is_refused_by_name(pg_schema: str) -> None:
     with pytest.raises(InvalidArgumentError, match="pool_max_size=0"):
         open_store(f"{pg_schema}&pool_max_size=0")
+
+
+def test_a_one_record_commit_is_a_compare_and_set_that_takes_a_placeholder_row(pg_schema: str) -> None:
+    # a commit of one record and nothing else is one UPDATE/INSERT … ON CONFLICT statement; a version-0 row
+    # (a placeholder of the general path, or of 0.1) counts as absent, as it does for the general path
+    from limitr_py.stores import Commit
+
+    store = open_store(pg_schema)
+    try:
+        with psycopg.connect(pg_schema, autocommit=True) as conn:
+            conn.execute("INSERT INTO limitr_records (key, version, value, ns) VALUES ('k', 0, NULL, '')")
+        assert store.commit(Commit({"k": 0}, {"k": '"a"'})).ok
+        assert not store.commit(Commit({"k": 0}, {"k": '"b"'})).ok  # taken now: version 1
+        assert not store.commit(Commit({"k": 2}, {"k": '"b"'})).ok  # a version never read
+        assert store.commit(Commit({"k": 1}, {"k": None})).ok  # a deletion keeps counting
+        assert store.read(["k"])["k"].version == 2 and store.read(["k"])["k"].value is None
+        assert store.commit(Commit({"fresh": 0}, {"fresh": '"c"'})).ok
+        assert store.read(["fresh"])["fresh"].version == 1
+    finally:
+        store.close()
