@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from limitr_py import Limitr
 from tests.backends import BACKENDS, CLUSTER_PORTS, POSTGRES_URL, REDIS_URL, RedisCluster, reachable
+from tests.engine_helpers import empty
 
 DOC: dict[str, Any] = {
     "policy": {
@@ -173,6 +174,7 @@ def main() -> None:
                 print(f"{name:14} round trips per allow (steady state): {round_trips(url):.3f}")
             if name == "redis-cluster":
                 cluster_scaling(options.seconds)
+            empty(url)  # the benchmark's namespace goes, like the tests' (a SQLite file goes with `tmp`)
     if cluster is not None:
         cluster.stop()
 

@@ -49,12 +49,15 @@ def two_engines() -> tuple[tuple[Limitr, Any], tuple[Limitr, Any]]:
 
 @settings(max_examples=60, deadline=None)
 @given(calls=CALLS)
-def test_allow_answers_and_leaves_exactly_what_allow_explained_does(calls: list[tuple[str, str, int, int]]) -> None:
+def test_allow_and_check_answer_and_leave_exactly_what_their_explained_forms_do(
+    calls: list[tuple[str, str, int, int]],
+) -> None:
     (plain, plain_clock), (explained, explained_clock) = two_engines()
     plain_events, explained_events = Recorder(plain), Recorder(explained)
     for customer, entitlement, value, minutes in calls:
         plain_clock.advance(timedelta(minutes=minutes))
         explained_clock.advance(timedelta(minutes=minutes))
+        assert plain.check(customer, entitlement, value) == explained.explain(customer, entitlement, value).allowed
         decision = explained.allow_explained(customer, entitlement, value)
         assert plain.allow(customer, entitlement, value) == decision.allowed
         assert decision.gates, "an explained call lists the gates it walked"

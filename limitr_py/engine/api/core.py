@@ -14,7 +14,7 @@ from limitr_py.engine import requests
 from limitr_py.engine.arguments import CapArg, EventArg
 from limitr_py.engine.commands import customers as customer_commands
 from limitr_py.engine.commands import metering
-from limitr_py.engine.decide import Call, Decider, OverheadFn, Request, Snapshot
+from limitr_py.engine.decide import Call, Decider, Outcome, OverheadFn, Request, Snapshot
 from limitr_py.engine.events import EventBus, Handler
 from limitr_py.engine.exact import exact
 from limitr_py.engine.exchange import RUNE
@@ -119,14 +119,15 @@ class Core:
 
         return self._txn.run(request.customer, attempt, idempotency=idem)
 
-    def _ask(self, request: Request) -> Decision:
+    def _ask(self, request: Request, explain: bool = True) -> Outcome:
+        """The decision of a call that writes nothing; `explain`: with every gate listed."""
         snap, _, _, _ = self._txn.snapshot(request.customer)
-        return self._decider.check(snap, request, self._clock.now()).decision
+        return self._decider.check(snap, request, self._clock.now(), explain)
 
     def _step(self, id: str, entitlement: str, step: int, event: EventArg, write: bool, cap: CapArg) -> bool:
         probe = write and self._probe_on()
         request = requests.stepped(id, entitlement, step, event, cap, cap_credits=self._cap_credits, probe=probe)
-        return self._meter(request, None) if write else self._ask(request).allowed
+        return self._meter(request, None) if write else self._ask(request, explain=False).allowed
 
     def _locate(self, id: str, entitlement: str) -> tuple[Call | None, datetime]:
         """The resolved meter of a read (None for unknowns and feature flags) and the time it was read at."""

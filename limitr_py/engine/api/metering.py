@@ -90,7 +90,8 @@ class Metering(Core):
         overhead: NumberLike | None = None,
     ) -> bool:
         """Would `allow` pass? The same decision, with nothing changed and no events."""
-        return self.explain(id, entitlement, value, cap=cap, context=context, overhead=overhead).allowed
+        request = requests.asked(id, entitlement, value, cap, context, overhead, cap_credits=self._cap_credits)
+        return self._ask(request, explain=False).allowed
 
     def explain(
         self,
@@ -104,7 +105,7 @@ class Metering(Core):
     ) -> Decision:
         """`check()` and why: every gate evaluated, the one that decided, the limit type and the headroom."""
         request = requests.asked(id, entitlement, value, cap, context, overhead, cap_credits=self._cap_credits)
-        return self._ask(request)
+        return self._ask(request).decision
 
     def increment(self, id: str, entitlement: str, *, event: EventArg = True, cap: CapArg = None) -> bool:
         """`allow` the limit's standard `increment` (default 1)."""
