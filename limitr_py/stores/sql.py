@@ -1,4 +1,5 @@
-"""What the SQL stores (SQLite, PostgreSQL) share: connections per thread, and the outbox statements of a commit."""
+"""What the SQL stores share: connections per thread (SQLite; PostgreSQL uses a pool), and the outbox
+statements of a commit."""
 
 from __future__ import annotations
 
