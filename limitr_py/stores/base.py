@@ -23,13 +23,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class Versioned:
+class Versioned(NamedTuple):
     """A record as read: its version (0 = never written) and value (None when absent or deleted: a deleted record
-    keeps counting versions, so a reader holding an old version can never match a record created later)."""
+    keeps counting versions, so a reader holding an old version can never match a record created later). Built
+    for every key of every call: a tuple, immutable and cheap."""
 
     version: int
     value: Any = None
@@ -48,19 +51,19 @@ class OutboxEntry:
     consumers: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(NamedTuple):
     """What one engine call changes: every key it read with the version it saw, and the new values.
 
     `writes` maps a key to its new value, or to None to delete it. Keys in `writes` that are not in `expected`
-    are written without a check (used only for records no decision depends on).
+    are written without a check (used only for records no decision depends on). Built on every call that writes:
+    a tuple, immutable and cheap.
     """
 
     expected: Mapping[str, int]
     writes: Mapping[str, Any]
     events: tuple[OutboxEntry, ...] = ()
-    acks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # event id → consumers still owed (() = done)
-    expires: Mapping[str, datetime] = field(default_factory=dict)  # written keys the store may drop after then
+    acks: Mapping[str, tuple[str, ...]] = _EMPTY  # event id → consumers still owed (() = done)
+    expires: Mapping[str, datetime] = _EMPTY  # written keys the store may drop after then
     now: datetime | None = None  # the engine's time: keys whose expiry is before it may be dropped
     group: str | None = None  # the customer group every key of the commit belongs to (stores that shard by it)
 
