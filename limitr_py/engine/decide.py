@@ -534,8 +534,11 @@ class Decider:
             # only ask "would the smallest call still pass?" when something could now say no (a hard limit, a cap,
             # a billing control) or an earlier answer was no: a plain soft or observe limit never blocks
             can_block = limit.mode == "hard" or w.found or w.eff is not None
-            blocked = latest(w.changed, call.caller).billing.blocked
-            if w.req.probe and w.send and (can_block or call.entitlement in blocked):
+            if (
+                w.req.probe
+                and w.send
+                and (can_block or call.entitlement in latest(w.changed, call.caller).billing.blocked)
+            ):
                 self._probe(w.snap, call, w.req, w.changed, w.events, w.now)
         elif w.send:  # J. denied by a hard limit
             payload = {
@@ -630,35 +633,36 @@ class Decider:
 
     def _control_gates(self, w: _Work, eff: controls.Effective) -> Decision | None:
         """Usage-limit windows (the tightest wins), overage units, then the overage money limit."""
-        snap, call, changed, now = w.snap, w.call, w.changed, w.now
-        gates = w.gates if w.gates is not None else []  # a rarer path: its gates are built and dropped unasked
+        snap, call, changed, gates, now = w.snap, w.call, w.changed, w.gates, w.now
         gate_value, gate_new, limit_value, billable_diff = w.gate_value, w.gate_new, call.limit.value, w.billable_diff
         for ref in eff.windows:
             holder = _state_of(call, ref.holder, changed)
             start, used = controls.window_used(holder, ref, now)
             need = gate_value * ref.factor
             ok = used + need <= ref.limit.limit
-            gates.append(
-                Gate(
-                    "usage_limit",
-                    ok,
-                    {
-                        "feature": ref.limit.feature_id,
-                        "interval": ref.limit.interval,
-                        "holder": ref.holder,
-                        "window_start": start,
-                        "used": used,
-                        "limit": ref.limit.limit,
-                        "requested": need,
-                    },
+            if gates is not None:
+                gates.append(
+                    Gate(
+                        "usage_limit",
+                        ok,
+                        {
+                            "feature": ref.limit.feature_id,
+                            "interval": ref.limit.interval,
+                            "holder": ref.holder,
+                            "window_start": start,
+                            "used": used,
+                            "limit": ref.limit.limit,
+                            "requested": need,
+                        },
+                    )
                 )
-            )
             if not ok:
                 return Decision(False, "usage_limit", "usage_limit", ref.limit.limit - used, _frozen(gates))
         if call.limit.mode == "soft" and eff.max_overage is not None:
             over = max(ZERO, gate_new - limit_value)
             ok = over <= eff.max_overage
-            gates.append(Gate(eff.max_overage_type, ok, {"overage": over, "max": eff.max_overage}))
+            if gates is not None:
+                gates.append(Gate(eff.max_overage_type, ok, {"overage": over, "max": eff.max_overage}))
             if not ok:
                 return Decision(
                     False,
@@ -670,17 +674,11 @@ class Decider:
         cap = eff.overage_limit
         if cap is not None and cap.on_limit_reached == "block" and billable_diff > 0 and eff.overage_holder:
             spent = self.unbilled_overage(snap, _state_of(call, eff.overage_holder, changed), now)
-            ok = money.to_minor(spent, self.policy.currency) < cap.max_overage_amount
-            gates.append(
-                Gate(
-                    "overage_limit",
-                    ok,
-                    {
-                        "overage_amount": money.to_minor(spent, self.policy.currency),
-                        "max_overage_amount": cap.max_overage_amount,
-                    },
-                )
-            )
+            spent_minor = money.to_minor(spent, self.policy.currency)
+            ok = spent_minor < cap.max_overage_amount
+            if gates is not None:
+                detail = {"overage_amount": spent_minor, "max_overage_amount": cap.max_overage_amount}
+                gates.append(Gate("overage_limit", ok, detail))
             if not ok:
                 return Decision(False, "overage_limit", "spend_limit", ZERO, _frozen(gates))
         return None

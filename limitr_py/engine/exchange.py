@@ -15,6 +15,11 @@ from limitr_py.engine.pricing import ZERO, price_of, quantity_for
 RUNE = "rune"
 
 
+def names_a_credit(policy: CompiledPolicy, name: str) -> bool:
+    """Whether `name` is something amounts can be held in: runes, a credit, or an exchange pair's credit."""
+    return name == RUNE or name in policy.credits or name in policy.exchange.pairs
+
+
 @lru_cache(maxsize=4096)
 def resolve(policy: CompiledPolicy, credit: str) -> tuple[Decimal, Pricing | None] | None:
     """(factor, pricing): `units × factor` are runes (pricing None) or units of a priced credit; None = no path."""

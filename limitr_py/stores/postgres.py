@@ -200,7 +200,7 @@ class PostgresStore:
             and commit.writes.keys() == commit.expected.keys()
             and not commit.events
             and not commit.acks
-            and not self._purge_due(commit)
+            and self._purge_due(commit) is None
         )
 
     def _compare_and_set(self, conn: psycopg.Connection[Any], commit: Commit) -> bool:
@@ -223,8 +223,10 @@ class PostgresStore:
             )
         return cursor.rowcount == 1
 
-    def _purge_due(self, commit: Commit) -> bool:
-        return commit.now is not None and (self._purged is None or commit.now - self._purged >= PURGE_EVERY)
+    def _purge_due(self, commit: Commit) -> datetime | None:
+        """The commit's time when expired records are due to be deleted with it, else None."""
+        now = commit.now
+        return now if now is not None and (self._purged is None or now - self._purged >= PURGE_EVERY) else None
 
     def _apply(self, conn: psycopg.Connection[Any], commit: Commit) -> None:
         # lock every expected row in one global key order (two commits can then never wait on each other in a
@@ -249,9 +251,9 @@ class PostgresStore:
                 (key, value, expires, self.prefix),
             )
         write_outbox(conn.execute, commit, "%s", self.prefix)
-        if self._purge_due(commit):
-            assert commit.now is not None
-            self._purged = commit.now
+        now = self._purge_due(commit)
+        if now is not None:
+            self._purged = now
             where, args = self._mine("key")
             conn.execute(
                 f"DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < %s AND {where}",

@@ -12,7 +12,7 @@ from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.engine import arguments as args
 from limitr_py.engine import customers as ops
 from limitr_py.engine.decide import quantity_in
-from limitr_py.engine.exchange import RUNE
+from limitr_py.engine.exchange import RUNE, names_a_credit
 from limitr_py.engine.exchange import resolve as resolve_path
 from limitr_py.engine.records import plain
 from limitr_py.engine.resolve import resolve_customer
@@ -73,7 +73,7 @@ def spec(
     checked = {name: args.flag(flags[name], name) for name in FLAGS}
     resets_flag, events_flag = args.flag(resets, "resets"), args.flag(events, "events")
     exchangeable = args.optional_flag(exchangeable, "exchangeable")
-    if credit != RUNE and credit not in policy.credits and credit not in policy.exchange.pairs:
+    if not names_a_credit(policy, credit):
         return None
     period, schedule = args.reset_clock(reset_inc, reset_sch)
     found = policy.credits.get(credit)

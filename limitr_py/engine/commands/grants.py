@@ -13,7 +13,7 @@ from limitr_py.engine import arguments as args
 from limitr_py.engine import grants as grants_mod
 from limitr_py.engine.commands.customers import Change
 from limitr_py.engine.decide import quantity_in
-from limitr_py.engine.exchange import RUNE
+from limitr_py.engine.exchange import names_a_credit
 from limitr_py.engine.records import plain
 from limitr_py.engine.resolve import plan_for, resolve_customer
 from limitr_py.engine.state import CustomerState, Grant
@@ -35,7 +35,7 @@ def spec(
 ) -> GrantSpec | None:
     """`grant`'s arguments, checked; None when `credit` is unknown (Limitr's null, not an error)."""
     name = args.ident(credit, "credit")
-    if name != RUNE and name not in policy.credits and name not in policy.exchange.pairs:
+    if not names_a_credit(policy, name):
         return None
     found = policy.credits.get(name)
     amount = quantity_in(found, args.quantity(value)) if found else args.amount(value, "value")
