@@ -12,12 +12,18 @@ from limitr_py.compile.graph import CompiledPolicy
 from limitr_py.diagnostics import Diagnostic
 from limitr_py.documents import SourceDocument, load_document
 from limitr_py.errors import PolicyCompileError, PolicyError, PolicySchemaError
+from limitr_py.gc_pause import gc_paused
 from limitr_py.schema import range_problems, validate_tree
 
 __all__ = ["CompiledPolicy", "canonical", "check_document", "compile_document", "fingerprint", "load_policy"]
 
 
 def _problems(doc: SourceDocument) -> tuple[list[Diagnostic], list[Diagnostic], CompiledPolicy | None]:
+    with gc_paused():
+        return _checked(doc)
+
+
+def _checked(doc: SourceDocument) -> tuple[list[Diagnostic], list[Diagnostic], CompiledPolicy | None]:
     out_of_range = range_problems(doc)
     if out_of_range:  # nothing else may read such a tree: the schema and the compiler would expand the numbers
         return out_of_range, [], None
@@ -59,7 +65,8 @@ def load_policy(
     if out_of_range:
         raise PolicySchemaError(out_of_range)
     builder = Builder(doc)
-    compiled = builder.build()
+    with gc_paused():
+        compiled = builder.build()
     if builder.problems:
         raise PolicyCompileError(builder.problems)
     return compiled

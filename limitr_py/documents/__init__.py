@@ -27,6 +27,7 @@ from limitr_py.documents.stof_reader import read_stof
 from limitr_py.documents.toml_reader import read_toml
 from limitr_py.documents.yaml_reader import read_yaml
 from limitr_py.errors import PolicySyntaxError
+from limitr_py.gc_pause import gc_paused
 
 Reader = Callable[[str, str], tuple[SourceDocument, list[Diagnostic]]]
 
@@ -72,12 +73,13 @@ def load_document(
         _refuse_file_name(source, file)
     text = _decode(source, file)
     _check_size(text, file, format)
-    if format is not None:
-        doc, problems = READERS[format](text, file)
-        if problems:
-            raise PolicySyntaxError(problems)
-        return doc
-    return _sniff(text, file)
+    with gc_paused():
+        if format is not None:
+            doc, problems = READERS[format](text, file)
+            if problems:
+                raise PolicySyntaxError(problems)
+            return doc
+        return _sniff(text, file)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -1,5 +1,7 @@
 """Reads the data subset of Stof (Limitr's `.stof` policy files) with the lark grammar in grammar/stof.lark.
 
+Plain data goes through the fast reader (stof_fast.py) first; this reader takes every document it gives up on.
+
 Parsing builds a small syntax tree (`_Node`); a second pass turns it into the JSON-shaped tree with pointers,
 merging repeated object keys as Stof 0.10.6 does and reporting every non-data value it finds. Text that is not
 data at all (functions, imports, references, expressions) stops the parse; the error is classified from the
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -27,21 +28,10 @@ from limitr_py.documents.source import (
     SourceDocument,
     syntax_diagnostic,
 )
+from limitr_py.documents.stof_fast import fast_tree
+from limitr_py.documents.stof_values import BARE_WORDS, Problem, number_value, string_value
 from limitr_py.resources import resource_path
-from limitr_py.units import UNITS, UnitError, format_decimal, parse_number_literal
-
-_BARE_WORDS = {"true": True, "false": False, "null": None}
-_ESCAPES = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
-_NUMBER_SPLIT = re.compile(
-    r"^([+-]?(?:0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][+-]?[\d_]+)?))(.*)$"
-)
-
-
-@dataclass(slots=True)
-class _Problem:
-    code: str
-    message: str
-    hint: str | None = None
+from limitr_py.units import UNITS
 
 
 @dataclass(slots=True)
@@ -50,7 +40,7 @@ class _Node:
     line: int
     col: int
     value: Any = None  # val: the Python value; obj: list[_Field]; arr: list[_Node]
-    problem: _Problem | None = None
+    problem: Problem | None = None
     end_line: int = 0
 
 
@@ -63,65 +53,7 @@ class _Field:
     type_text: str | None = None
     type_line: int = 0
     type_col: int = 0
-    problems: list[tuple[_Problem, int, int]] = field(default_factory=list)
-
-
-def _unescape(body: str, quote: str, extra: str = "") -> str | _Problem:
-    out: list[str] = []
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch != "\\":
-            out.append(ch)
-            i += 1
-            continue
-        nxt = body[i + 1] if i + 1 < len(body) else ""
-        if nxt in _ESCAPES:
-            out.append(_ESCAPES[nxt])
-        elif nxt == quote or (nxt and nxt in extra):
-            out.append(nxt)
-        else:
-            return _Problem(
-                "L107",
-                f"unknown escape `\\{nxt}` in a string",
-                "Stof strings allow only \\\\ \\n \\r \\t and an escaped quote of their own kind",
-            )
-        i += 2
-    return "".join(out)
-
-
-def _string_value(tok: Token) -> str | _Problem:
-    text = str(tok)
-    if tok.type == "RAW_STRING":
-        return text[3:-2]
-    if tok.type == "BT_STRING":
-        body = text[1:-1]
-        if re.search(r"(?<!\\)\$\{", body):
-            return _Problem(
-                "L104", "template strings with `${…}` are not supported", "write the final text as a plain string"
-            )
-        return _unescape(body, "`", "$")
-    return _unescape(text[1:-1], text[0])
-
-
-def _number_value(tok: Token) -> Any:
-    m = _NUMBER_SPLIT.match(str(tok))
-    assert m is not None  # the NUMBER terminal guarantees the shape
-    number, unit = m.group(1), m.group(2)
-    try:
-        value = parse_number_literal(number)
-    except UnitError:
-        return _Problem("L101", f"`{tok}` is not a number", "write digits after `0x`, `0o`, `0b` and `e`")
-    if not unit:
-        return value
-    if unit not in UNITS:
-        return _Problem(
-            "L106",
-            f"unknown unit `{unit}` in `{tok}`",
-            "units are case-sensitive and attached: e.g. `30days`, `10min`, `1s`, `250MB`, `10MiB`",
-        )
-    # A quantity lowers to its string form (`1GB`), the form JSON, YAML and TOML write (SPEC §2.1).
-    return f"{format_decimal(Decimal(value))}{unit}"
+    problems: list[tuple[Problem, int, int]] = field(default_factory=list)
 
 
 class _Build(Transformer[Token, Any]):
@@ -136,12 +68,12 @@ class _Build(Transformer[Token, Any]):
 
     def field(self, children: list[Any]) -> _Field:
         *prefix, key_tok, value = children  # prefix: attributes, `const`, a type annotation
-        problems: list[tuple[_Problem, int, int]] = []
+        problems: list[tuple[Problem, int, int]] = []
         if key_tok.type == "IDENT":
             key = str(key_tok)
         else:
-            unescaped = _string_value(key_tok)
-            if isinstance(unescaped, _Problem):
+            unescaped = string_value(key_tok.type, key_tok)
+            if isinstance(unescaped, Problem):
                 problems.append((unescaped, key_tok.line, key_tok.column))
                 key = str(key_tok)[1:-1]
             else:
@@ -157,16 +89,16 @@ class _Build(Transformer[Token, Any]):
                 type_text, type_pos = child[1], child[2]
         return _Field(key, key_tok.line, key_tok.column, value, type_text, type_pos[0], type_pos[1], problems)
 
-    def attribute(self, children: list[Any]) -> tuple[str, tuple[_Problem, int, int] | None]:
+    def attribute(self, children: list[Any]) -> tuple[str, tuple[Problem, int, int] | None]:
         if len(children) == 2 and isinstance(children[1], _Node) and children[1].kind != "val":
             arg = children[1]
-            return ("attr", (_Problem("L104", "attribute arguments must be literals"), arg.line, arg.col))
+            return ("attr", (Problem("L104", "attribute arguments must be literals"), arg.line, arg.col))
         if len(children) == 2 and isinstance(children[1], _Node) and children[1].problem is not None:
             arg = children[1]
             return (
                 "attr",
                 (
-                    _Problem(
+                    Problem(
                         "L104", "attribute arguments must be literals", "attributes are ignored by limitr; remove it"
                     ),
                     arg.line,
@@ -188,23 +120,23 @@ class _Build(Transformer[Token, Any]):
         node = _Node("val", tok.line or 1, tok.column or 1, end_line=tok.end_line or tok.line or 1)
         if tok.type == "IDENT":
             word = str(tok)
-            if word in _BARE_WORDS:
-                node.value = _BARE_WORDS[word]
+            if word in BARE_WORDS:
+                node.value = BARE_WORDS[word]
             else:
-                node.problem = _Problem(
+                node.problem = Problem(
                     "L103", f"references are not supported: `{word}`", f"if `{word}` is text, quote it: `'{word}'`"
                 )
         elif tok.type == "NUMBER":
-            value = _number_value(tok)
-            if isinstance(value, _Problem):
+            value = number_value(tok)
+            if isinstance(value, Problem):
                 node.problem = value
             else:
                 node.value = value
         elif tok.type == "VERSION":
             node.value = str(tok)
         else:
-            value = _string_value(tok)
-            if isinstance(value, _Problem):
+            value = string_value(tok.type, tok)
+            if isinstance(value, Problem):
                 node.problem = value
             else:
                 node.value = value
@@ -244,7 +176,7 @@ class _Lowering:
         self.problems: list[Diagnostic] = []
         self.nodes = 0
 
-    def report(self, problem: _Problem, line: int, col: int, pointer: str) -> None:
+    def report(self, problem: Problem, line: int, col: int, pointer: str) -> None:
         self.problems.append(
             Diagnostic(
                 problem.code,
@@ -282,7 +214,7 @@ class _Lowering:
             if f.type_text in UNITS and f.type_line == prev_end:
                 # `a: 10 ms` + newline + `b: 1` reads as a field `b` typed `ms`: almost always a detached unit.
                 self.report(
-                    _Problem(
+                    Problem(
                         "L106",
                         f"unit `{f.type_text}` is separated from its number",
                         f"attach the unit to the number, e.g. `10{f.type_text}`",
@@ -310,7 +242,21 @@ class _TooLarge(Exception):
 
 
 def read_stof(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
-    """Parse Stof data text. Returns the document and its problems (empty when it is clean data)."""
+    """Parse Stof data text. Returns the document and its problems (empty when it is clean data).
+
+    Plain data is read by the fast reader; anything else, and the positions of any document, by this one."""
+    tree = fast_tree(text)
+    if tree is not None:
+        return SourceDocument(tree=tree, format="stof", file=file, text=text, indexer=_index), []
+    return _read_fully(text, file)
+
+
+def _index(doc: SourceDocument) -> dict[str, Loc]:
+    """Every member's position, for a diagnostic about a document the fast reader read."""
+    return _read_fully(doc.text, doc.file)[0].locations
+
+
+def _read_fully(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
     doc = SourceDocument(tree=None, format="stof", file=file, text=text)
     try:
         fields: list[_Field] = _parser().parse(text)  # type: ignore[assignment]  # the transformer's result

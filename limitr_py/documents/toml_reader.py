@@ -1,6 +1,6 @@
-"""TOML reader: stdlib tomllib for values; positions from a line scan of keys and table headers.
+"""TOML reader: tomli for values; positions from a line scan of keys and table headers.
 
-tomllib reports no positions, so the index is the best a line scanner can give: every `key = …` line and
+tomli reports no positions, so the index is the best a line scanner can give: every `key = …` line and
 every `[table]` / `[[array]]` header is located, including dotted keys and keys inside one-line inline tables.
 Anything it cannot place falls back to its nearest located ancestor (documented in the README).
 """
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime
 import re
-import tomllib
 from decimal import Decimal
 from typing import Any
+
+import tomli  # tomllib's own source compiled with mypyc: the same parser and messages, twice as fast
 
 from limitr_py.diagnostics import Diagnostic, pointer_join
 from limitr_py.documents.source import (
@@ -21,7 +22,6 @@ from limitr_py.documents.source import (
     SourceDocument,
     quoted,
     syntax_diagnostic,
-    tree_depth_exceeds,
 )
 
 _AT = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -32,8 +32,8 @@ _HEADER = re.compile(rf"^\s*(\[\[?)\s*({_KEY})\s*\]\]?")
 
 _PART = re.compile(rf"{_BARE}|{_QUOTED}")
 
-# tomllib's work grows with the square of a dotted key's length (40,000 parts: 47 s and 6 GiB), so a key deeper
-# than the document may nest is refused before tomllib sees it. Strings and comments are masked first (to `x`s
+# tomli's work grows with the square of a dotted key's length (40,000 parts: 47 s and 6 GiB), so a key deeper
+# than the document may nest is refused before tomli sees it. Strings and comments are masked first (to `x`s
 # of the same length, so offsets still point into the text); each pattern is possessive: one pass, linear.
 _MASKED = re.compile(
     "|".join(
@@ -49,8 +49,13 @@ _MASKED = re.compile(
 _DEEP_KEY = re.compile(rf"(?<![\w-])[\w-]++(?:[ \t]*+\.[ \t]*+[\w-]++){{{MAX_DEPTH},}}")
 
 
+_MANY_DOTS = re.compile(rf"(?:\.[^\n.]*+){{{MAX_DEPTH}}}")  # a line with that many dots; starts at a `.`: fast
+
+
 def _deep_key(text: str) -> int | None:
     """Offset of a dotted key with more than MAX_DEPTH parts, or None."""
+    if _MANY_DOTS.search(text) is None:  # such a key has MAX_DEPTH dots on one line: most documents stop here
+        return None
     masked = _MASKED.sub(lambda m: "x" * len(m.group()), text)
     m = _DEEP_KEY.search(masked)
     return m.start() if m else None
@@ -61,7 +66,7 @@ def _parts(key: str) -> list[str]:
     for m in _PART.finditer(key):
         part = m.group()
         if part[0] == '"':
-            out.append(tomllib.loads(f"k = {part}")["k"])
+            out.append(tomli.loads(f"k = {part}")["k"])
         elif part[0] == "'":
             out.append(part[1:-1])
         else:
@@ -69,15 +74,21 @@ def _parts(key: str) -> list[str]:
     return out
 
 
-def _plain(value: Any) -> Any:
-    """TOML dates and times become ISO text: the policy model has no date type."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    return value
+class _TooDeep(Exception):
+    pass
+
+
+def _plain(container: dict[str, Any] | list[Any], depth: int = 0) -> None:
+    """TOML dates and times become ISO text, in place (the policy model has no date type); raises _TooDeep past
+    MAX_DEPTH (so the recursion is bounded whatever tomli built)."""
+    if depth >= MAX_DEPTH:
+        raise _TooDeep
+    items = container.items() if isinstance(container, dict) else enumerate(container)
+    for key, value in items:
+        if isinstance(value, dict | list):
+            _plain(value, depth + 1)
+        elif isinstance(value, datetime.date | datetime.time):
+            container[key] = value.isoformat()  # type: ignore[index]  # an existing key or index: no resize
 
 
 def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
@@ -89,8 +100,10 @@ def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
             syntax_diagnostic("L110", f"a dotted key is nested deeper than {MAX_DEPTH} levels", file, text, line, col)
         ]
     try:
-        doc.tree = _plain(tomllib.loads(text, parse_float=Decimal))
-    except tomllib.TOMLDecodeError as exc:
+        tree = tomli.loads(text, parse_float=Decimal)
+        _plain(tree)
+        doc.tree = tree
+    except tomli.TOMLDecodeError as exc:
         message = str(exc)
         m = _AT.search(message)
         line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
@@ -102,7 +115,7 @@ def read_toml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
         return doc, [syntax_diagnostic("L110", "document is nested too deeply", file, text, 1, 1)]
     except ValueError as exc:  # an integer longer than Python converts (`int` refuses past 4,300 digits)
         return doc, [syntax_diagnostic("L204", f"a number is out of range: {exc}", file, text, 1, 1)]
-    if tree_depth_exceeds(doc.tree):
+    except _TooDeep:
         return doc, [syntax_diagnostic("L110", f"document is nested deeper than {MAX_DEPTH} levels", file, text, 1, 1)]
     return doc, []
 

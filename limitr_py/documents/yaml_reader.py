@@ -14,19 +14,49 @@ from typing import Any
 import yaml
 
 from limitr_py import bounds
-from limitr_py.diagnostics import Diagnostic, pointer_join
+from limitr_py.diagnostics import Diagnostic, pointer_from
 from limitr_py.documents.source import MAX_DEPTH, MAX_NODES, Loc, SourceDocument, syntax_diagnostic
 
-_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
-_INT_LOADER = _Loader("")  # its integer constructor keeps no state: one loader serves every scalar
+_BaseLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same result, faster
+_INT_LOADER = _BaseLoader("")  # its integer constructor keeps no state: one loader serves every scalar
 _TAG = "tag:yaml.org,2002:"
+_STR, _SEQ, _MAP = _TAG + "str", _TAG + "seq", _TAG + "map"
+_IMPLICIT: dict[str, Any] = yaml.SafeLoader.yaml_implicit_resolvers
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader with the core schema's tag resolution made cheap: the composer asks once per node.
+
+    Same table, same answers: a scalar whose first character starts no implicit tag is text (most keys and
+    names), the others are resolved once per distinct text; the safe schema has no path resolvers, so descending
+    and ascending the document has nothing to track.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.resolved: dict[str, str] = {}
+
+    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is not yaml.ScalarNode:
+            return _SEQ if kind is yaml.SequenceNode else _MAP
+        if not implicit[0] or value[:1] not in _IMPLICIT:
+            return _STR
+        tag = self.resolved.get(value)
+        if tag is None:
+            tag = self.resolved[value] = super().resolve(kind, value, implicit)
+        return tag
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
 
 
 class _Refused(Exception):
-    def __init__(self, code: str, message: str, node: yaml.Node, hint: str | None = None) -> None:
+    def __init__(self, code: str, message: str, node: yaml.Node, pointer: str, hint: str | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.node, self.hint = code, message, node, hint
-        self.pointer: str | None = None
+        self.code, self.message, self.node, self.pointer, self.hint = code, message, node, pointer, hint
 
 
 # libyaml's composer recurses on the C stack and crashes the process somewhere past 10,000 levels. Flow nesting
@@ -53,7 +83,7 @@ def _too_deep(text: str) -> Any:
 
 
 def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
-    doc = SourceDocument(tree=None, format="yaml", file=file, text=text)
+    doc = SourceDocument(tree=None, format="yaml", file=file, text=text, indexer=_index)
     try:
         deep = _too_deep(text)
         if deep is not None:
@@ -98,13 +128,26 @@ def read_yaml(text: str, file: str) -> tuple[SourceDocument, list[Diagnostic]]:
         ]
     builder = _Builder(doc, problems)
     try:
-        doc.tree = builder.value(root, "", 0)
+        doc.tree = builder.value(root, 0)
     except _Refused as exc:
         m = exc.node.start_mark
         problems.append(
-            syntax_diagnostic(exc.code, exc.message, file, text, m.line + 1, m.column + 1, exc.pointer or "", exc.hint)
+            syntax_diagnostic(exc.code, exc.message, file, text, m.line + 1, m.column + 1, exc.pointer, exc.hint)
         )
     return doc, problems
+
+
+def _index(doc: SourceDocument) -> dict[str, Loc]:
+    """Every member's position, for a diagnostic: the text is composed again (only a document with a problem
+    to report pays for its index; a valid one never does)."""
+    builder = _Builder(doc, [], locations={})
+    try:
+        root = yaml.compose(doc.text, Loader=_Loader)
+        if root is not None:
+            builder.value(root, 0)
+    except (yaml.YAMLError, _Refused):
+        pass  # what was located before the problem is kept
+    return builder.locations or {}
 
 
 def _expanded_size(root: yaml.Node) -> yaml.Node | None:
@@ -144,67 +187,81 @@ def _expanded_size(root: yaml.Node) -> yaml.Node | None:
 
 
 class _Builder:
-    def __init__(self, doc: SourceDocument, problems: list[Diagnostic]) -> None:
+    """Nodes → plain values. `path` is the keys and indexes from the root to the node being built: a pointer is
+    made from it only for a problem. With `locations`, each member's position is recorded too (the index)."""
+
+    def __init__(
+        self, doc: SourceDocument, problems: list[Diagnostic], locations: dict[str, Loc] | None = None
+    ) -> None:
         self.doc = doc
         self.problems = problems
         self.nodes = 0
+        self.path: list[str] = []
+        self.locations = locations
 
-    def value(self, node: yaml.Node, pointer: str, depth: int) -> Any:
-        try:
-            return self._value(node, pointer, depth)
-        except _Refused as exc:
-            if exc.pointer is None:
-                exc.pointer = pointer
-            raise
+    def refuse(self, code: str, message: str, node: yaml.Node, hint: str | None = None) -> _Refused:
+        return _Refused(code, message, node, pointer_from(self.path), hint)
 
-    def _value(self, node: yaml.Node, pointer: str, depth: int) -> Any:
+    def value(self, node: yaml.Node, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise _Refused(
+            raise self.refuse(
                 "L110",
                 "document expands to too many values (an alias bomb?)",
                 node,
                 "write the data out instead of repeating it through aliases",
             )
         if depth > MAX_DEPTH:
-            raise _Refused("L110", f"document is nested deeper than {MAX_DEPTH} levels", node)
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, pointer, depth)
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != _TAG + "seq":
-                raise _Refused("L109", f"tag `{node.tag}` is not plain data", node, "remove the tag")
-            out = []
-            for i, item in enumerate(node.value):
-                p = pointer_join(pointer, i)
-                line, col = item.start_mark.line + 1, item.start_mark.column + 1
-                self.doc.locations[p] = Loc(line, col, line, col)
-                out.append(self.value(item, p, depth + 1))
-            return out
+            raise self.refuse("L110", f"document is nested deeper than {MAX_DEPTH} levels", node)
+        if type(node) is yaml.MappingNode:
+            return self.mapping(node, depth)
+        if type(node) is yaml.SequenceNode:
+            return self.sequence(node, depth)
         return self.scalar(node)
 
-    def mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[str, Any]:
-        if node.tag != _TAG + "map":
-            raise _Refused("L109", f"tag `{node.tag}` is not plain data", node, "remove the tag")
+    def sequence(self, node: yaml.SequenceNode, depth: int) -> list[Any]:
+        if node.tag != _SEQ:
+            raise self.refuse("L109", f"tag `{node.tag}` is not plain data", node, "remove the tag")
+        out = []
+        path = self.path
+        for i, item in enumerate(node.value):
+            path.append(str(i))
+            if self.locations is not None:
+                line, col = item.start_mark.line + 1, item.start_mark.column + 1
+                self.locations[pointer_from(path)] = Loc(line, col, line, col)
+            out.append(self.value(item, depth + 1))
+            path.pop()
+        return out
+
+    def mapping(self, node: yaml.MappingNode, depth: int) -> dict[str, Any]:
+        if node.tag != _MAP:
+            raise self.refuse("L109", f"tag `{node.tag}` is not plain data", node, "remove the tag")
         out: dict[str, Any] = {}
+        path = self.path
         for key_node, value_node in node.value:
             if key_node.tag == _TAG + "merge":
-                raise _Refused("L109", "merge keys (`<<`) are not supported", key_node, "write the merged fields out")
+                raise self.refuse(
+                    "L109", "merge keys (`<<`) are not supported", key_node, "write the merged fields out"
+                )
             key = self.scalar(key_node)
-            if not isinstance(key, str):
+            if type(key) is not str:
                 key = str(key).lower() if isinstance(key, bool) else ("null" if key is None else str(key))
-            p = pointer_join(pointer, key)
-            line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            path.append(key)
             if key in out:
-                self.problems.append(self.doc.duplicate_key(key, line, col, p, "YAML"))
-            self.doc.locations[p] = Loc(line, col, value_node.start_mark.line + 1, value_node.start_mark.column + 1)
-            out[key] = self.value(value_node, p, depth + 1)
+                m = key_node.start_mark
+                self.problems.append(self.doc.duplicate_key(key, m.line + 1, m.column + 1, pointer_from(path), "YAML"))
+            if self.locations is not None:
+                k, v = key_node.start_mark, value_node.start_mark
+                self.locations[pointer_from(path)] = Loc(k.line + 1, k.column + 1, v.line + 1, v.column + 1)
+            out[key] = self.value(value_node, depth + 1)
+            path.pop()
         return out
 
     def scalar(self, node: yaml.Node) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            raise _Refused("L109", "keys must be plain text", node)
+        if type(node) is not yaml.ScalarNode:
+            raise self.refuse("L109", "keys must be plain text", node)
         tag, text = node.tag, node.value
-        if tag == _TAG + "str" or tag == _TAG + "timestamp":
+        if tag == _STR or tag == _TAG + "timestamp":
             return text
         if tag == _TAG + "null":
             return None
@@ -212,7 +269,7 @@ class _Builder:
             return text.lower() in ("true", "yes", "on", "y")
         if tag == _TAG + "int":
             if len(text) > bounds.MAX_NUMBER_TEXT:
-                raise _Refused(
+                raise self.refuse(
                     "L204",
                     f"a number of {len(text)} characters is out of range",
                     node,
@@ -222,9 +279,9 @@ class _Builder:
         if tag == _TAG + "float":
             cleaned = text.replace("_", "")
             if cleaned.lower().lstrip("+-") in (".inf", ".nan"):
-                raise _Refused("L109", f"`{text}` is not a finite number", node, "write a finite number")
+                raise self.refuse("L109", f"`{text}` is not a finite number", node, "write a finite number")
             try:
                 return Decimal(cleaned)
             except InvalidOperation:
-                raise _Refused("L109", f"`{text}` is not a number", node) from None
-        raise _Refused("L109", f"tag `{tag}` is not plain data", node, "remove the tag")
+                raise self.refuse("L109", f"`{text}` is not a number", node) from None
+        raise self.refuse("L109", f"tag `{tag}` is not plain data", node, "remove the tag")
