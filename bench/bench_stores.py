@@ -1,5 +1,6 @@
 """Benchmark: allow() on each durable store with 1, 4 and 16 concurrent worker processes, beside the store's
-bare minimum measured in the same run, plus Redis round trips per allow.
+bare minimum measured in the same run; the cost of a plan of 20 entitlements against one; round trips per allow
+(store reads + commits: on PostgreSQL each is one statement).
 
     python bench/bench_stores.py [--seconds 3] [--stores sqlite,redis,postgres,redis-cluster]
 
@@ -39,13 +40,35 @@ DOC: dict[str, Any] = {
 }
 
 
-def _engine_worker(url: str, seconds: float, out: Any) -> None:
-    engine = Limitr.new(DOC, store=url)
+WIDE: dict[str, Any] = {
+    "policy": {
+        "credits": {"tok": {"price": {"amount": 0.001}}},
+        "plans": {
+            "p": {
+                "default": True,
+                "entitlements": {
+                    "chat" if i == 0 else f"feature_{i}": {"limit": {"credit": "tok", "value": 10**12, "mode": "soft"}}
+                    for i in range(20)
+                },
+            }
+        },
+    }
+}
+"""The same plan with 20 entitlements: every one of the customer's 20 meters is used before timing starts."""
+
+
+def _engine_worker(url: str, seconds: float, out: Any, doc: dict[str, Any] = DOC) -> None:
+    engine = Limitr.new(doc, store=url)
     me = f"c{uuid.uuid4().hex[:8]}"
     engine.create_customer(me)
-    engine.allow(me, "chat", 1)
+    for entitlement in doc["policy"]["plans"]["p"]["entitlements"]:
+        engine.allow(me, entitlement, 1)
     out.put(_loop(lambda: engine.allow(me, "chat", 1, event=False), seconds))
     engine.close()
+
+
+def _wide_worker(url: str, seconds: float, out: Any) -> None:
+    _engine_worker(url, seconds, out, WIDE)
 
 
 def _baseline_worker(url: str, seconds: float, out: Any) -> None:
@@ -170,7 +193,10 @@ def main() -> None:
                 print(
                     f"{name:14} {workers:7} {rate:10,.0f} {median:10,.0f} {p99:9,.0f} {base:11,.0f} {rate / base:6.2f}"
                 )
-            if name.startswith("redis"):
+            wide, _, _ = measure(_wide_worker, url, 1, options.seconds)
+            narrow, _, _ = measure(_engine_worker, url, 1, options.seconds)
+            print(f"{name:14} 20 entitlements: {wide:,.0f}/s vs 1: {narrow:,.0f}/s ({narrow / wide:.2f}× the cost)")
+            if name != "sqlite":
                 print(f"{name:14} round trips per allow (steady state): {round_trips(url):.3f}")
             if name == "redis-cluster":
                 cluster_scaling(options.seconds)

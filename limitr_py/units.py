@@ -225,5 +225,7 @@ def format_decimal(value: Decimal | int) -> str:
         return str(value)
     if value == value.to_integral_value():
         return str(int(value))
-    text = format(value.normalize(), "f")
-    return text
+    # normalize() rounds to the *current* context's precision (28 digits by default): the engine's own context
+    # keeps every digit, so the text is the same whoever calls (a record written in the engine and re-encoded
+    # outside it, a fingerprint computed at compile time)
+    return format(value.normalize(bounds.ENGINE_CONTEXT), "f")

@@ -6,6 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from limitr_py.engine import records
+
+# Every store commit in the suite re-encodes what the encoding memo reuses and fails if an object changed after
+# it was encoded (the copy-on-write rule the memo rests on; engine/records.py).
+records.VERIFY_SHARED = True
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_policies"
 INVALID = SAMPLES / "invalid"

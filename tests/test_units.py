@@ -108,3 +108,16 @@ def test_floats_are_converted_through_str() -> None:
 )
 def test_format_decimal_is_positional_and_minimal(value: Decimal, text: str) -> None:
     assert format_decimal(value) == text
+
+
+def test_format_decimal_keeps_every_digit_whatever_the_callers_context() -> None:
+    """It once rounded to the caller's decimal context (28 digits by default): a record written inside the
+    engine (200 digits) and encoded again outside it gave two texts for one number."""
+    import decimal
+
+    from limitr_py.units import format_decimal
+
+    value = Decimal("0." + "123456789" * 5)  # 45 significant digits
+    with decimal.localcontext(decimal.Context(prec=6)):
+        assert format_decimal(value) == "0." + "123456789" * 5
+    assert format_decimal(Decimal("2.50")) == "2.5" and format_decimal(Decimal("1E+3")) == "1000"

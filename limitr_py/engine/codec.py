@@ -25,7 +25,7 @@ _CACHE_SIZE = 50_000
 
 def dumps(key: str, value: Any) -> str:
     if keys.kind_of(key) is keys.CUSTOMER:
-        return json.dumps(customer_record(value), separators=(",", ":"))
+        return json.dumps(customer_record(value, shared=True), separators=(",", ":"))
     return json.dumps(encode(value), separators=(",", ":"))
 
 
@@ -107,13 +107,16 @@ class EncodedStore:
         if seen is not None and seen[0] == record.value:
             return Versioned(record.version, seen[1])
         value = loads(key, record.value)
-        self._decoded[memo] = (record.value, value)
+        self._remember(memo, record.value, value)
+        return Versioned(record.version, value)
+
+    def _remember(self, memo: tuple[str, int], text: str, value: Any) -> None:
+        self._decoded[memo] = (text, value)
         if len(self._decoded) > _CACHE_SIZE:
             try:
                 self._decoded.popitem(last=False)
             except KeyError:  # another thread emptied it first
                 pass
-        return Versioned(record.version, value)
 
     def read(self, keys: list[str], group: str | None = None) -> dict[str, Versioned]:
         return {key: self._decode(key, record) for key, record in self.inner.read(keys, group).items()}
@@ -127,7 +130,14 @@ class EncodedStore:
         result = self.inner.commit(
             Commit(commit.expected, writes, commit.events, commit.acks, commit.expires, commit.now, commit.group)
         )
-        if result.ok or not result.fresh:
+        if result.ok:
+            # what was written is what the next read returns, at the version after the one checked: remembered
+            # as decoded, so a store without a process cache (SQLite) does not decode its own write again
+            for key, text in writes.items():
+                if text is not None and key in commit.expected:
+                    self._remember((key, commit.expected[key] + 1), text, commit.writes[key])
+            return result
+        if not result.fresh:
             return result
         return CommitResult(False, {key: self._decode(key, record) for key, record in result.fresh.items()})
 

@@ -206,7 +206,12 @@ def meter_record(m: MeterState) -> dict[str, Any]:
     }
 
 
-def customer_record(c: CustomerState) -> dict[str, Any]:
+def customer_record(c: CustomerState, *, shared: bool = False) -> dict[str, Any]:
+    """`shared`: meters, grants, caps, billing state and archived periods encoded before are reused as they were
+    (for a store's commit, which serializes the record at once: nobody else sees the parts). A call changes one
+    meter, so a customer with 20 of them costs one meter's encoding, not twenty."""
+    enc = _encode_shared if shared else encode
+    meter = _shared_meter_record if shared else meter_record
     return {
         "id": c.id,
         "plan": c.plan,
@@ -216,19 +221,57 @@ def customer_record(c: CustomerState) -> dict[str, Any]:
         "alt_ids": list(c.alt_ids),
         "metadata": dict(c.metadata),
         "created": encode(c.created),
-        "meters": {k: meter_record(m) for k, m in c.meters.items()},
+        "meters": {k: meter(m) for k, m in c.meters.items()},
         "overrides": {
             k: {**{f: encode(getattr(o.limit, f)) for f in _OVERRIDE_FIELDS}, "expires": encode(o.expires)}
             for k, o in c.overrides.items()
         },
-        "grants": encode(c.grants),
-        "caps": encode(c.caps),
-        "billing": encode(c.billing),
+        "grants": enc(c.grants),
+        "caps": enc(c.caps),
+        "billing": enc(c.billing),
         "parent": c.parent,
         "entities": list(c.entities),
         "billing_anchor": encode(c.billing_anchor),
-        "periods": encode(c.periods),
+        "periods": enc(c.periods),
     }
+
+
+# -- encodings reused by identity ------------------------------------------------------------------------------
+# The engine never changes a state object once a decision has produced it (a call copies what it changes: the
+# copy-on-write rule codec's decoding memo rests on too), so an object's encoding, once made, stays right for as
+# long as the object lives. Memoized by id() with the object itself kept beside it, so an id is never reused while
+# its entry exists; bounded, cleared when full. VERIFY_SHARED (the test suite sets it) re-encodes on every hit
+# and fails loudly if an object was changed after all.
+
+_SHARED: dict[int, tuple[Any, Any]] = {}
+_SHARED_MAX = 50_000
+VERIFY_SHARED = False
+
+
+def _memo(value: Any, build: Any) -> Any:
+    hit = _SHARED.get(id(value))
+    if hit is not None and hit[0] is value:
+        if VERIFY_SHARED and build(value) != hit[1]:
+            raise AssertionError(f"a {type(value).__name__} changed after it was encoded: {value!r:.200}")
+        return hit[1]
+    out = build(value)
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[id(value)] = (value, out)
+    return out
+
+
+def _shared_meter_record(m: MeterState) -> dict[str, Any]:
+    return _memo(m, meter_record)  # type: ignore[no-any-return]
+
+
+def _encode_shared(value: Any) -> Any:
+    """`encode`, with each state object (and each archive of periods) encoded once per object."""
+    if isinstance(value, Mapping):
+        return {str(k): _encode_shared(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) or (type(value) is tuple and value):
+        return _memo(value, encode)
+    return encode(value)
 
 
 def _meter_from(raw: Any, d: Decoder, where: str) -> MeterState:

@@ -1,0 +1,68 @@
+"""The encoding memo of store commits: what it reuses is what a fresh encoding gives, and a break of the rule
+it rests on (a state object changed after it was encoded) is caught, not written."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+
+from limitr_py import Limitr
+from limitr_py.engine import keys, records
+
+DOC = {
+    "policy": {
+        "credits": {"tok": {"price": {"amount": 0.001}}},
+        "plans": {
+            "p": {
+                "default": True,
+                "entitlements": {
+                    f"e{i}": {
+                        "limit": {"credit": "tok", "value": 1000, "mode": "soft", "resets": True, "reset_inc": "1day"}
+                    }
+                    for i in range(20)
+                },
+            }
+        },
+    }
+}
+
+
+def test_a_committed_record_equals_a_fresh_encoding(tmp_path: Path) -> None:
+    engine = Limitr.new(DOC, store=f"sqlite:///{tmp_path}/s.db")
+    me = f"c{uuid.uuid4().hex[:8]}"
+    engine.create_customer(me)
+    assert engine.add_customer_cap(me, 10_000, cap_id="spend", credit="tok") is not None
+    assert engine.grant(me, "tok", 5) is not None
+    for round_ in range(3):
+        for i in range(20):
+            assert engine.allow(me, f"e{i}", round_ + 1)
+    state = engine.customer_state(me)
+    engine.close()
+    # the text the commits wrote (each reusing the 19 meters the call did not change), against a fresh encoding
+    # of the state the engine holds
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        (text,) = db.execute("SELECT value FROM limitr_records WHERE key = ?", (keys.customer(me),)).fetchone()
+    written = json.loads(text)
+    assert state is not None and written == records.customer_record(state)
+    assert {m["value"] for m in written["meters"].values()} == {"6"}  # 1 + 2 + 3 on each of the 20 meters
+
+
+def test_a_state_object_changed_after_it_was_encoded_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Limitr.new(DOC)
+    engine.create_customer("u")
+    engine.allow("u", "e0", 1)
+    state = engine.customer_state("u")
+    assert state is not None
+    records.customer_record(state, shared=True)  # remembered
+    meter = state.meters["e0"]
+    meter.value += 1  # what the engine never does: change a state object in place
+    monkeypatch.setattr(records, "VERIFY_SHARED", True)
+    with pytest.raises(AssertionError, match="MeterState changed after it was encoded"):
+        records.customer_record(state, shared=True)
+    monkeypatch.setattr(records, "VERIFY_SHARED", False)
+    stale = records.customer_record(state, shared=True)["meters"]["e0"]["value"]
+    assert stale == "1" and records.customer_record(state)["meters"]["e0"]["value"] == "2"
