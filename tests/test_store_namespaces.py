@@ -228,3 +228,59 @@ def test_a_one_record_commit_is_a_compare_and_set_that_takes_a_placeholder_row(p
         assert store.read(["fresh"])["fresh"].version == 1
     finally:
         store.close()
+
+
+def test_a_commit_of_several_records_and_events_is_one_statement(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any commit is one round trip, and no placeholder row (version 0, no value) is left for the keys a commit
+    expected absent. An allow with a listener: its commit (the record, confirmed from this process's copy, and its
+    outbox entry) and the ack of the delivered event."""
+    engine = Limitr.new(DOC, store=pg_schema)
+    received: list[str] = []
+    engine.on("meter-changed", lambda event: received.append(event.name))
+    engine.create_customer("u")  # expects the customer's and its aliases' keys absent
+    engine.allow("u", "gpu", 1)
+    statements: list[str] = []
+    real = psycopg.Connection.execute
+
+    def counted(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query).split("(")[0].strip())
+        return real(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    assert engine.allow("u", "gpu", 1)  # the customer record and an outbox entry: the general commit
+    monkeypatch.undo()
+    assert statements == ["SELECT limitr_commit_v1", "SELECT limitr_commit_v1"], statements
+    assert received.count("meter-changed") == 2
+    assert engine.store.pending() == []
+    with psycopg.connect(pg_schema, autocommit=True) as conn:
+        (placeholders,) = conn.execute(
+            "SELECT count(*) FROM limitr_records WHERE version = 0 AND value IS NULL"
+        ).fetchone()  # type: ignore[misc]
+    assert placeholders == 0
+    engine.close()
+
+
+def test_the_one_statement_commit_is_all_or_nothing(pg_schema: str) -> None:
+    from limitr_py.stores import Commit, OutboxEntry
+
+    store = open_store(pg_schema)
+    try:
+        assert store.commit(Commit({"a": 0, "b": 0}, {"a": '"1"', "b": '"1"'})).ok
+        # `b` moved since it was read (version 1, not 0): nothing of the commit happens, `a` included
+        event = OutboxEntry("e1", "a", "{}", ("x",))
+        assert not store.commit(Commit({"a": 1, "b": 0}, {"a": '"2"', "b": '"2"'}, (event,))).ok
+        assert (store.read(["a"])["a"].version, store.read(["a"])["a"].value) == (1, '"1"')
+        assert store.pending() == []
+        # a key expected absent that nobody writes is checked, and leaves nothing behind
+        assert store.commit(Commit({"a": 1, "ghost": 0}, {"a": '"3"'}, (event,))).ok
+        assert store.read(["ghost"])["ghost"].version == 0 and [e.id for e in store.pending()] == ["e1"]
+        with psycopg.connect(pg_schema, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM limitr_records WHERE key = 'ghost'").fetchone() == (0,)
+        # acks: an entry owed to nobody more is deleted, one still owed is rewritten
+        assert store.commit(Commit({}, {}, (OutboxEntry("e2", "a", "{}", ("x", "y")),), {"e1": ()})).ok
+        assert store.commit(Commit({}, {}, (), {"e2": ("y",)})).ok
+        assert [(e.id, e.consumers) for e in store.pending()] == [("e2", ("y",))]
+    finally:
+        store.close()

@@ -4,9 +4,11 @@ Connections come from a pool (psycopg_pool) shared by the store's threads: at mo
 10) are open at once, idle ones beyond the first close after 10 minutes, so short-lived threads leave nothing
 behind. A connection the server ended is dropped by the pool when it comes back with the error.
 
-A commit locks the rows it expects (`SELECT … FOR UPDATE`, in key order so two commits never deadlock), checks
-their versions, and writes. A key expected to be absent cannot be locked, so creating one is `INSERT … ON
-CONFLICT DO NOTHING` and a commit that finds the row already there rolls back as a conflict.
+A commit is one statement, so one round trip: a change of one record is a compare-and-set (`UPDATE … WHERE
+version = v`); any other commit calls `limitr_commit_v1`, which locks the rows it expects (`SELECT … FOR
+UPDATE`, in key order so two commits never deadlock), checks their versions and writes records, outbox entries and
+acks, or raises a conflict that undoes all of it. A key expected absent cannot be locked: it gets a version-0
+placeholder for the length of the statement, and none is left behind.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from psycopg_pool import ConnectionPool
 from limitr_py.errors import InvalidArgumentError, StoreError
 from limitr_py.stores import url_options
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
-from limitr_py.stores.sql import write_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
@@ -42,6 +43,56 @@ ALTER TABLE limitr_outbox ADD COLUMN IF NOT EXISTS ns TEXT;
 CREATE INDEX IF NOT EXISTS limitr_records_ns ON limitr_records (ns, key);
 CREATE INDEX IF NOT EXISTS limitr_outbox_ns ON limitr_outbox (ns, seq);
 """
+COMMIT_FUNCTION = """
+CREATE OR REPLACE FUNCTION limitr_commit_v1(
+    exp_keys TEXT[], exp_versions BIGINT[], w_keys TEXT[], w_values TEXT[], w_expires TIMESTAMPTZ[],
+    ob_ids TEXT[], ob_groups TEXT[], ob_bodies TEXT[], ob_consumers TEXT[], ack_ids TEXT[], ack_owed TEXT[],
+    row_ns TEXT, purge_before TIMESTAMPTZ, purge_prefix TEXT
+) RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE
+    k TEXT;
+    want BIGINT;
+    have BIGINT;
+    placed TEXT[] := '{}';
+BEGIN
+    -- Lock every expected row in one global key order (two commits then never wait on each other in a cycle).
+    -- A key expected absent cannot be locked, so it gets a version-0 placeholder for the length of this
+    -- statement: a concurrent commit that wants it waits on the placeholder's unique-index entry.
+    FOR k, want IN SELECT e.k, e.v FROM unnest(exp_keys, exp_versions) AS e(k, v) ORDER BY e.k LOOP
+        IF want = 0 THEN
+            INSERT INTO limitr_records (key, version, value, expires, ns) VALUES (k, 0, NULL, NULL, row_ns)
+                ON CONFLICT (key) DO NOTHING;
+            IF FOUND THEN
+                placed := placed || k;
+            END IF;
+        END IF;
+        SELECT r.version INTO have FROM limitr_records AS r WHERE r.key = k FOR UPDATE;
+        IF have IS DISTINCT FROM want THEN
+            RAISE EXCEPTION 'limitr: a record moved since it was read' USING ERRCODE = 'LR409';
+        END IF;
+    END LOOP;
+    INSERT INTO limitr_records AS r (key, version, value, expires, ns)
+        SELECT w.k, 1, w.v, w.e, row_ns FROM unnest(w_keys, w_values, w_expires) AS w(k, v, e)
+        ON CONFLICT (key) DO UPDATE SET version = r.version + 1, value = excluded.value,
+            expires = excluded.expires, ns = excluded.ns;
+    DELETE FROM limitr_records WHERE key = ANY(placed) AND NOT key = ANY(w_keys);  -- no placeholder outlives it
+    INSERT INTO limitr_outbox (id, grp, body, consumers, ns)
+        SELECT o.i, o.g, o.b, o.c, row_ns FROM unnest(ob_ids, ob_groups, ob_bodies, ob_consumers)
+            WITH ORDINALITY AS o(i, g, b, c, n) ORDER BY o.n;
+    UPDATE limitr_outbox AS o SET consumers = a.owed FROM unnest(ack_ids, ack_owed) AS a(i, owed)
+        WHERE o.id = a.i AND a.owed IS NOT NULL;
+    DELETE FROM limitr_outbox AS o USING unnest(ack_ids, ack_owed) AS a(i, owed)
+        WHERE o.id = a.i AND a.owed IS NULL;
+    IF purge_before IS NOT NULL THEN
+        DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < purge_before
+            AND (ns = row_ns OR (ns IS NULL AND starts_with(key, purge_prefix)));
+    END IF;
+END
+$$
+"""
+"""A commit of several records (or with events) in one statement, so one round trip: a single statement runs in a
+transaction of its own, so a conflict raised halfway (SQLSTATE LR409) undoes everything it did."""
+_CONFLICT_STATE = "LR409"
 PURGE_EVERY = timedelta(minutes=1)
 """Expired records (idempotency keys, settled holds) are deleted at most this often, by engine time."""
 
@@ -55,10 +106,6 @@ POOL_MAX_SIZE = 10
 _BAD_OPTION = ("connection option", "bad value for", "value:")
 """How libpq and psycopg word a malformed URL option (a usage error, not an unreachable server)."""
 _SCHEMA_LOCK = 7_307_313  # advisory lock id: two processes creating the schema at once take turns
-
-
-class _Conflict(Exception):
-    pass
 
 
 class PostgresStore:
@@ -91,6 +138,7 @@ class PostgresStore:
                     first.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                     for statement in filter(str.strip, SCHEMA.split(";")):
                         first.execute(statement)
+                    first.execute(COMMIT_FUNCTION)
         except psycopg.Error as exc:
             raise StoreError(f"cannot use `{self._shown}`: {exc}") from None
         finally:
@@ -141,11 +189,13 @@ class PostgresStore:
             raise StoreError(f"cannot reach `{self._shown}`: {message}") from None
 
     def _schema_current(self, conn: psycopg.Connection[Any]) -> bool:
-        indexes = conn.execute(
-            "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY(%s)",
+        found = conn.execute(
+            "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY(%s)) "
+            "+ (SELECT count(*) FROM pg_proc WHERE proname = 'limitr_commit_v1' "
+            "AND pronamespace = current_schema()::regnamespace)",
             (["limitr_records_expires", "limitr_records_ns", "limitr_outbox_ns"],),
         ).fetchone()
-        return bool(indexes and indexes[0] == 3)
+        return bool(found and found[0] == 4)
 
     def _mine(self, column: str) -> tuple[str, tuple[str, str]]:
         return _MINE.format(column=column), (self.prefix, self._p)
@@ -168,14 +218,15 @@ class PostgresStore:
     def commit(self, commit: Commit) -> CommitResult:
         commit = self._prefixed(commit)
         try:
-            if self._one_record(commit):
-                with self._conn() as conn:
+            with self._conn() as conn:
+                if self._one_record(commit):
                     return OK if self._compare_and_set(conn, commit) else CONFLICT
-            with self._conn() as conn, conn.transaction():
                 self._apply(conn, commit)
-        except (_Conflict, pg_errors.UniqueViolation, pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+        except (pg_errors.UniqueViolation, pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
             return CONFLICT
         except psycopg.Error as exc:
+            if exc.sqlstate == _CONFLICT_STATE:
+                return CONFLICT
             raise StoreError(f"commit to `{self._shown}` failed: {exc}") from None
         return OK
 
@@ -229,36 +280,32 @@ class PostgresStore:
         return now if now is not None and (self._purged is None or now - self._purged >= PURGE_EVERY) else None
 
     def _apply(self, conn: psycopg.Connection[Any], commit: Commit) -> None:
-        # lock every expected row in one global key order (two commits can then never wait on each other in a
-        # cycle); a key expected absent is created as a version-0 placeholder, which locks it just the same
-        for key in sorted(commit.expected):
-            want = commit.expected[key]
-            if want == 0:
-                conn.execute(
-                    "INSERT INTO limitr_records (key, version, value, expires, ns) "
-                    "VALUES (%s, 0, NULL, NULL, %s) ON CONFLICT (key) DO NOTHING",
-                    (key, self.prefix),
-                )
-            row = conn.execute("SELECT version FROM limitr_records WHERE key = %s FOR UPDATE", (key,)).fetchone()
-            if (row[0] if row else 0) != want:
-                raise _Conflict
-        for key, value in commit.writes.items():
-            expires = commit.expires.get(key)
-            conn.execute(
-                "INSERT INTO limitr_records (key, version, value, expires, ns) VALUES (%s, 1, %s, %s, %s) "
-                "ON CONFLICT (key) DO UPDATE SET version = limitr_records.version + 1, value = excluded.value, "
-                "expires = excluded.expires, ns = excluded.ns",
-                (key, value, expires, self.prefix),
-            )
-        write_outbox(conn.execute, commit, "%s", self.prefix)
+        """Any other commit: one call of limitr_commit_v1 (see COMMIT_FUNCTION), in autocommit."""
+        expected = sorted(commit.expected.items())
+        writes = list(commit.writes.items())
         now = self._purge_due(commit)
+        conn.execute(
+            "SELECT limitr_commit_v1(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s, %s, %s)",
+            (
+                [k for k, _ in expected],
+                [v for _, v in expected],
+                [k for k, _ in writes],
+                [v for _, v in writes],
+                [commit.expires.get(k) for k, _ in writes],
+                [e.id for e in commit.events],
+                [e.group for e in commit.events],
+                [e.body for e in commit.events],
+                [json.dumps(e.consumers) for e in commit.events],
+                list(commit.acks),
+                [json.dumps(owed) if owed else None for owed in commit.acks.values()],
+                self.prefix,
+                now,
+                self._p,
+            ),
+        )
         if now is not None:
             self._purged = now
-            where, args = self._mine("key")
-            conn.execute(
-                f"DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < %s AND {where}",
-                (commit.now, *args),
-            )
 
     def scan(self, prefix: str) -> Iterator[tuple[str, str]]:
         cut = len(self._p)

@@ -1,5 +1,5 @@
 """What the SQL stores share: connections per thread (SQLite; PostgreSQL uses a pool), and the outbox
-statements of a commit."""
+statements of a commit (SQLite's; PostgreSQL's are inside its commit function)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,11 @@ from limitr_py.stores.base import Commit
 C = TypeVar("C")
 
 
-def write_outbox(
-    execute: Callable[[str, tuple[Any, ...]], Any], commit: Commit, mark: str, namespace: str | None = None
-) -> None:
-    """Insert the commit's outbox entries and apply its acks; `mark` is the driver's placeholder (`?`, `%s`).
-    A `namespace` fills the `ns` column of a store that shares one table between namespaces (PostgreSQL)."""
-    ns_column, ns_value = (", ns", f", {mark}") if namespace is not None else ("", "")
+def write_outbox(execute: Callable[[str, tuple[Any, ...]], Any], commit: Commit, mark: str) -> None:
+    """Insert the commit's outbox entries and apply its acks; `mark` is the driver's placeholder (`?`)."""
     for entry in commit.events:
         row = (entry.id, entry.group, entry.body, json.dumps(entry.consumers))
-        execute(
-            f"INSERT INTO limitr_outbox (id, grp, body, consumers{ns_column}) "
-            f"VALUES ({mark}, {mark}, {mark}, {mark}{ns_value})",
-            row if namespace is None else (*row, namespace),
-        )
+        execute(f"INSERT INTO limitr_outbox (id, grp, body, consumers) VALUES ({mark}, {mark}, {mark}, {mark})", row)
     for event_id, owed in commit.acks.items():
         if owed:
             execute(f"UPDATE limitr_outbox SET consumers = {mark} WHERE id = {mark}", (json.dumps(owed), event_id))
