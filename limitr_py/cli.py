@@ -93,6 +93,27 @@ def _parser() -> argparse.ArgumentParser:
         help="deny usage of unknown customers instead of creating them on the default plan",
     )
     simulate.add_argument("--progress", action="store_true", help="show progress on stderr (default: on a terminal)")
+
+    serve = sub.add_parser("serve", help="run the HTTP service (pip install 'limitr-py[serve]')")
+    serve.add_argument("policy", metavar="POLICY")
+    serve.add_argument("--store", default=None, help=f"store URL (default: $LIMITR_STORE, else {DEFAULT_STORE})")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="0 picks a free port (the log names it)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes; they share state through the store")
+    serve.add_argument("--api-keys", default=None, metavar="FILE", help="require keys from this file (`limitr keys`)")
+    serve.add_argument(
+        "--insecure-no-auth", action="store_true", help="serve a non-loopback host without keys (never in production)"
+    )
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+    keys = sub.add_parser("keys", help="API keys of `limitr serve`")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    new = keys_sub.add_parser("new", help="make a key: printed once, its hash appended to the key file")
+    new.add_argument("name", metavar="NAME")
+    new.add_argument("--scope", required=True, choices=["read", "write", "admin"])
+    new.add_argument("--file", default="limitr-keys.txt", help="the key file (default: limitr-keys.txt)")
+
+    sub.add_parser("openapi", help="print the HTTP service's OpenAPI document")
     return parser
 
 
@@ -117,6 +138,8 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str], stdin: IO[str] | 
             return _simulate(args, stdout, stderr)
         if args.command == "explain":
             return _explain(args, stdout, stderr)
+        if args.command in ("serve", "keys", "openapi"):
+            return _service_command(args, stdout, stderr)
         stdout.write(resource_path("schemas", "policy.schema.json").read_text(encoding="utf-8"))
         return EXIT_OK
     except _Usage as exc:
@@ -125,6 +148,21 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str], stdin: IO[str] | 
         return _fail(130, "interrupted", "interrupted", stdout, stderr, as_json)
     except Exception as exc:  # a bug: reported in one line, not as a traceback
         return _fail(EXIT_INTERNAL, "internal", _internal(exc), stdout, stderr, as_json)
+
+
+def _service_command(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    try:
+        from limitr_py.service import commands
+    except ImportError as exc:
+        raise _Usage(f"the service needs its extra: pip install 'limitr-py[serve]' ({exc})") from None
+    try:
+        if args.command == "serve":
+            return commands.serve(args, stdout, stderr)
+        if args.command == "keys":
+            return commands.new_key(args, stdout, stderr)
+        return commands.openapi(args, stdout, stderr)
+    except commands.UsageError as exc:
+        raise _Usage(str(exc)) from None
 
 
 def _internal(exc: BaseException) -> str:

@@ -1,0 +1,85 @@
+"""`limitr serve`, `limitr keys new` and `limitr openapi`: the service's commands (cli.py hands them over)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import IO
+
+from limitr_py.compile import load_policy
+from limitr_py.errors import PolicyError
+from limitr_py.service import app as service_app
+from limitr_py.service import keys as api_keys
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line: the message, exit 2."""
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    import uvicorn
+
+    policy = Path(args.policy)
+    try:
+        load_policy(policy)  # refused here, with every diagnostic, before any worker starts
+    except PolicyError as exc:
+        for d in exc.diagnostics:
+            stderr.write(d.render() + "\n")
+        return EXIT_INVALID
+    if args.api_keys is None and not _loopback(args.host) and not args.insecure_no_auth:
+        raise UsageError(
+            f"`{args.host}` is not a loopback address: give --api-keys FILE (see `limitr keys new`), "
+            "or --insecure-no-auth to serve without keys"
+        )
+    if args.api_keys is not None:
+        try:
+            api_keys.read_keys(Path(args.api_keys))
+        except api_keys.KeyFileError as exc:
+            raise UsageError(str(exc)) from None
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    os.environ[service_app.ENV_POLICY] = str(policy.resolve())
+    os.environ[service_app.ENV_STORE] = args.store or os.environ.get("LIMITR_STORE") or "sqlite:///limitr.db"
+    if args.api_keys is not None:
+        os.environ[service_app.ENV_KEYS] = str(Path(args.api_keys).resolve())
+    else:
+        os.environ.pop(service_app.ENV_KEYS, None)
+    uvicorn.run(
+        "limitr_py.service.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        server_header=False,
+    )
+    return EXIT_OK
+
+
+def new_key(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    try:
+        key = api_keys.new_key(Path(args.file), args.name, args.scope)
+    except api_keys.KeyFileError as exc:
+        raise UsageError(str(exc)) from None
+    stdout.write(f"{key}\n")
+    stderr.write(f"limitr: key `{args.name}` ({args.scope}) added to {args.file}; it is shown only this once\n")
+    return EXIT_OK
+
+
+def openapi(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    stdout.write(json.dumps(service_app.openapi_document(), indent=2, sort_keys=True) + "\n")
+    return EXIT_OK

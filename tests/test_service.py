@@ -1,0 +1,236 @@
+"""`limitr serve`: real server processes on 127.0.0.1, real HTTP (httpx), every store.
+
+Each answer is checked against the Python API on the same store (an engine of the test's own, opened on the
+server's store URL), or against numbers worked out from the policy in tests/service_helpers.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from limitr_py import Limitr
+from limitr_py.service import keys as api_keys
+from limitr_py.service.app import openapi_document
+from tests import backends
+from tests.engine_helpers import Engines
+from tests.service_helpers import POLICY, ROOT, Server
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(POLICY), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def served(policy_file: Path, engines: Engines) -> Any:
+    # memory:// lives in one process, the server's: the test then has no engine of its own on it
+    url = None if engines.backend == "memory" else engines.url()
+    with Server(policy_file, url or "memory://") as server:
+        yield server, url
+
+
+def test_every_endpoint_family_answers_what_the_python_api_answers(served: Any, policy_file: Path) -> None:
+    server, url = served
+    http = server.client
+    created = http.post("/v1/customers", json={"id": "acme", "metadata": {"tier": "gold"}})
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] == "acme" and created.json()["metadata"] == {"tier": "gold"}
+    # a hard limit of 5: five calls pass, the sixth is denied by the included limit
+    answers = [http.post("/v1/allow", json={"customer": "acme", "entitlement": "api", "value": 1}) for _ in range(6)]
+    assert [a.json()["allowed"] for a in answers] == [True] * 5 + [False]
+    assert answers[-1].json()["limit_type"] == "included" and answers[-1].json()["headroom"] == "0"
+    check = http.post("/v1/check", json={"customer": "acme", "entitlement": "api", "value": 1}).json()
+    assert check["allowed"] is False
+    # 150 tokens on a soft limit of 100: allowed, 50 over at 0.01 = 50 cents on the invoice
+    assert http.post("/v1/allow", json={"customer": "acme", "entitlement": "tokens", "value": 150}).json()["allowed"]
+    assert http.post("/v1/track", json={"customer": "acme", "entitlement": "tokens", "value": "0.5"}).json() == {
+        "recorded": True
+    }
+    meter = http.get("/v1/customers/acme/entitlements/tokens").json()
+    assert (meter["value"], meter["limit"], meter["remaining"], meter["feature"]) == ("150.5", "100", "-50.5", False)
+    flag = http.get("/v1/customers/acme/entitlements/export").json()
+    assert flag["feature"] is True and flag["value"] is None
+    explained = http.get("/v1/explain", params={"customer": "acme", "entitlement": "api", "value": "1"}).json()
+    assert explained["allowed"] is False and [g["name"] for g in explained["gates"]][-1] == "limit"
+    invoice = http.get("/v1/customers/acme/invoice").json()
+    health = http.get("/healthz").json()
+    assert health["status"] == "ok"
+    if url is not None:  # the same store, read through the Python API
+        with Limitr.new(policy_file, store=url) as engine:
+            assert str(engine.value("acme", "api")) == "5"
+            assert invoice["total"] == engine.invoice("acme").total  # type: ignore[union-attr]
+            assert health["policy"] == engine.fingerprint
+    assert invoice["total"] == 51  # 50.5 tokens over at 0.01: 50.5 cents, rounded half-up
+    assert http.delete("/v1/customers/acme").status_code == 204
+    assert http.get("/v1/customers/acme").status_code == 404
+    metrics = http.get("/metrics").text
+    assert 'limitr_decisions_total{decision="denied",endpoint="allow"} 1.0' in metrics
+
+
+BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
+    ("POST", "/v1/allow", {"customer": "u", "entitlement": "api", "value": True}, 422),
+    ("POST", "/v1/allow", {"customer": "u", "entitlement": "api", "value": [1]}, 422),
+    ("POST", "/v1/allow", {"customer": "u", "entitlement": "api", "value": "1e999999999"}, 422),
+    ("POST", "/v1/allow", {"customer": "u", "entitlement": "api", "value": "10parsecs"}, 422),
+    ("POST", "/v1/allow", {"customer": "u", "entitlement": "api", "value": 10**40}, 422),
+    ("POST", "/v1/allow", {"customer": "u", "entitlement": "api", "bogus": 1}, 422),
+    ("POST", "/v1/allow", {"customer": 7, "entitlement": "api"}, 422),
+    ("POST", "/v1/allow", {"entitlement": "api"}, 422),
+    ("POST", "/v1/allow", {"customer": "u:x", "entitlement": "api"}, 422),
+    ("POST", "/v1/allow", {"customer": "u{1}", "entitlement": "api"}, 422),
+    ("POST", "/v1/allow", {"customer": "u\n", "entitlement": "api"}, 422),
+    ("POST", "/v1/allow", b'{"customer": "u", "entitlement": "api", "value": NaN}', 400),
+    ("POST", "/v1/allow", b'{"customer": "u", "entitlement": "api", "value": Infinity}', 400),
+    ("POST", "/v1/allow", b'{"customer": "u", ', 400),
+    ("POST", "/v1/allow", b'{"customer": "\xff\xfe"}', 400),
+    ("POST", "/v1/allow", b"[" * 100_000, 413),
+    ("POST", "/v1/allow", b'{"customer": "' + b"u" * (1024 * 1024) + b'"}', 413),
+    ("POST", "/v1/allow", b"[1, 2]", 422),
+    ("POST", "/v1/track", {"customer": "u", "entitlement": "api", "value": -(10**31)}, 422),
+    ("POST", "/v1/customers", {"id": "n", "plan": "no-such-plan"}, 422),
+    ("POST", "/v1/customers", {"id": "n", "metadata": "x"}, 422),
+    ("GET", "/v1/customers/u/invoice?period=yesterday", None, 422),
+    ("GET", "/v1/customers/nobody/entitlements/api", None, 404),
+    ("GET", "/v1/customers/u/entitlements/nothing", None, 404),
+    ("GET", "/v1/explain?customer=u", None, 422),
+    ("GET", "/v1/nothing", None, 404),
+    ("DELETE", "/v1/allow", None, 405),
+]
+
+
+def test_bad_requests_get_a_4xx_problem_and_change_nothing(served: Any) -> None:
+    server, _ = served
+    http = server.client
+    assert http.post("/v1/customers", json={"id": "u"}).status_code == 201
+    assert http.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 2}).json()["allowed"]
+    before = http.get("/v1/customers/u/entitlements/api").json()
+    for method, path, body, status in BAD_REQUESTS:
+        if isinstance(body, bytes):
+            answer = http.request(method, path, content=body, headers={"content-type": "application/json"})
+        else:
+            answer = http.request(method, path, json=body)
+        assert answer.status_code == status, (path, body if not isinstance(body, bytes) else body[:60], answer.text)
+        problem = answer.json()
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert problem["status"] == status and problem["code"] and problem["detail"] and problem["type"]
+        assert "Traceback" not in answer.text
+    assert http.get("/v1/customers/u/entitlements/api").json() == before
+    assert http.get("/v1/customers/n").status_code == 404
+
+
+def test_numbers_are_exact_both_ways(served: Any) -> None:
+    """0.1 + 0.2 is 0.3 here: a JSON number with a point is read as a decimal, and answered as a string."""
+    http = served[0].client
+    http.post("/v1/customers", json={"id": "u"})
+    for value in (b"0.1", b"0.2"):
+        body = b'{"customer": "u", "entitlement": "tokens", "value": ' + value + b"}"
+        assert http.post("/v1/allow", content=body, headers={"content-type": "application/json"}).json()["allowed"]
+    assert http.get("/v1/customers/u/entitlements/tokens").json()["value"] == "0.3"
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    path = tmp_path / "keys.txt"
+    made = {scope: api_keys.new_key(path, f"k-{scope}", scope) for scope in api_keys.SCOPES}
+    return path, made
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_keys_and_scopes(policy_file: Path, engines: Engines, key_file: tuple[Path, dict[str, str]]) -> None:
+    path, made = key_file
+    with Server(policy_file, engines.url(), "--api-keys", str(path)) as server:
+        http = server.client
+
+        def call(scope: str | None, method: str, url: str, body: Any = None, key: str | None = None) -> int:
+            headers = {"authorization": f"Bearer {key or made[scope]}"} if scope or key else {}
+            return http.request(method, url, json=body, headers=headers).status_code
+
+        customer = {"id": "u"}
+        allow = {"customer": "u", "entitlement": "api", "value": 1}
+        assert call(None, "POST", "/v1/customers", customer) == 401
+        assert call(None, "POST", "/v1/customers", customer, key="lk_not-a-key") == 401
+        assert call("write", "POST", "/v1/customers", customer) == 403
+        assert call("admin", "POST", "/v1/customers", customer) == 201
+        assert call("read", "POST", "/v1/allow", allow) == 403
+        assert call("write", "POST", "/v1/allow", allow) == 200
+        assert call("admin", "POST", "/v1/allow", allow) == 200
+        assert call(None, "GET", "/v1/customers/u") == 401
+        assert call("read", "GET", "/v1/customers/u") == 200
+        assert call("read", "DELETE", "/v1/customers/u") == 403
+        assert call(None, "GET", "/healthz") == 200  # for load balancers: no key
+        answer = http.get("/v1/customers/u/entitlements/api", headers={"authorization": f"Bearer {made['read']}"})
+        assert answer.json()["value"] == "2"  # the two allows of the write and admin keys
+        assert http.get("/v1/customers/u").headers["www-authenticate"].startswith("Bearer")
+
+
+def test_keys_new_prints_a_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt"
+    command = [sys.executable, "-m", "limitr_py", "keys", "new", "ci", "--scope", "write", "--file", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    assert key.startswith("lk_") and len(key) > 40
+    stored = path.read_text()
+    assert key not in stored and stored == f"ci {api_keys.digest(key)} write\n"
+    again = subprocess.run(command, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=60)
+    assert again.returncode == 2 and "already has a key named `ci`" in again.stderr
+
+
+def test_a_public_host_without_keys_is_refused(policy_file: Path) -> None:
+    command = [sys.executable, "-m", "limitr_py", "serve", str(policy_file), "--host", "0.0.0.0", "--port", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 2 and "not a loopback address" in done.stderr
+
+
+def test_an_invalid_policy_is_refused_before_serving(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"policy": {"credits": {}, "plans": {"p": {"entitlements": {"a": {"limit": {"credit": "x"}}}}}}}')
+    command = [sys.executable, "-m", "limitr_py", "serve", str(bad), "--port", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 1 and "bad.json:1:" in done.stderr
+
+
+def test_the_store_gone_is_503_never_an_allow(policy_file: Path, tmp_path: Path) -> None:
+    from tests.test_store_faults import free_port
+
+    redis = backends.RedisProcess(free_port(), tmp_path)
+    redis.wait_for(backends.RedisProcess.READY)
+    try:
+        with Server(policy_file, f"redis://127.0.0.1:{redis.port}/0") as server:
+            http = server.client
+            assert http.post("/v1/customers", json={"id": "u"}).status_code == 201
+            assert http.post("/v1/allow", json={"customer": "u", "entitlement": "api"}).json()["allowed"]
+            redis.stop()
+            for _ in range(5):
+                answer = http.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 1})
+                assert answer.status_code == 503 and answer.json()["code"] == "store_unavailable"
+            assert http.get("/healthz").status_code == 503
+            assert "limitr_store_errors_total 6.0" in http.get("/metrics").text
+    finally:
+        redis.stop()
+
+
+def test_the_checked_in_openapi_document_is_the_served_one(served: Any) -> None:
+    checked_in = json.loads((ROOT / "schemas" / "openapi.json").read_text(encoding="utf-8"))
+    assert checked_in == openapi_document(), "run `limitr openapi > schemas/openapi.json`"
+    assert served[0].client.get("/openapi.json").json() == checked_in
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"], indirect=True)
+def test_two_workers_share_one_hard_limit(policy_file: Path, engines: Engines) -> None:
+    """Two worker processes of one server on one store: the limit of 5 holds across them."""
+    with Server(policy_file, engines.url(), "--workers", "2") as server:
+        http = server.client
+        assert http.post("/v1/customers", json={"id": "u"}).status_code == 201
+        with httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as c:
+            answers = [c.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 1}) for _ in range(12)]
+        assert sum(a.json()["allowed"] for a in answers) == 5
