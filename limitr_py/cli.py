@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--insecure-no-auth", action="store_true", help="serve a non-loopback host without keys (never in production)"
     )
+    serve.add_argument("--watch", action="store_true", help="reload the policy when its file changes (and on SIGHUP)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     keys = sub.add_parser("keys", help="API keys of `limitr serve`")

@@ -20,6 +20,7 @@ POLICY: dict[str, Any] = {
         "currency": "USD",
         "credits": {
             "call": {"label": "API call"},
+            "seat": {"label": "Seat"},
             "token": {"label": "Token", "price": {"amount": 0.01}},
         },
         "plans": {
@@ -29,12 +30,15 @@ POLICY: dict[str, Any] = {
                     "api": {"limit": {"credit": "call", "mode": "hard", "value": 5}},
                     "tokens": {"limit": {"credit": "token", "mode": "soft", "value": 100}},
                     "export": {"description": "a feature flag"},
+                    "seats": {"limit": {"credit": "seat", "mode": "hard", "value": 2}},
                 },
+                "topups": {"pack": {"credit": "token", "value": 1000, "price": {"amount": 5}}},
             }
         },
     }
 }
-"""A hard limit of 5 calls, 100 included tokens then 0.01 each (an invoice with an overage line), a flag."""
+"""A hard limit of 5 calls, 100 included tokens then 0.01 each (an invoice with an overage line), a flag, 2 seats
+for entities, a top-up of 1,000 tokens."""
 
 
 class Server:
@@ -50,6 +54,7 @@ class Server:
             env=env,
         )
         self.log: list[str] = []
+        self._said = threading.Condition()
         self._port: int | None = None
         # every worker says it is up (with --workers, the parent names the port before its workers listen)
         self._workers = int(options[options.index("--workers") + 1]) if "--workers" in options else 1
@@ -62,17 +67,25 @@ class Server:
         self.url = f"http://127.0.0.1:{self._port}"
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
+    def wait_for(self, text: str, after: int = 0, timeout: float = 30) -> None:
+        """Until a log line from the `after`-th on contains `text` (what the server says, not the clock)."""
+        with self._said:
+            if not self._said.wait_for(lambda: any(text in line for line in self.log[after:]), timeout):
+                raise AssertionError(f"the server never said `{text}`:\n" + "".join(self.log[-20:]))
+
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.log.append(line)
+            with self._said:
+                self.log.append(line)
+                self._said.notify_all()
             found = _RUNNING.search(line)
             if found:
                 self._port = int(found.group(1))
             if "Application startup complete." in line:
                 self._workers -= 1
-                if self._workers == 0:
-                    self._ready.set()
+            if self._port is not None and self._workers <= 0:
+                self._ready.set()
         self._ready.set()  # the process ended: whoever waits stops waiting
 
     def stop(self) -> None:

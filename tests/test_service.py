@@ -7,6 +7,7 @@ server's store URL), or against numbers worked out from the policy in tests/serv
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -234,3 +235,132 @@ def test_two_workers_share_one_hard_limit(policy_file: Path, engines: Engines) -
         with httpx.Client(base_url=server.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as c:
             answers = [c.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 1}) for _ in range(12)]
         assert sum(a.json()["allowed"] for a in answers) == 5
+
+
+def test_reservations_entities_caps_grants_and_controls(served: Any, policy_file: Path) -> None:
+    server, url = served
+    http = server.client
+    assert http.post("/v1/customers", json={"id": "org", "type": "org"}).status_code == 201
+    # reserve 3 of the 5 calls, settle 2 of them: 2 used, nothing held
+    held = http.post("/v1/reserve", json={"customer": "org", "entitlement": "api", "value": 3}).json()
+    assert held["reserved"] and held["hold_id"]
+    assert http.get("/v1/customers/org/entitlements/api").json()["held"] == "3"
+    assert not http.post("/v1/reserve", json={"customer": "org", "entitlement": "api", "value": 3}).json()["reserved"]
+    settle = {"customer": "org", "entitlement": "api", "hold_id": held["hold_id"], "value": 2}
+    assert http.post("/v1/settle", json=settle).json() == {"settled": True}
+    meter = http.get("/v1/customers/org/entitlements/api").json()
+    assert (meter["value"], meter["held"], meter["remaining"]) == ("2", "0", "3")
+    release = {"customer": "org", "entitlement": "api", "hold_id": "no-such-hold"}
+    assert http.post("/v1/release", json=release).json() == {"released": False}
+    # two seats: the third entity is denied with 409 and is not created
+    for seat in ("e1", "e2"):
+        added = http.post("/v1/customers/org/entities", json={"entity_id": seat, "feature": "seats"})
+        assert added.status_code == 201, added.text
+    third = http.post("/v1/customers/org/entities", json={"entity_id": "e3", "feature": "seats"})
+    assert third.status_code == 409 and third.json()["code"] == "denied"
+    assert http.get("/v1/customers/e3").status_code == 404
+    assert http.delete("/v1/customers/org/entities/e2", params={"feature": "seats"}).status_code == 204
+    assert http.post("/v1/customers/org/entities", json={"entity_id": "e3", "feature": "seats"}).status_code == 201
+    # a cap of 0.5 runes on tokens (0.01 each past the 100 included): 150 over is 1.5, denied; 40 over is 0.4
+    cap = http.post("/v1/customers/org/caps", json={"value": "0.5", "cap_id": "spend", "overage_only": True})
+    assert cap.status_code == 201, cap.text
+    assert not http.post("/v1/allow", json={"customer": "org", "entitlement": "tokens", "value": 250}).json()["allowed"]
+    assert http.post("/v1/allow", json={"customer": "org", "entitlement": "tokens", "value": 140}).json()["allowed"]
+    assert http.get("/v1/customers/org/caps/spend").json()["meter_value"] == "0.4"
+    assert http.post("/v1/customers/org/caps/spend/reset").json()["meter_value"] == "0"
+    assert http.delete("/v1/customers/org/caps/spend").status_code == 204
+    assert http.get("/v1/customers/org/caps/spend").status_code == 404
+    # grants and top-ups: 1,000 tokens bought, 25 granted
+    assert http.post("/v1/customers/org/topups", json={"topup": "pack"}).status_code == 200
+    grant = http.post("/v1/customers/org/grants", json={"credit": "token", "value": 25, "expires_on": "2099-01-01Z"})
+    assert grant.status_code == 422  # not an ISO time with a zone the way Python reads it
+    grant = http.post(
+        "/v1/customers/org/grants", json={"credit": "token", "value": 25, "expires_on": "2099-01-01T00:00:00Z"}
+    )
+    assert grant.status_code == 201, grant.text
+    assert http.get("/v1/customers/org/credits/token").json() == {"credit": "token", "remaining": "1025"}
+    assert len(http.get("/v1/customers/org/grants").json()) == 2
+    # billing controls: Owostack's and Autumn's, read back as they apply
+    assert http.put("/v1/customers/org/overage_limit", json={"max_overage_amount": 500}).status_code == 200
+    config = http.put("/v1/customers/org/feature_config/tokens", json={"overage": "block"}).json()
+    assert config["feature_configs"]["tokens"]["overage"] == "block"
+    autumn = {"usage_limits": [{"feature_id": "api", "limit": 3, "interval": "day"}]}
+    controls = http.post("/v1/customers/org/billing_controls", json=autumn)
+    assert controls.status_code == 200, controls.text
+    assert http.get("/v1/customers/org/billing_config").json() == controls.json()
+    if url is not None:
+        with Limitr.new(policy_file, store=url) as engine:
+            assert wire_plain(engine.billing_config("org")) == controls.json()
+            assert str(engine.credit_remaining("org", "token")) == "1025"
+
+
+def wire_plain(value: Any) -> Any:
+    from limitr_py.service import wire
+
+    return json.loads(wire.dumps(value))
+
+
+def test_customers_change_plan_refs_alt_ids_and_overrides(served: Any) -> None:
+    http = served[0].client
+    assert http.post("/v1/customers", json={"id": "u", "label": "U"}).status_code == 201
+    patched = http.patch("/v1/customers/u", json={"metadata": {"a": 1}, "label": "You"}).json()
+    assert (patched["label"], patched["metadata"]) == ("You", {"a": 1})
+    assert http.patch("/v1/customers/u", json={"plan": "no-such"}).status_code == 422
+    assert http.post("/v1/customers/u/alt_ids", json={"alt": "u@example.com"}).status_code == 201
+    assert http.get("/v1/customers/u@example.com").json()["id"] == "u"
+    assert http.post("/v1/customers", json={"id": "v"}).status_code == 201
+    assert http.post("/v1/customers/v/alt_ids", json={"alt": "u@example.com"}).status_code == 409
+    assert http.delete("/v1/alt_ids/u@example.com").status_code == 204
+    assert http.get("/v1/customers/u@example.com").status_code == 404
+    override = http.put("/v1/customers/u/overrides/api", json={"value": 1}).json()
+    assert override["value"] == "1"
+    assert http.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 1}).json()["allowed"]
+    assert not http.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 1}).json()["allowed"]
+    assert http.delete("/v1/customers/u/overrides/api").status_code == 204
+    assert http.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 1}).json()["allowed"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_changed_policy_file_is_served_without_a_restart(policy_file: Path, engines: Engines) -> None:
+    with Server(policy_file, engines.url(), "--watch") as server:
+        http = server.client
+        before = http.get("/healthz").json()["policy"]
+        http.post("/v1/customers", json={"id": "u"})
+        assert http.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 1}).json()["allowed"]
+        # the hard limit of 5 calls becomes 1: the next call is denied by the new policy, usage kept
+        edited = json.loads(json.dumps(POLICY))
+        edited["policy"]["plans"]["free"]["entitlements"]["api"]["limit"]["value"] = 1
+        mark = len(server.log)
+        policy_file.write_text(json.dumps(edited), encoding="utf-8")
+        server.wait_for("policy reloaded", after=mark)
+        assert http.get("/healthz").json()["policy"] != before
+        answer = http.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 1}).json()
+        assert answer == {"allowed": False, "gate": "limit", "limit_type": "included", "headroom": "0"}
+        # an invalid edit: the policy in force stays, the diagnostic is logged with its place, healthz says so
+        current = http.get("/healthz").json()["policy"]
+        mark = len(server.log)
+        policy_file.write_text('{"policy": {"plans": ', encoding="utf-8")
+        server.wait_for("policy reload refused", after=mark)
+        assert any("policy.json:1:" in line for line in server.log[mark:])
+        health = http.get("/healthz").json()
+        assert (health["policy"], health["reload"], health["status"]) == (current, "failed", "ok")
+        assert not http.post("/v1/allow", json={"customer": "u", "entitlement": "api", "value": 1}).json()["allowed"]
+        # fixed again: reloaded, and the failure is cleared
+        policy_file.write_text(json.dumps(POLICY), encoding="utf-8")
+        server.wait_for("policy reloaded", after=mark)
+        assert "reload" not in http.get("/healthz").json()
+        assert http.get("/healthz").json()["policy"] == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sighup_reloads_the_policy(policy_file: Path, engines: Engines) -> None:
+    with Server(policy_file, engines.url()) as server:
+        before = server.client.get("/healthz").json()["policy"]
+        edited = json.loads(json.dumps(POLICY))
+        edited["policy"]["plans"]["free"]["entitlements"]["api"]["limit"]["value"] = 9
+        policy_file.write_text(json.dumps(edited), encoding="utf-8")
+        mark = len(server.log)
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for("policy reloaded", after=mark)
+        assert server.client.get("/healthz").json()["policy"] != before
+        assert server.proc.poll() is None  # still serving

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictBool, StrictStr, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictBool, StrictInt, StrictStr, WithJsonSchema
 
 from limitr_py.service import wire
 
@@ -80,6 +81,144 @@ class CustomerBody(Body):
     refs: list[StrictStr] = []
     alt_ids: list[StrictStr] = []
     metadata: dict[str, Any] | None = None
+
+
+def _time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 time, e.g. `2026-12-31T00:00:00Z`")
+    at = datetime.fromisoformat(value.replace("Z", "+00:00"))  # its ValueError says what is wrong
+    if at.tzinfo is None:
+        raise ValueError("needs a time zone, e.g. `Z`")
+    return at
+
+
+Time = Annotated[datetime, PlainValidator(_time), WithJsonSchema({"type": "string", "format": "date-time"})]
+"""An ISO 8601 time with a zone (`expires_on`, `expires`)."""
+Duration = StrictStr | StrictInt
+"""A duration: text such as `30days`, `10min`, or milliseconds."""
+
+
+class ReserveBody(Body):
+    customer: StrictStr
+    entitlement: StrictStr
+    value: Number | None = Field(None, description="units to hold; omitted: estimated from `basis`")
+    context: dict[str, Any] | None = None
+    basis: Number | None = None
+    segment: StrictStr | None = None
+    ttl: Duration | None = None
+    quantile: Number = "0.9"
+    overhead: Number | None = None
+
+
+class SettleBody(Body):
+    customer: StrictStr
+    entitlement: StrictStr
+    hold_id: StrictStr
+    value: Number = 0
+    event: Event = True
+    overhead: Number | None = None
+    basis: Number | None = None
+    segment: StrictStr | None = None
+
+
+class ReleaseBody(Body):
+    customer: StrictStr
+    entitlement: StrictStr
+    hold_id: StrictStr
+
+
+class CustomerUpdate(Body):
+    """Only the fields given change."""
+
+    plan: StrictStr | None = None
+    overwrite_meters: StrictBool = False
+    refs: list[StrictStr] | None = None
+    type: StrictStr | None = None
+    label: StrictStr | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class AltIdBody(Body):
+    alt: StrictStr
+
+
+class OverrideBody(Body):
+    expires: Time | None = None
+    credit: StrictStr | None = None
+    mode: StrictStr | None = None
+    value: Number | None = None
+    increment: Number | None = None
+    resets: StrictBool | None = None
+    reset_inc: Duration | None = None
+    reset_sch: StrictStr | None = None
+
+
+class EntityBody(Body):
+    entity_id: StrictStr
+    feature: StrictStr | None = Field(None, description="a seat entitlement: the entity takes one unit of it")
+    type: StrictStr = "entity"
+    label: StrictStr | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class CapBody(Body):
+    value: Number
+    cap_id: StrictStr | None = None
+    credit: StrictStr = "rune"
+    exchangeable: StrictBool | None = None
+    ignore_grants: StrictBool = False
+    overage_only: StrictBool = False
+    observe_only: StrictBool = False
+    overhead_cost: StrictBool = False
+    follow_decrements: StrictBool = False
+    scope: list[StrictStr] | None = None
+    resets: StrictBool = False
+    reset_inc: Duration | None = None
+    reset_sch: StrictStr | None = None
+    expires_on: Time | None = None
+    events: StrictBool = True
+    hard_trailing: StrictBool = False
+    shared: StrictBool = False
+    shared_with: list[StrictStr] | None = None
+
+
+class GrantBody(Body):
+    credit: StrictStr
+    value: Number
+    expires_on: Time | None = None
+    grant_id: StrictStr | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class TopupBody(Body):
+    topup: StrictStr
+
+
+class FeatureConfigBody(Body):
+    """Owostack's per-customer exception for one feature; a field left out is left as it is, `null` clears it."""
+
+    overage: StrictStr | None = Field(None, description="`block`, or `charge` (bill overage)")
+    max_overage_units: Number | None = None
+
+
+class OverageLimitBody(Body):
+    """Owostack's customer-wide cap on billable overage, in minor units of the policy's currency."""
+
+    max_overage_amount: Number | None
+    on_limit_reached: StrictStr = "block"
+
+
+class BillingControlsBody(Body):
+    """Autumn's `update_billing_controls`: each list given replaces the customer's (or the entity's)."""
+
+    entity_id: StrictStr | None = None
+    overage_allowed: list[dict[str, Any]] | None = None
+    spend_limits: list[dict[str, Any]] | None = None
+    usage_limits: list[dict[str, Any]] | None = None
+    usage_alerts: list[dict[str, Any]] | None = None
+    auto_topups: list[dict[str, Any]] | None = None
 
 
 class ExactRequest(Request):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import ipaddress
 import json
 import os
@@ -58,9 +59,13 @@ def serve(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         os.environ[service_app.ENV_KEYS] = str(Path(args.api_keys).resolve())
     else:
         os.environ.pop(service_app.ENV_KEYS, None)
+    os.environ[service_app.ENV_WATCH] = "1" if args.watch else "0"
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # our `limitr.*` loggers print like uvicorn's own
+    log_config["loggers"]["limitr"] = {"handlers": ["default"], "level": args.log_level.upper(), "propagate": False}
     uvicorn.run(
         "limitr_py.service.app:app_from_environment",
         factory=True,
+        log_config=log_config,
         host=args.host,
         port=args.port,
         workers=args.workers,

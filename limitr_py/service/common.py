@@ -1,0 +1,89 @@
+"""What every route uses: the engine of the request, key scopes, exact answers, 404s."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import Response
+
+from limitr_py.limitr import Limitr
+from limitr_py.service import keys as api_keys
+from limitr_py.service import wire
+from limitr_py.service.problems import Problem
+
+if TYPE_CHECKING:
+    from limitr_py.service.app import Service
+
+
+def service_of(request: Request) -> Service:
+    found: Service = request.app.state.service
+    return found
+
+
+def current_engine(request: Request) -> Limitr:
+    """The engine of the policy in force when the request arrived (a reload does not change it mid-request)."""
+    return service_of(request).engine
+
+
+Engine = Annotated[Limitr, Depends(current_engine)]
+
+
+def respond(value: Any, status: int = 200) -> Response:
+    return Response(wire.dumps(value), status, media_type="application/json")
+
+
+def _scope(needed: str) -> Callable[..., None]:
+    """A dependency: the request's `Authorization: Bearer KEY` must name a key of at least `needed` scope."""
+
+    def check(request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+        keys = service_of(request).keys
+        if keys is None:
+            return
+        challenge = {"WWW-Authenticate": 'Bearer realm="limitr"'}
+        if authorization is None or not authorization.startswith("Bearer "):
+            raise Problem(401, "unauthorized", "send `Authorization: Bearer KEY`", headers=challenge)
+        found = api_keys.find(keys, authorization[len("Bearer ") :].strip())
+        if found is None:
+            raise Problem(401, "unauthorized", "the key is not valid", headers=challenge)
+        if not api_keys.allows(found, needed):
+            raise Problem(403, "forbidden", f"the key `{found.name}` has scope `{found.scope}`; this needs `{needed}`")
+
+    return check
+
+
+READ, WRITE, ADMIN = (Depends(_scope(s)) for s in api_keys.SCOPES)
+
+
+def known(value: Any, what: str) -> Any:
+    """`value`, or a 404 naming what was not found (the Python API's None)."""
+    if value is None:
+        raise Problem(404, "not_found", f"no {what}")
+    return value
+
+
+def done(ok: bool, status: int, code: str, detail: str) -> None:
+    """A False from the Python API as the problem it means."""
+    if not ok:
+        raise Problem(status, code, detail)
+
+
+def decision_answer(decision: Any) -> dict[str, Any]:
+    return {
+        "allowed": decision.allowed,
+        "gate": decision.gate,
+        "limit_type": decision.limit_type,
+        "headroom": decision.headroom,
+    }
+
+
+def parse_time(text: str, field: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise Problem(422, "invalid_argument", f"`{field}` is not an ISO 8601 time: `{text}`") from None
+    if at.tzinfo is None:
+        raise Problem(422, "invalid_argument", f"`{field}` needs a time zone (e.g. `Z`): `{text}`")
+    return at

@@ -1,0 +1,1 @@
+"""The `/v1` endpoint families, one router each, and the operations endpoints."""

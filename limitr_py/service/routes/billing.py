@@ -1,0 +1,118 @@
+"""Caps, grants and top-ups, and the billing controls of Owostack and Autumn."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from limitr_py.engine.arguments import UNSET  # "leave as it is", as the Python API takes it
+from limitr_py.service.bodies import (
+    BillingControlsBody,
+    CapBody,
+    ExactRoute,
+    FeatureConfigBody,
+    GrantBody,
+    OverageLimitBody,
+    TopupBody,
+)
+from limitr_py.service.common import ADMIN, READ, Engine, done, known, respond
+from limitr_py.service.problems import Problem
+
+router = APIRouter(prefix="/v1/customers/{id}", route_class=ExactRoute, tags=["billing"])
+
+
+@router.post("/caps", dependencies=[ADMIN], status_code=201)
+def add_cap(id: str, body: CapBody, engine: Engine) -> Response:
+    """A spend cap: a ceiling of `value` in `credit` (runes by default) on what the customer's calls consume."""
+    known(engine.customer(id), f"customer `{id}`")
+    fields = body.model_dump(exclude={"value"})
+    cap = engine.add_customer_cap(id, body.value, **fields)
+    if cap is None:
+        raise Problem(409, "denied", "the cap was not added: its id is taken, or its credit has no path to runes")
+    return respond(cap, 201)
+
+
+@router.get("/caps/{cap_id}", dependencies=[READ])
+def get_cap(id: str, cap_id: str, engine: Engine) -> Response:
+    return respond(known(engine.customer_cap(id, cap_id), f"cap `{cap_id}` of `{id}`"))
+
+
+@router.post("/caps/{cap_id}/reset", dependencies=[ADMIN])
+def reset_cap(id: str, cap_id: str, engine: Engine) -> Response:
+    """Zero the cap's meter and start its period now."""
+    done(engine.reset_customer_cap(id, cap_id), 404, "not_found", f"no cap `{cap_id}` of `{id}`")
+    return respond(engine.customer_cap(id, cap_id))
+
+
+@router.delete("/caps/{cap_id}", dependencies=[ADMIN], status_code=204)
+def remove_cap(id: str, cap_id: str, engine: Engine) -> Response:
+    done(engine.remove_customer_cap(id, cap_id), 404, "not_found", f"no cap `{cap_id}` of `{id}`")
+    return Response(status_code=204)
+
+
+@router.post("/grants", dependencies=[ADMIN], status_code=201)
+def grant(id: str, body: GrantBody, engine: Engine) -> Response:
+    """A balance of `credit` (promo credit) that covers usage past the limits until `expires_on`."""
+    known(engine.customer(id), f"customer `{id}`")
+    made = engine.grant(
+        id, body.credit, body.value, expires_on=body.expires_on, grant_id=body.grant_id, metadata=body.metadata
+    )
+    if made is None:
+        raise Problem(409, "denied", f"the grant was not made: `{body.credit}` is unknown or the grant id is taken")
+    return respond(made, 201)
+
+
+@router.get("/grants", dependencies=[READ])
+def grants(id: str, engine: Engine) -> Response:
+    known(engine.customer(id), f"customer `{id}`")
+    return respond(engine.grants(id))
+
+
+@router.post("/topups", dependencies=[ADMIN])
+def topup(id: str, body: TopupBody, engine: Engine) -> Response:
+    """Grant one purchase of a top-up of the customer's plan (call it after payment)."""
+    known(engine.customer(id), f"customer `{id}`")
+    done(engine.apply_customer_topup(id, body.topup), 422, "invalid_argument", f"no top-up `{body.topup}` in the plan")
+    return respond(engine.grants(id))
+
+
+@router.get("/credits/{credit}", dependencies=[READ])
+def credit_remaining(id: str, credit: str, engine: Engine) -> Response:
+    """The customer's whole grant balance expressed in `credit`."""
+    return respond({"credit": credit, "remaining": known(engine.credit_remaining(id, credit), f"customer `{id}`")})
+
+
+@router.put("/feature_config/{feature}", dependencies=[ADMIN])
+def feature_config(id: str, feature: str, body: FeatureConfigBody, engine: Engine) -> Response:
+    """Owostack's `set_feature_config`: one customer's exception for one feature."""
+    known(engine.customer(id), f"customer `{id}`")
+    given = body.model_fields_set
+    engine.set_feature_config(
+        id,
+        feature,
+        overage=body.overage if "overage" in given else UNSET,
+        max_overage_units=body.max_overage_units if "max_overage_units" in given else UNSET,
+    )
+    return respond(engine.billing_config(id))
+
+
+@router.put("/overage_limit", dependencies=[ADMIN])
+def overage_limit(id: str, body: OverageLimitBody, engine: Engine) -> Response:
+    """Owostack's `set_overage_limit`: a customer-wide cap on billable overage, in minor units of the currency."""
+    known(engine.customer(id), f"customer `{id}`")
+    engine.set_overage_limit(id, max_overage_amount=body.max_overage_amount, on_limit_reached=body.on_limit_reached)
+    return respond(engine.billing_config(id))
+
+
+@router.post("/billing_controls", dependencies=[ADMIN])
+def billing_controls(id: str, body: BillingControlsBody, engine: Engine) -> Response:
+    """Autumn's `update_billing_controls`, with its field names; each list given replaces the customer's."""
+    known(engine.customer(id), f"customer `{id}`")
+    engine.update_billing_controls(id, **body.model_dump(exclude_unset=True))
+    return respond(engine.billing_config(body.entity_id or id))
+
+
+@router.get("/billing_config", dependencies=[READ])
+def billing_config(id: str, engine: Engine) -> Response:
+    """The customer's billing controls as they apply."""
+    return respond(known(engine.billing_config(id), f"customer `{id}`"))

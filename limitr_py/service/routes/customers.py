@@ -1,0 +1,151 @@
+"""Customers: create, read, update, delete; alt ids, overrides, entities; the reads of one meter; invoices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from limitr_py.service.bodies import AltIdBody, CustomerBody, CustomerUpdate, EntityBody, ExactRoute, OverrideBody
+from limitr_py.service.common import ADMIN, READ, Engine, done, known, parse_time, respond
+from limitr_py.service.problems import Problem
+
+router = APIRouter(prefix="/v1", route_class=ExactRoute, tags=["customers"])
+
+
+@router.post("/customers", dependencies=[ADMIN], status_code=201)
+def create_customer(body: CustomerBody, engine: Engine) -> Response:
+    """Create a customer (an existing id is updated, its meters kept). 422 when no plan resolves."""
+    customer = engine.create_customer(body.id, body.plan, body.type, body.label, body.refs, body.alt_ids, body.metadata)
+    if customer is None:
+        raise Problem(422, "invalid_argument", f"no plan resolves for `{body.id}`: name a plan, or a ref that has one")
+    return respond(customer, 201)
+
+
+@router.get("/customers/{id}", dependencies=[READ])
+def get_customer(id: str, engine: Engine) -> Response:
+    return respond(known(engine.customer(id), f"customer `{id}`"))
+
+
+@router.patch("/customers/{id}", dependencies=[ADMIN])
+def update_customer(id: str, body: CustomerUpdate, engine: Engine) -> Response:
+    """Change a customer's plan (`set_customer_plan`, usage kept unless `overwrite_meters`), refs
+    (`set_customer_refs`), type, label or metadata; only the fields given change."""
+    current = known(engine.customer(id), f"customer `{id}`")
+    if body.plan is not None:
+        done(
+            engine.set_customer_plan(id, body.plan, body.overwrite_meters),
+            422,
+            "invalid_argument",
+            f"`{body.plan}` is not a plan of the policy",
+        )
+    if body.refs is not None:
+        done(engine.set_customer_refs(id, body.refs), 422, "invalid_argument", "the refs cannot be set")
+    if body.type is not None or body.label is not None or body.metadata is not None:
+        engine.create_customer(
+            current.id,
+            body.plan if body.plan is not None else current.plan,
+            body.type if body.type is not None else current.type,
+            body.label if body.label is not None else current.label,
+            body.refs if body.refs is not None else current.refs,
+            current.alt_ids,
+            body.metadata if body.metadata is not None else current.metadata,
+        )
+    return respond(engine.customer(id))
+
+
+@router.delete("/customers/{id}", dependencies=[ADMIN], status_code=204)
+def delete_customer(id: str, engine: Engine) -> Response:
+    done(engine.delete_customer(id), 404, "not_found", f"no customer `{id}`")
+    return Response(status_code=204)
+
+
+@router.post("/customers/{id}/alt_ids", dependencies=[ADMIN], status_code=201)
+def add_alt_id(id: str, body: AltIdBody, engine: Engine) -> Response:
+    """Let `alt` name the customer too; 409 when it names another."""
+    known(engine.customer(id), f"customer `{id}`")
+    done(engine.set_alt_customer_id(id, body.alt), 409, "taken", f"`{body.alt}` already names a customer")
+    return respond(engine.customer(id), 201)
+
+
+@router.delete("/alt_ids/{alt}", dependencies=[ADMIN], status_code=204)
+def delete_alt_id(alt: str, engine: Engine) -> Response:
+    done(engine.delete_alt_customer_id(alt), 404, "not_found", f"no alt id `{alt}`")
+    return Response(status_code=204)
+
+
+@router.put("/customers/{id}/overrides/{entitlement}", dependencies=[ADMIN])
+def put_override(id: str, entitlement: str, body: OverrideBody, engine: Engine) -> Response:
+    """The customer's own limit for an entitlement until `expires` (it replaces an earlier override)."""
+    limit = engine.create_customer_override(
+        id,
+        entitlement,
+        expires=body.expires,
+        credit=body.credit,
+        mode=body.mode,
+        value=body.value,
+        increment=body.increment,
+        resets=body.resets,
+        reset_inc=body.reset_inc,
+        reset_sch=body.reset_sch,
+    )
+    return respond(known(limit, f"customer `{id}` with an entitlement `{entitlement}`"))
+
+
+@router.delete("/customers/{id}/overrides/{entitlement}", dependencies=[ADMIN], status_code=204)
+def delete_override(id: str, entitlement: str, engine: Engine) -> Response:
+    done(engine.remove_customer_override(id, entitlement), 404, "not_found", f"no override of `{entitlement}`")
+    return Response(status_code=204)
+
+
+@router.post("/customers/{id}/entities", dependencies=[ADMIN], status_code=201)
+def add_entity(id: str, body: EntityBody, engine: Engine) -> Response:
+    """Create an entity of the customer. With `feature`, it takes one unit of that seat limit: a limit that is
+    full denies with 409 and creates nothing."""
+    known(engine.customer(id), f"customer `{id}`")
+    added = engine.add_entity(
+        id, body.entity_id, feature=body.feature, type=body.type, label=body.label, metadata=body.metadata
+    )
+    if not added:
+        why = f"the `{body.feature}` limit is full" if body.feature else "the id is taken or cannot be placed"
+        raise Problem(409, "denied", f"entity `{body.entity_id}` was not created: {why}")
+    return respond(engine.customer(body.entity_id), 201)
+
+
+@router.delete("/customers/{id}/entities/{entity_id}", dependencies=[ADMIN], status_code=204)
+def remove_entity(id: str, entity_id: str, engine: Engine, feature: str | None = None) -> Response:
+    """Delete an entity; with `?feature=`, give its seat back."""
+    done(engine.remove_entity(id, entity_id, feature=feature), 404, "not_found", f"no entity `{entity_id}` of `{id}`")
+    return Response(status_code=204)
+
+
+@router.get("/customers/{id}/entitlements/{entitlement}", dependencies=[READ], tags=["reads"])
+def entitlement(id: str, entitlement: str, engine: Engine) -> Response:
+    """The meter in one object: value, remaining, limit, allowance, units held, and when it resets (null for what
+    does not apply: an observe limit has no remaining, a feature flag has no meter)."""
+    known(engine.customer(id), f"customer `{id}`")
+    decision = engine.explain(id, entitlement)
+    if decision.gate == "entitlement":
+        raise Problem(404, "not_found", f"`{entitlement}` is not an entitlement of `{id}`'s plan")
+    return respond(
+        {
+            "customer": id,
+            "entitlement": entitlement,
+            "feature": decision.gate == "feature",
+            "value": engine.value(id, entitlement),
+            "remaining": engine.remaining(id, entitlement),
+            "limit": engine.limit(id, entitlement),
+            "allowance": engine.allowance(id, entitlement),
+            "held": engine.held(id, entitlement),
+            "resets": engine.resets(id, entitlement),
+        }
+    )
+
+
+@router.get("/customers/{id}/invoice", dependencies=[READ], tags=["reads"])
+def invoice(id: str, engine: Engine, period: str = "current") -> Response:
+    """The invoice of the `current` or `previous` period, or of the period containing an ISO 8601 time; amounts
+    (and `total`) in minor units of the currency."""
+    at: str | datetime = period if period in ("current", "previous") else parse_time(period, "period")
+    return respond(known(engine.invoice(id, period=at), f"customer `{id}`"))
