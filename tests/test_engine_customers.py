@@ -142,6 +142,30 @@ def test_idempotency_key_meters_once_and_replays_the_first_answer(engines: Engin
     assert engine.value("u", "api") == 20
 
 
+def test_allow_explained_with_an_idempotency_key_replays_the_first_decision(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10)})
+    engine.create_customer("u")
+    first = engine.allow_explained("u", "api", 7, idempotency_key="x-1")
+    # headroom is what the limit took before the call: 10
+    assert first.allowed and first.gate == "limit" and first.headroom == 10 and first.gates  # decided: gates listed
+    again = engine.allow_explained("u", "api", 7, idempotency_key="x-1")
+    assert (again.allowed, again.gate, again.limit_type, again.headroom, again.gates) == (
+        True,
+        "limit",
+        "included",
+        10,
+        (),
+    )
+    assert engine.value("u", "api") == 7  # metered once
+    denied = engine.allow_explained("u", "api", 7, idempotency_key="x-2")
+    replayed = engine.allow_explained("u", "api", 7, idempotency_key="x-2")
+    assert (denied.allowed, denied.limit_type, denied.headroom) == (replayed.allowed, replayed.limit_type, 3)
+    with pytest.raises(IdempotencyConflictError):
+        engine.allow_explained("u", "api", 1, idempotency_key="x-1")
+    with pytest.raises(IdempotencyConflictError):  # the same key for allow and allow_explained: two calls
+        engine.allow("u", "api", 7, idempotency_key="x-1")
+
+
 def test_idempotency_keys_are_forgotten_after_a_day(engines: Engines) -> None:
     engine, clock = engines.policy({"api": limit(10)})
     engine.create_customer("u")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -364,3 +365,43 @@ def test_sighup_reloads_the_policy(policy_file: Path, engines: Engines) -> None:
         server.wait_for("policy reloaded", after=mark)
         assert server.client.get("/healthz").json()["policy"] != before
         assert server.proc.poll() is None  # still serving
+
+
+def test_an_idempotency_key_meters_once_and_replays_the_first_answer(served: Any) -> None:
+    http = served[0].client
+    http.post("/v1/customers", json={"id": "u"})
+    call = {"customer": "u", "entitlement": "api", "value": 4}
+    first = http.post("/v1/allow", json=call, headers={"Idempotency-Key": "req-1"})
+    again = http.post("/v1/allow", json=call, headers={"Idempotency-Key": "req-1"})
+    assert (first.status_code, again.status_code) == (200, 200) and first.json() == again.json()
+    assert http.get("/v1/customers/u/entitlements/api").json()["value"] == "4"  # metered once
+    other = http.post("/v1/allow", json={**call, "value": 1}, headers={"Idempotency-Key": "req-1"})
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_conflict"
+    track = {"customer": "u", "entitlement": "tokens", "value": 10}
+    for _ in range(3):
+        assert http.post("/v1/track", json=track, headers={"Idempotency-Key": "t-1"}).json() == {"recorded": True}
+    assert http.get("/v1/customers/u/entitlements/tokens").json()["value"] == "10"
+    refused = http.post("/v1/customers", json={"id": "w"}, headers={"Idempotency-Key": "c-1"})
+    assert refused.status_code == 422 and "Idempotency-Key" in refused.json()["detail"]
+    assert http.get("/v1/customers/w").status_code == 404
+
+
+def test_a_client_that_times_out_and_retries_with_its_key_is_metered_once(served: Any) -> None:
+    """The first request is sent and its answer never read (the client gave up); the retry with the same key
+    gets the first answer, and the meter moved once."""
+    server = served[0]
+    server.client.post("/v1/customers", json={"id": "u"})
+    body = json.dumps({"customer": "u", "entitlement": "tokens", "value": 3}).encode()
+    raw = (
+        b"POST /v1/allow HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Idempotency-Key: slow-1\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(raw)
+        sock.recv(1)  # the server has answered (one byte read): the client now hangs up without the rest
+    retry = server.client.post(
+        "/v1/allow", json={"customer": "u", "entitlement": "tokens", "value": 3}, headers={"Idempotency-Key": "slow-1"}
+    )
+    assert retry.status_code == 200 and retry.json()["allowed"]
+    assert server.client.get("/v1/customers/u/entitlements/tokens").json()["value"] == "3"

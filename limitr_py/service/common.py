@@ -57,6 +57,26 @@ def _scope(needed: str) -> Callable[..., None]:
 READ, WRITE, ADMIN = (Depends(_scope(s)) for s in api_keys.SCOPES)
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="a retry with the same key meters nothing and answers what the first call answered",
+    ),
+]
+
+
+def no_idempotency_key(request: Request) -> None:
+    """Refuse an `Idempotency-Key` where the engine has none to honour (rather than ignore it silently)."""
+    if "idempotency-key" in request.headers:
+        raise Problem(
+            422,
+            "invalid_argument",
+            "`Idempotency-Key` is taken by /v1/allow, /v1/track and /v1/settle; this call is made safe to retry "
+            "by its ids (README: HTTP service)",
+        )
+
+
 def known(value: Any, what: str) -> Any:
     """`value`, or a 404 naming what was not found (the Python API's None)."""
     if value is None:

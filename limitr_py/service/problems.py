@@ -3,6 +3,7 @@
 | raised | status | code |
 |---|---|---|
 | InvalidArgumentError, a body that fails validation | 422 | invalid_argument |
+| an `Idempotency-Key` reused with another body | 422 | idempotency_conflict |
 | unknown customer or entitlement on a read | 404 | not_found |
 | PolicyError | 400 | policy_error |
 | ConcurrentUpdateError | 409 | conflict |
@@ -22,7 +23,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from limitr_py.errors import ConcurrentUpdateError, InvalidArgumentError, PolicyError, StoreError
+from limitr_py.errors import (
+    ConcurrentUpdateError,
+    IdempotencyConflictError,
+    InvalidArgumentError,
+    PolicyError,
+    StoreError,
+)
 from limitr_py.service import wire
 
 log = logging.getLogger("limitr.service")
@@ -101,6 +108,10 @@ def install(app: FastAPI) -> None:
     async def _policy(request: Request, exc: PolicyError) -> Response:
         diagnostics = [d.headline() for d in exc.diagnostics]
         return response(400, "policy_error", diagnostics[0] if diagnostics else str(exc), diagnostics=diagnostics)
+
+    @app.exception_handler(IdempotencyConflictError)
+    async def _reused(request: Request, exc: IdempotencyConflictError) -> Response:
+        return response(422, "idempotency_conflict", f"{exc}: a new call needs a new key")
 
     @app.exception_handler(ConcurrentUpdateError)
     async def _conflict(request: Request, exc: ConcurrentUpdateError) -> Response:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Self
+from decimal import Decimal
+from typing import Any, Self
 
 from limitr_py.clock import Clock, SystemClock
 from limitr_py.compile.graph import CompiledPolicy
@@ -113,11 +114,37 @@ class Core:
         """Apply `change` to a copy of the customer; write it and send `customer-set` when it returns True."""
         return self._txn.run(ident, lambda at, now: customer_commands.update(at, now, ident, change))
 
-    def _meter(self, request: Request, idem: tuple[str, str] | None, decisions: list[Decision] | None = None) -> bool:
+    def _meter(self, request: Request, idem: tuple[str, str] | None) -> bool:
         def attempt(at: Attempt, now: datetime) -> bool:
-            return metering.meter(self._decider, at, now, request, decisions)
+            return metering.meter(self._decider, at, now, request, None)
 
         return self._txn.run(request.customer, attempt, idempotency=idem)
+
+    def _meter_explained(self, request: Request, idem: tuple[str, str] | None) -> Decision:
+        """`_meter` answering the call's Decision. With an idempotency key its summary is what is recorded, so a
+        replay answers it too (as a Decision without gates)."""
+        made: dict[str, Any] = {}
+
+        def attempt(at: Attempt, now: datetime) -> dict[str, Any]:
+            decisions: list[Decision] = []
+            allowed = metering.meter(self._decider, at, now, request, decisions)
+            d = decisions[0] if decisions else Decision(allowed, "unknown", None, None, ())
+            answer = {"allowed": allowed, "gate": d.gate, "limit_type": d.limit_type, "headroom": d.headroom}
+            made.update(decision=d, answer=answer)
+            return answer
+
+        result = self._txn.run(request.customer, attempt, idempotency=idem)
+        if made and result is made["answer"]:
+            decision: Decision = made["decision"]
+            return decision
+        headroom = result.get("headroom")  # a replay: as recorded (durable stores keep numbers as text)
+        return Decision(
+            bool(result["allowed"]),
+            str(result["gate"]),
+            result.get("limit_type"),
+            None if headroom is None else Decimal(str(headroom)),
+            (),
+        )
 
     def _ask(self, request: Request, explain: bool = True) -> Outcome:
         """The decision of a call that writes nothing; `explain`: with every gate listed."""

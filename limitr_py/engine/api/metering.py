@@ -56,13 +56,15 @@ class Metering(Core):
         cap: CapArg = None,
         overhead: NumberLike | None = None,
         force: bool = False,
+        idempotency_key: str | None = None,
     ) -> Decision:
         """`allow`, returning the committed call's `Decision` instead of a bool (`.allowed` is allow's answer):
         why a metered call was denied without deciding twice (simulators, replays, the HTTP service). An unknown
-        customer is a denial at gate `customer`."""
-        decisions: list[Decision] = []
-        allowed = self._meter(self._metered(id, entitlement, value, event, cap, overhead, force), None, decisions)
-        return decisions[0] if decisions else Decision(allowed, "unknown", None, None, ())
+        customer is a denial at gate `customer`. A retry with `idempotency_key` meters nothing and returns the
+        first call's decision without its gates (`gates` is empty: they are not kept)."""
+        request = self._metered(id, entitlement, value, event, cap, overhead, force)
+        idem = requests.idempotency(idempotency_key, *requests.metered_call("allow_explained", request))
+        return self._meter_explained(request, idem)
 
     def track(
         self,

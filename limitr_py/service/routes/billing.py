@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from limitr_py.engine.arguments import UNSET  # "leave as it is", as the Python API takes it
@@ -15,10 +15,12 @@ from limitr_py.service.bodies import (
     OverageLimitBody,
     TopupBody,
 )
-from limitr_py.service.common import ADMIN, READ, Engine, done, known, respond
+from limitr_py.service.common import ADMIN, READ, Engine, done, known, no_idempotency_key, respond
 from limitr_py.service.problems import Problem
 
-router = APIRouter(prefix="/v1/customers/{id}", route_class=ExactRoute, tags=["billing"])
+router = APIRouter(
+    prefix="/v1/customers/{id}", route_class=ExactRoute, tags=["billing"], dependencies=[Depends(no_idempotency_key)]
+)
 
 
 @router.post("/caps", dependencies=[ADMIN], status_code=201)

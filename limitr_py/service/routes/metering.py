@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from limitr_py.service.bodies import AllowBody, CheckBody, ExactRoute, ReleaseBody, ReserveBody, SettleBody, TrackBody
-from limitr_py.service.common import READ, WRITE, Engine, decision_answer, respond, service_of
+from limitr_py.service.common import (
+    READ,
+    WRITE,
+    Engine,
+    IdempotencyKey,
+    decision_answer,
+    no_idempotency_key,
+    respond,
+    service_of,
+)
 
 router = APIRouter(prefix="/v1", route_class=ExactRoute, tags=["metering"])
 
@@ -16,11 +25,17 @@ def _counted(request: Request, endpoint: str, allowed: bool) -> None:
 
 
 @router.post("/allow", dependencies=[WRITE])
-def allow(body: AllowBody, engine: Engine, request: Request) -> Response:
+def allow(body: AllowBody, engine: Engine, request: Request, key: IdempotencyKey = None) -> Response:
     """Decide and meter one call (`allow_explained`): `allowed`, and when denied the gate and the limit type that
-    bound; `headroom` is how many more units the deciding limit takes now."""
+    bound; `headroom` is how many more units the deciding limit took before the call."""
     decision = engine.allow_explained(
-        body.customer, body.entitlement, body.value, event=body.event, cap=body.cap, overhead=body.overhead
+        body.customer,
+        body.entitlement,
+        body.value,
+        event=body.event,
+        cap=body.cap,
+        overhead=body.overhead,
+        idempotency_key=key,
     )
     _counted(request, "allow", decision.allowed)
     return respond(decision_answer(decision))
@@ -37,10 +52,12 @@ def check(body: CheckBody, engine: Engine, request: Request) -> Response:
 
 
 @router.post("/track", dependencies=[WRITE])
-def track(body: TrackBody, engine: Engine) -> Response:
+def track(body: TrackBody, engine: Engine, key: IdempotencyKey = None) -> Response:
     """Record usage that already happened (it passes any limit); `recorded` is false for an unknown customer or
     entitlement."""
-    recorded = engine.track(body.customer, body.entitlement, body.value, event=body.event, overhead=body.overhead)
+    recorded = engine.track(
+        body.customer, body.entitlement, body.value, event=body.event, overhead=body.overhead, idempotency_key=key
+    )
     return respond({"recorded": recorded})
 
 
@@ -50,7 +67,7 @@ def explain(customer: str, entitlement: str, engine: Engine, value: str = "0") -
     return respond(engine.explain(customer, entitlement, value))
 
 
-@router.post("/reserve", dependencies=[WRITE])
+@router.post("/reserve", dependencies=[WRITE, Depends(no_idempotency_key)])
 def reserve(body: ReserveBody, engine: Engine) -> Response:
     """Hold room for a call before doing it: the hold's id, or null (`reserved: false`) when the call would not be
     allowed."""
@@ -69,7 +86,7 @@ def reserve(body: ReserveBody, engine: Engine) -> Response:
 
 
 @router.post("/settle", dependencies=[WRITE])
-def settle(body: SettleBody, engine: Engine) -> Response:
+def settle(body: SettleBody, engine: Engine, key: IdempotencyKey = None) -> Response:
     """Resolve a hold: drop it and record the actual usage."""
     settled = engine.settle(
         body.customer,
@@ -80,11 +97,12 @@ def settle(body: SettleBody, engine: Engine) -> Response:
         overhead=body.overhead,
         basis=body.basis,
         segment=body.segment,
+        idempotency_key=key,
     )
     return respond({"settled": settled})
 
 
-@router.post("/release", dependencies=[WRITE])
+@router.post("/release", dependencies=[WRITE, Depends(no_idempotency_key)])
 def release(body: ReleaseBody, engine: Engine) -> Response:
     """Drop a hold without recording usage; `released` is false when there is no such hold."""
     return respond({"released": engine.release(body.customer, body.entitlement, body.hold_id)})
