@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +407,80 @@ def test_a_client_that_times_out_and_retries_with_its_key_is_metered_once(served
     )
     assert retry.status_code == 200 and retry.json()["allowed"]
     assert server.client.get("/v1/customers/u/entitlements/tokens").json()["value"] == "3"
+
+
+@pytest.mark.parametrize("backend", ["redis", "postgres"], indirect=True)
+def test_two_servers_of_two_workers_hold_a_hard_limit_and_a_shared_cap(policy_file: Path, engines: Engines) -> None:
+    """32 concurrent clients over HTTP, spread over 2 servers × 2 worker processes on one store: exactly the hard
+    limit of 5 calls passes for one customer, and exactly 50 tokens pass under an org's shared cap of 50."""
+    url = engines.url()
+    with Server(policy_file, url, "--workers", "2") as one, Server(policy_file, url, "--workers", "2") as two:
+        admin = one.client
+        assert admin.post("/v1/customers", json={"id": "solo"}).status_code == 201
+        assert admin.post("/v1/customers", json={"id": "org", "type": "org"}).status_code == 201
+        members = [f"m{i}" for i in range(8)]
+        for m in members:
+            assert admin.post("/v1/customers", json={"id": m, "refs": ["org"]}).status_code == 201
+        cap = {"value": 50, "cap_id": "org-tokens", "credit": "token", "shared": True}
+        assert admin.post("/v1/customers/org/caps", json=cap).status_code == 201
+
+        def client(n: int) -> tuple[int, int]:
+            base = (one if n % 2 else two).url
+            solo = org = 0
+            with httpx.Client(base_url=base, timeout=60) as http:
+                for i in range(5):
+                    a = http.post("/v1/allow", json={"customer": "solo", "entitlement": "api", "value": 1})
+                    b = http.post(
+                        "/v1/allow", json={"customer": members[(n + i) % 8], "entitlement": "tokens"} | {"value": 1}
+                    )
+                    assert a.status_code == b.status_code == 200, (a.text, b.text)
+                    solo += a.json()["allowed"]
+                    org += b.json()["allowed"]
+            return solo, org
+
+        with ThreadPoolExecutor(32) as pool:
+            results = list(pool.map(client, range(32)))
+        assert sum(s for s, _ in results) == 5  # of 160 attempts
+        assert sum(o for _, o in results) == 50  # of 160 attempts
+        assert admin.get("/v1/customers/org/caps/org-tokens").json()["meter_value"] == "50"
+        assert two.client.get("/v1/customers/solo/entitlements/api").json()["value"] == "5"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"], indirect=True)
+def test_a_server_killed_under_load_loses_no_committed_usage(policy_file: Path, engines: Engines) -> None:
+    """4 clients track 1 token at a time; the server is SIGKILLed once 100 calls were answered. After a restart
+    the meter holds every answered call, plus at most the one each client had in flight."""
+    url = engines.url()
+    server = Server(policy_file, url)
+    server.client.post("/v1/customers", json={"id": "u"})
+    answered: list[int] = []
+    enough = threading.Event()
+    lock = threading.Lock()
+
+    def client() -> int:
+        mine = 0
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            for _ in range(10_000):
+                try:
+                    reply = http.post("/v1/track", json={"customer": "u", "entitlement": "tokens", "value": 1})
+                except httpx.TransportError:
+                    return mine
+                assert reply.status_code == 200
+                mine += 1
+                with lock:
+                    answered.append(1)
+                    if len(answered) >= 100:
+                        enough.set()
+        return mine
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(client) for _ in range(4)]
+            assert enough.wait(120)
+            server.proc.kill()  # mid-load: SIGKILL, no shutdown
+            total = sum(f.result() for f in futures)
+    finally:
+        server.stop()
+    with Server(policy_file, url) as again:
+        value = int(again.client.get("/v1/customers/u/entitlements/tokens").json()["value"])
+    assert total >= 100 and total <= value <= total + 4
