@@ -44,10 +44,12 @@ for entities, a top-up of 1,000 tokens."""
 class Server:
     """One `limitr serve` process; its log is read by a thread, so waiting for it is waiting on what it says."""
 
-    def __init__(self, policy: Path, store: str, *options: str) -> None:
+    def __init__(self, policy: Path, store: str, *options: str, command: list[str] | None = None) -> None:
+        """`command`: another uvicorn command line to run instead (the benchmark's bare endpoint)."""
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        serve = [sys.executable, "-m", "limitr_py", "serve", str(policy), "--store", store, "--port", "0", *options]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "limitr_py", "serve", str(policy), "--store", store, "--port", "0", *options],
+            command or serve,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

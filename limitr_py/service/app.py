@@ -11,14 +11,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from limitr_py import __version__
 from limitr_py.compile import load_policy
@@ -147,20 +147,38 @@ def _application(service: Service, watch: bool) -> FastAPI:
     app.router.route_class = ExactRoute
     problems.install(app)
     app.add_middleware(BodyLimit)
-
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        service.requests.labels(endpoint, str(response.status_code)).inc()
-        service.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(Measured, service=service)
 
     for routes in (metering.router, customers.router, billing.router, operations.router):
         app.include_router(routes)
     return app
+
+
+class Measured:
+    """Requests by endpoint and status, and their latency (plain ASGI: no stream or task per request)."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            endpoint = getattr(scope.get("route"), "path", "unmatched")
+            self.service.requests.labels(endpoint, str(status)).inc()
+            self.service.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
 def app_from_environment() -> FastAPI:
