@@ -1,19 +1,16 @@
 """JSON on the wire, exactly: numbers in are Decimal (never a float that rounds), numbers out are strings.
 
 A request body is read by `json.loads` with `parse_float=Decimal`; NaN and Infinity are refused as JSON
-(they are not JSON). An answer's Decimals are written in their plain text (`format_decimal`), its times in
-ISO 8601, its dataclasses (Decision, Gate, Invoice, …) as objects of their fields.
+(they are not JSON). An answer is written the way stores write records.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from limitr_py.units import format_decimal
+from limitr_py.engine.records import encode
 
 MAX_BODY = 64 * 1024
 """Largest request body accepted (bytes); a larger one is refused with 413 before it is parsed."""
@@ -46,26 +43,7 @@ def loads(body: bytes) -> Any:
         raise NotJSON("the body is nested too deeply", 0) from None
 
 
-def plain(value: Any) -> Any:
-    """A result as JSON-safe data: Decimal → its text, datetime → ISO 8601, dataclasses → objects."""
-    if value is None or isinstance(value, bool | str | int):
-        return value
-    if isinstance(value, Decimal):
-        return format_decimal(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return format_decimal(Decimal(value // timedelta(microseconds=1)) / 1000)
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if hasattr(value, "text"):  # a Schedule
-        return str(value.text)
-    return str(value)
-
-
 def dumps(value: Any) -> bytes:
-    return json.dumps(plain(value), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """An answer as JSON: `records.encode`, the stores' own encoding (Decimal → its plain text, times ISO 8601,
+    durations in ms, dataclasses → objects of their fields)."""
+    return json.dumps(encode(value), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
