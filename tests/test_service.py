@@ -100,6 +100,10 @@ BAD_REQUESTS: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/allow", b'{"customer": "' + b"u" * (1024 * 1024) + b'"}', 413),
     ("POST", "/v1/allow", b"[1, 2]", 422),
     ("POST", "/v1/track", {"customer": "u", "entitlement": "api", "value": -(10**31)}, 422),
+    ("POST", "/v1/customers/u/caps", {"value": -1}, 422),
+    ("POST", "/v1/customers/u/grants", {"credit": "token", "value": -5}, 422),
+    ("POST", "/v1/reserve", {"customer": "u", "entitlement": "api", "value": 1, "ttl": "-5s"}, 422),
+    ("POST", "/v1/reserve", {"customer": "u", "entitlement": "api", "value": 1, "ttl": "5parsecs"}, 422),
     ("POST", "/v1/customers", {"id": "n", "plan": "no-such-plan"}, 422),
     ("POST", "/v1/customers", {"id": "n", "metadata": "x"}, 422),
     ("GET", "/v1/customers/u/invoice?period=yesterday", None, 422),
@@ -146,6 +150,79 @@ def key_file(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     path = tmp_path / "keys.txt"
     made = {scope: api_keys.new_key(path, f"k-{scope}", scope) for scope in api_keys.SCOPES}
     return path, made
+
+
+# (method, path, body, the scope it needs) for every endpoint family; `u` exists, with a cap and a hold
+FAMILIES: list[tuple[str, str, Any, str]] = [
+    ("POST", "/v1/allow", {"customer": "u", "entitlement": "tokens", "value": 1}, "write"),
+    ("POST", "/v1/track", {"customer": "u", "entitlement": "tokens", "value": 1}, "write"),
+    ("POST", "/v1/check", {"customer": "u", "entitlement": "api", "value": 1}, "read"),
+    ("GET", "/v1/explain?customer=u&entitlement=api", None, "read"),
+    ("POST", "/v1/reserve", {"customer": "u", "entitlement": "tokens", "value": 1}, "write"),
+    ("POST", "/v1/release", {"customer": "u", "entitlement": "tokens", "hold_id": "h"}, "write"),
+    ("GET", "/v1/customers/u", None, "read"),
+    ("PATCH", "/v1/customers/u", {"label": "U"}, "admin"),
+    ("POST", "/v1/customers/u/alt_ids", {"alt": "u-alt"}, "admin"),
+    ("PUT", "/v1/customers/u/overrides/api", {"value": 9}, "admin"),
+    ("POST", "/v1/customers/u/entities", {"entity_id": "u-e"}, "admin"),
+    ("GET", "/v1/customers/u/entitlements/api", None, "read"),
+    ("GET", "/v1/customers/u/invoice", None, "read"),
+    ("POST", "/v1/customers/u/caps", {"value": 5}, "admin"),
+    ("GET", "/v1/customers/u/caps/c", None, "read"),
+    ("POST", "/v1/customers/u/grants", {"credit": "token", "value": 5}, "admin"),
+    ("GET", "/v1/customers/u/grants", None, "read"),
+    ("POST", "/v1/customers/u/topups", {"topup": "pack"}, "admin"),
+    ("GET", "/v1/customers/u/credits/token", None, "read"),
+    ("PUT", "/v1/customers/u/feature_config/tokens", {"overage": "block"}, "admin"),
+    ("PUT", "/v1/customers/u/overage_limit", {"max_overage_amount": 100}, "admin"),
+    ("POST", "/v1/customers/u/billing_controls", {"usage_limits": []}, "admin"),
+    ("GET", "/v1/customers/u/billing_config", None, "read"),
+    ("POST", "/v1/customers", {"id": "u2"}, "admin"),
+]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_family_needs_a_key_of_its_scope(
+    policy_file: Path, engines: Engines, key_file: tuple[Path, dict[str, str]]
+) -> None:
+    path, made = key_file
+    with Server(policy_file, engines.url(), "--api-keys", str(path)) as server:
+        http = server.client
+        admin = {"authorization": f"Bearer {made['admin']}"}
+        assert http.post("/v1/customers", json={"id": "u"}, headers=admin).status_code == 201
+        assert http.post("/v1/customers/u/caps", json={"value": 50, "cap_id": "c"}, headers=admin).status_code == 201
+        for method, url, body, needed in FAMILIES:
+            for presented in (None, "lk_wrong", *api_keys.SCOPES):
+                key = made.get(presented or "", presented)
+                headers = {"authorization": f"Bearer {key}"} if key else {}
+                status = http.request(method, url, json=body, headers=headers).status_code
+                if presented is None or presented == "lk_wrong":
+                    expected = {401}
+                elif api_keys.SCOPES.index(presented) < api_keys.SCOPES.index(needed):
+                    expected = {403}
+                else:
+                    expected = {200, 201}
+                assert status in expected, (method, url, presented, status)
+
+
+def test_a_key_is_compared_with_every_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Constant time: the presented key's hash meets every entry, whether it matches the first, the last or none."""
+    path = tmp_path / "keys.txt"
+    made = [api_keys.new_key(path, f"k{i}", "read") for i in range(5)]
+    entries = api_keys.read_keys(path)
+    compared: list[int] = []
+    real = api_keys.hmac.compare_digest
+
+    def counting(a: str, b: str) -> bool:
+        compared.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(api_keys.hmac, "compare_digest", counting)
+    for presented in (made[0], made[-1], "lk_none"):
+        compared.clear()
+        found = api_keys.find(entries, presented)
+        assert len(compared) == 5
+        assert (found.name if found else None) == {made[0]: "k0", made[-1]: "k4"}.get(presented)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
