@@ -166,6 +166,20 @@ def test_allow_explained_with_an_idempotency_key_replays_the_first_decision(engi
         engine.allow("u", "api", 7, idempotency_key="x-1")
 
 
+def test_reserve_and_release_with_an_idempotency_key_act_once(engines: Engines) -> None:
+    engine, _ = engines.policy({"api": limit(10)})
+    engine.create_customer("u")
+    hold = engine.reserve("u", "api", 6, idempotency_key="r-1")
+    assert hold is not None and engine.reserve("u", "api", 6, idempotency_key="r-1") == hold
+    assert engine.held("u", "api") == 6  # one hold of 6, not two (which would not fit under 10 anyway)
+    assert engine.release("u", "api", hold, idempotency_key="l-1")
+    assert engine.release("u", "api", hold, idempotency_key="l-1")  # the first answer, though the hold is gone
+    assert not engine.release("u", "api", hold)  # a new call: there is no such hold
+    assert engine.held("u", "api") == 0
+    with pytest.raises(IdempotencyConflictError):
+        engine.reserve("u", "api", 5, idempotency_key="r-1")
+
+
 def test_idempotency_keys_are_forgotten_after_a_day(engines: Engines) -> None:
     engine, clock = engines.policy({"api": limit(10)})
     engine.create_customer("u")

@@ -460,6 +460,10 @@ def test_an_idempotency_key_meters_once_and_replays_the_first_answer(served: Any
     for _ in range(3):
         assert http.post("/v1/track", json=track, headers={"Idempotency-Key": "t-1"}).json() == {"recorded": True}
     assert http.get("/v1/customers/u/entitlements/tokens").json()["value"] == "10"
+    hold = {"customer": "u", "entitlement": "tokens", "value": 5}
+    first_hold = http.post("/v1/reserve", json=hold, headers={"Idempotency-Key": "h-1"}).json()
+    assert http.post("/v1/reserve", json=hold, headers={"Idempotency-Key": "h-1"}).json() == first_hold
+    assert http.get("/v1/customers/u/entitlements/tokens").json()["held"] == "5"
     refused = http.post("/v1/customers", json={"id": "w"}, headers={"Idempotency-Key": "c-1"})
     assert refused.status_code == 422 and "Idempotency-Key" in refused.json()["detail"]
     assert http.get("/v1/customers/w").status_code == 404

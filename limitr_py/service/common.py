@@ -75,8 +75,8 @@ async def no_idempotency_key(request: Request) -> None:
         raise Problem(
             422,
             "invalid_argument",
-            "`Idempotency-Key` is taken by /v1/allow, /v1/track and /v1/settle; this call is made safe to retry "
-            "by its ids (README: HTTP service)",
+            "`Idempotency-Key` is taken by the metering endpoints (/v1/allow, /v1/track, /v1/reserve, /v1/settle, "
+            "/v1/release); this call is made safe to retry by its ids (README: HTTP service)",
         )
 
 

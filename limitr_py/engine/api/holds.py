@@ -34,12 +34,14 @@ class Holds(Core):
         ttl: DurationLike | None = None,
         quantile: NumberLike = "0.9",
         overhead: NumberLike | None = None,
+        idempotency_key: str | None = None,
     ) -> str | None:
         """Hold room for a call before doing it; returns the hold id, or None when it would not be allowed.
 
         Without `value` the hold is the learned estimate at `quantile` (or the limit's standard increment before
         anything is learned). The hold counts against its meter's limit and caps until `settle`, `release`, or its
-        TTL (`ttl`, else the policy's `hold_ttl`, 10 minutes by default) runs out.
+        TTL (`ttl`, else the policy's `hold_ttl`, 10 minutes by default) runs out. A retry with `idempotency_key`
+        holds nothing more and returns the first call's hold id.
         """
         reservation = hold_commands.reservation(
             self._compiled,
@@ -59,7 +61,10 @@ class Holds(Core):
         def attempt(at: Attempt, now: datetime) -> str | None:
             return hold_commands.reserve(self._compiled, self._decider, at, now, reservation)
 
-        return self._txn.run(reservation.customer, attempt)
+        r = reservation
+        call = ("reserve", r.customer, r.entitlement, r.quantity, r.context, r.segment, r.basis, r.quantile)
+        idem = requests.idempotency(idempotency_key, *call, r.overhead, r.lifetime)
+        return self._txn.run(reservation.customer, attempt, idempotency=idem)
 
     def settle(
         self,
@@ -91,10 +96,14 @@ class Holds(Core):
         self._learn_shared(learned)
         return done
 
-    def release(self, id: str, entitlement: str, hold_id: str) -> bool:
-        """Drop a hold without recording usage; False when there is no such hold."""
+    def release(self, id: str, entitlement: str, hold_id: str, *, idempotency_key: str | None = None) -> bool:
+        """Drop a hold without recording usage; False when there is no such hold. A retry with `idempotency_key`
+        returns the first call's answer (True, though the hold is gone by then)."""
         ident, ent, hid = args.ident(id), args.ident(entitlement, "entitlement"), args.ident(hold_id, "hold_id")
-        return self._txn.run(ident, lambda at, now: hold_commands.release(self._decider, at, now, ident, ent, hid))
+        idem = requests.idempotency(idempotency_key, "release", ident, ent, hid)
+        return self._txn.run(
+            ident, lambda at, now: hold_commands.release(self._decider, at, now, ident, ent, hid), idempotency=idem
+        )
 
     def held(self, id: str, entitlement: str) -> Decimal | None:
         """Units held by unexpired reservations on the meter (None for unknowns and feature flags)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from limitr_py.service.bodies import AllowBody, CheckBody, ExactRoute, ReleaseBody, ReserveBody, SettleBody, TrackBody
@@ -12,7 +12,6 @@ from limitr_py.service.common import (
     Engine,
     IdempotencyKey,
     decision_answer,
-    no_idempotency_key,
     respond,
     service_of,
 )
@@ -67,8 +66,8 @@ def explain(customer: str, entitlement: str, engine: Engine, value: str = "0") -
     return respond(engine.explain(customer, entitlement, value))
 
 
-@router.post("/reserve", dependencies=[WRITE, Depends(no_idempotency_key)])
-def reserve(body: ReserveBody, engine: Engine) -> Response:
+@router.post("/reserve", dependencies=[WRITE])
+def reserve(body: ReserveBody, engine: Engine, key: IdempotencyKey = None) -> Response:
     """Hold room for a call before doing it: the hold's id, or null (`reserved: false`) when the call would not be
     allowed."""
     hold = engine.reserve(
@@ -81,6 +80,7 @@ def reserve(body: ReserveBody, engine: Engine) -> Response:
         ttl=body.ttl,
         quantile=body.quantile,
         overhead=body.overhead,
+        idempotency_key=key,
     )
     return respond({"reserved": hold is not None, "hold_id": hold})
 
@@ -102,7 +102,8 @@ def settle(body: SettleBody, engine: Engine, key: IdempotencyKey = None) -> Resp
     return respond({"settled": settled})
 
 
-@router.post("/release", dependencies=[WRITE, Depends(no_idempotency_key)])
-def release(body: ReleaseBody, engine: Engine) -> Response:
+@router.post("/release", dependencies=[WRITE])
+def release(body: ReleaseBody, engine: Engine, key: IdempotencyKey = None) -> Response:
     """Drop a hold without recording usage; `released` is false when there is no such hold."""
-    return respond({"released": engine.release(body.customer, body.entitlement, body.hold_id)})
+    released = engine.release(body.customer, body.entitlement, body.hold_id, idempotency_key=key)
+    return respond({"released": released})
