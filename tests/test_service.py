@@ -522,6 +522,8 @@ def test_two_servers_of_two_workers_hold_a_hard_limit_and_a_shared_cap(policy_fi
         with ThreadPoolExecutor(32) as pool:
             results = list(pool.map(client, range(32)))
         assert sum(s for s, _ in results) == 5  # of 160 attempts
+        for server in (one, two):  # one worker answers a scrape; the line is there whatever it counted
+            assert "limitr_conflicts_retried_total " in server.client.get("/metrics").text
         assert sum(o for _, o in results) == 50  # of 160 attempts
         assert admin.get("/v1/customers/org/caps/org-tokens").json()["meter_value"] == "50"
         assert two.client.get("/v1/customers/solo/entitlements/api").json()["value"] == "5"

@@ -311,6 +311,7 @@ def test_giving_up_after_the_last_conflict_always_raises(grouped: bool, monkeypa
     engine = Limitr.new(DOC, store=AlwaysConflicts(grouped))
     with pytest.raises(ConcurrentUpdateError, match="after 4 conflicting attempts"):
         engine.create_customer("u")
+    assert engine.conflicts_retried == 3  # 4 attempts: 3 of them again after a conflict (a metric of the service)
     if grouped:
         with pytest.raises(ConcurrentUpdateError, match="locating `alt`"):
             engine._txn.locate_in("alt", "some-group")

@@ -9,6 +9,7 @@ of the attempt that committed are published.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -69,6 +70,8 @@ class Runner:
         self.groups: dict[str, str] = {}  # id or alt id → customer group (sharded stores only)
         self.clock = clock
         self.bus = bus
+        self.retried = 0  # attempts made again after a conflict (a metric: `Limitr.conflicts_retried`)
+        self._retried_lock = threading.Lock()
         # policy-wide estimates are shared by every customer: on a sharded store they have a group of their own
         self.estimates_group = keys.ESTIMATES_GROUP if self.grouped else None
 
@@ -76,6 +79,9 @@ class Runner:
         """The one retry loop: attempt numbers, with a jittered backoff from the third on (so racers stop
         colliding in step); raises ConcurrentUpdateError when `what` conflicted MAX_ATTEMPTS times."""
         for number in range(MAX_ATTEMPTS):
+            if number:
+                with self._retried_lock:
+                    self.retried += 1
             if number >= 3:
                 time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (number - 1))))
             yield number

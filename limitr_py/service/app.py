@@ -11,13 +11,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from limitr_py import __version__
@@ -74,6 +76,8 @@ class Service:
         self.conflicts = Counter(
             "limitr_conflicts", "Requests that gave up after the engine's retries", registry=self.registry
         )
+        self.retried_before = 0  # retries counted by the engines a reload replaced
+        self.registry.register(_Retries(self))
 
     def reload_state(self) -> dict[str, Any]:
         return {} if self.reload_error is None else {"reload": "failed", "reload_error": self.reload_error}
@@ -93,6 +97,7 @@ class Service:
                 return False
             self.reload_error = None
             if compiled.fingerprint != self.engine.fingerprint:
+                self.retried_before += self.engine.conflicts_retried
                 self.engine = Limitr(compiled, store=self.raw_store)
                 log.info("policy reloaded: %s (fingerprint %s)", self.policy_path, compiled.fingerprint)
             return True
@@ -152,6 +157,17 @@ def _application(service: Service, watch: bool) -> FastAPI:
     for routes in (metering.router, customers.router, billing.router, operations.router):
         app.include_router(routes)
     return app
+
+
+class _Retries(Collector):
+    """`limitr_conflicts_retried_total`: attempts the engine made again after a conflict (read when scraped)."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        total = self.service.retried_before + self.service.engine.conflicts_retried
+        yield CounterMetricFamily("limitr_conflicts_retried", "Attempts made again after a conflict", value=total)
 
 
 class Measured:

@@ -74,6 +74,11 @@ class Core:
     def store(self) -> Store:
         return self._txn.store
 
+    @property
+    def conflicts_retried(self) -> int:
+        """How many times a call was attempted again after a conflict, since this engine was made (a metric)."""
+        return self._txn.retried
+
     def close(self) -> None:
         """Release the store's connections (files, sockets). The engine cannot be used afterwards."""
         self._txn.store.close()
