@@ -153,6 +153,7 @@ def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[s
         event.get("value", 1),
         force=bool(event.get("track")),
         event=event.get("event_data", True),
+        gates=False,  # the gate and limit type are counted; listing every gate would be work for nobody
     )
     if decision.allowed:
         summary.allowed += 1

@@ -144,3 +144,56 @@ def test_a_hostile_events_line_is_a_usage_error_with_one_line(tmp_path: Path, na
     code = run(["simulate", str(policy), str(events), "--format", "json"], out, err)
     assert code == 2 and err.getvalue().count("\n") == 1 and "line 1:" in err.getvalue()
     assert json.loads(out.getvalue())["error"]["exit"] == 2
+
+
+AUTUMN = Path(__file__).resolve().parent.parent / "sample_policies" / "autumn_credit_system" / "policy.yaml"
+
+
+@pytest.mark.parametrize("policy_text", ["stof", "autumn"])
+def test_a_replay_decides_what_the_same_calls_made_one_by_one_decide(tmp_path: Path, policy_text: str) -> None:
+    """simulate's replay (its lighter path: no gate list) against `allow_explained` with every gate listed, call
+    by call on a clock set to each event's time: the same answers, denials by kind, meters, caps and invoices."""
+    from collections import Counter
+
+    from limitr_py import Limitr, ManualClock, load_policy
+    from limitr_py.simulate import replay, report
+
+    if policy_text == "stof":
+        policy, entitlements = load_policy(POLICY, format="stof"), ["api", "chat"]
+    else:  # a soft limit with a max overage of 5,000: many calls past it are denied by the billing control
+        policy, entitlements = load_policy(AUTUMN), ["api_calls"]
+    rng = random.Random(7)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    events = sorted(
+        (
+            {
+                "at": start + timedelta(seconds=rng.randrange(0, 60 * 86400)),  # two months: a reset in between
+                "customer": f"c{rng.randrange(30)}",
+                "entitlement": rng.choice(entitlements),
+                "value": rng.choice([1, 5, 40, 400]),
+            }
+            for _ in range(3000)
+        ),
+        key=lambda e: e["at"],  # type: ignore[arg-type, return-value]
+    )
+    lines = [json.dumps({**e, "at": e["at"].isoformat()}) for e in events]  # type: ignore[attr-defined]
+    replayed, summary = replay(lambda clock: Limitr(policy, clock=clock), lines)
+
+    clock = ManualClock(events[0]["at"])  # type: ignore[arg-type]
+    direct = Limitr(policy, clock=clock)
+    allowed = denied = 0
+    denials: Counter[str] = Counter()
+    for e in events:
+        clock.set(e["at"])  # type: ignore[arg-type]
+        if direct.customer(str(e["customer"])) is None:
+            direct.create_customer(str(e["customer"]))
+        decision = direct.allow_explained(str(e["customer"]), str(e["entitlement"]), e["value"])  # type: ignore[arg-type]
+        assert decision.gates  # the full path, gates listed
+        if decision.allowed:
+            allowed += 1
+        else:
+            denied += 1
+            denials[decision.limit_type or decision.gate] += 1
+    assert denied > 0 and allowed > 0
+    assert (summary.allowed, summary.denied, dict(summary.denials)) == (allowed, denied, dict(denials))
+    assert report(replayed, summary)["customers"] == report(direct, summary)["customers"]

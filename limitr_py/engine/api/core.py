@@ -125,14 +125,14 @@ class Core:
 
         return self._txn.run(request.customer, attempt, idempotency=idem)
 
-    def _meter_explained(self, request: Request, idem: tuple[str, str] | None) -> Decision:
+    def _meter_explained(self, request: Request, idem: tuple[str, str] | None, gates: bool = True) -> Decision:
         """`_meter` answering the call's Decision. With an idempotency key its summary is what is recorded, so a
         replay answers it too (as a Decision without gates)."""
         made: dict[str, Any] = {}
 
         def attempt(at: Attempt, now: datetime) -> dict[str, Any]:
             decisions: list[Decision] = []
-            allowed = metering.meter(self._decider, at, now, request, decisions)
+            allowed = metering.meter(self._decider, at, now, request, decisions, gates)
             d = decisions[0] if decisions else Decision(allowed, "unknown", None, None, ())
             answer = {"allowed": allowed, "gate": d.gate, "limit_type": d.limit_type, "headroom": d.headroom}
             made.update(decision=d, answer=answer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from limitr_py.engine import arguments as args
 from limitr_py.engine import requests
 from limitr_py.engine.api.core import Core
 from limitr_py.engine.arguments import CapArg, EventArg, NumberLike
@@ -57,14 +58,16 @@ class Metering(Core):
         overhead: NumberLike | None = None,
         force: bool = False,
         idempotency_key: str | None = None,
+        gates: bool = True,
     ) -> Decision:
         """`allow`, returning the committed call's `Decision` instead of a bool (`.allowed` is allow's answer):
         why a metered call was denied without deciding twice (simulators, replays, the HTTP service). An unknown
         customer is a denial at gate `customer`. A retry with `idempotency_key` meters nothing and returns the
-        first call's decision without its gates (`gates` is empty: they are not kept)."""
+        first call's decision without its gates (`gates` is empty: they are not kept). `gates=False`: the gate,
+        limit type and headroom only, without listing every gate (cheaper: what `limitr simulate` asks)."""
         request = self._metered(id, entitlement, value, event, cap, overhead, force)
         idem = requests.idempotency(idempotency_key, *requests.metered_call("allow_explained", request))
-        return self._meter_explained(request, idem)
+        return self._meter_explained(request, idem, args.flag(gates, "gates"))
 
     def track(
         self,
