@@ -10,17 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from limitr_py import __version__
 from limitr_py.compile import load_policy
@@ -30,6 +25,7 @@ from limitr_py.service import keys as api_keys
 from limitr_py.service import problems, reloading
 from limitr_py.service.bodies import ExactRoute
 from limitr_py.service.limits import BodyLimit
+from limitr_py.service.metrics import Measured, Metrics
 from limitr_py.service.routes import billing, customers, metering, operations
 from limitr_py.stores import Store, open_store
 
@@ -56,28 +52,8 @@ class Service:
         self.keys = keys
         self.reload_error: str | None = None
         self._reload_lock = threading.Lock()
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "limitr_http_requests",
-            "HTTP requests by endpoint and status",
-            ["endpoint", "status"],
-            registry=self.registry,
-        )
-        self.decisions = Counter(
-            "limitr_decisions",
-            "Metering and check answers by endpoint and decision",
-            ["endpoint", "decision"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "limitr_http_request_seconds", "Time to answer, by endpoint", ["endpoint"], registry=self.registry
-        )
-        self.store_errors = Counter("limitr_store_errors", "Requests failed closed: the store", registry=self.registry)
-        self.conflicts = Counter(
-            "limitr_conflicts", "Requests that gave up after the engine's retries", registry=self.registry
-        )
         self.retried_before = 0  # retries counted by the engines a reload replaced
-        self.registry.register(_Retries(self))
+        self.metrics = Metrics(lambda: self.retried_before + self.engine.conflicts_retried)
 
     def reload_state(self) -> dict[str, Any]:
         return {} if self.reload_error is None else {"reload": "failed", "reload_error": self.reload_error}
@@ -152,49 +128,11 @@ def _application(service: Service, watch: bool) -> FastAPI:
     app.router.route_class = ExactRoute
     problems.install(app)
     app.add_middleware(BodyLimit)
-    app.add_middleware(Measured, service=service)
+    app.add_middleware(Measured, metrics=service.metrics)
 
     for routes in (metering.router, customers.router, billing.router, operations.router):
         app.include_router(routes)
     return app
-
-
-class _Retries(Collector):
-    """`limitr_conflicts_retried_total`: attempts the engine made again after a conflict (read when scraped)."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        total = self.service.retried_before + self.service.engine.conflicts_retried
-        yield CounterMetricFamily("limitr_conflicts_retried", "Attempts made again after a conflict", value=total)
-
-
-class Measured:
-    """Requests by endpoint and status, and their latency (plain ASGI: no stream or task per request)."""
-
-    def __init__(self, app: ASGIApp, service: Service) -> None:
-        self.app, self.service = app, service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            endpoint = getattr(scope.get("route"), "path", "unmatched")
-            self.service.requests.labels(endpoint, str(status)).inc()
-            self.service.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
 def app_from_environment() -> FastAPI:

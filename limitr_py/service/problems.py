@@ -115,12 +115,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConcurrentUpdateError)
     async def _conflict(request: Request, exc: ConcurrentUpdateError) -> Response:
-        request.app.state.service.conflicts.inc()
+        request.app.state.service.metrics.conflicts.inc()
         return response(409, "conflict", str(exc))
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> Response:
-        request.app.state.service.store_errors.inc()
+        request.app.state.service.metrics.store_errors.inc()
         return response(503, "store_unavailable", str(exc).splitlines()[0], {"Retry-After": "1"})
 
     @app.exception_handler(Exception)

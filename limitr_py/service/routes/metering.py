@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1", route_class=ExactRoute, tags=["metering"])
 
 
 def _counted(request: Request, endpoint: str, allowed: bool) -> None:
-    service_of(request).decisions.labels(endpoint, "allowed" if allowed else "denied").inc()
+    service_of(request).metrics.decisions.labels(endpoint, "allowed" if allowed else "denied").inc()
 
 
 @router.post("/allow", dependencies=[WRITE])

@@ -21,7 +21,7 @@ def healthz(engine: Engine, request: Request) -> Response:
     try:
         engine.store.read(["healthz"])
     except StoreError as exc:
-        service.store_errors.inc()
+        service.metrics.store_errors.inc()
         return respond({**body, "status": "unavailable", "detail": str(exc).splitlines()[0]}, 503)
     return respond({**body, "status": "ok"})
 
@@ -30,4 +30,4 @@ def healthz(engine: Engine, request: Request) -> Response:
 def metrics(request: Request) -> Response:
     """Prometheus text: requests by endpoint and status, decisions, latency, store errors, conflicts (per worker
     process)."""
-    return Response(generate_latest(service_of(request).registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(service_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
