@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -27,8 +26,8 @@ from limitr_py.documents import FORMATS, SUFFIXES, format_for_path, load_documen
 from limitr_py.documents.writers import dump
 from limitr_py.engine.records import plain
 from limitr_py.errors import InvalidArgumentError, PolicyError, StoreError
+from limitr_py.invoice_text import invoice_lines
 from limitr_py.limitr import Limitr
-from limitr_py.money import exponent
 from limitr_py.resources import resource_path
 from limitr_py.simulate import SimulationError, replay, report
 
@@ -82,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--at", default=None, metavar="TIME", help="decide as of this ISO 8601 time (default: now)")
     explain.add_argument("--format", choices=["human", "json"], default="human")
+
+    invoice = sub.add_parser("invoice", help="a customer's invoice, from the store's state")
+    invoice.add_argument("policy", metavar="POLICY")
+    invoice.add_argument("customer", metavar="CUSTOMER")
+    invoice.add_argument(
+        "--store", default=None, help=f"store URL (default: $LIMITR_STORE, else {DEFAULT_STORE}, which must exist)"
+    )
+    invoice.add_argument(
+        "--period", default="current", help="current (default), previous, or an ISO 8601 time in the period"
+    )
+    invoice.add_argument("--at", default=None, metavar="TIME", help="as of this ISO 8601 time (default: now)")
+    invoice.add_argument("--format", choices=["human", "json"], default="human")
 
     simulate = sub.add_parser("simulate", help="replay timestamped usage (JSON lines) against a policy")
     simulate.add_argument("policy", metavar="POLICY")
@@ -139,6 +150,8 @@ def run(argv: Sequence[str], stdout: IO[str], stderr: IO[str], stdin: IO[str] | 
             return _simulate(args, stdout, stderr)
         if args.command == "explain":
             return _explain(args, stdout, stderr)
+        if args.command == "invoice":
+            return _invoice(args, stdout, stderr)
         if args.command in ("serve", "keys", "openapi"):
             return _service_command(args, stdout, stderr)
         stdout.write(resource_path("schemas", "policy.schema.json").read_text(encoding="utf-8"))
@@ -374,22 +387,47 @@ def _explain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     return status
 
 
+def _invoice(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    """`limitr invoice`: what `invoice()` returns, as text or as `Invoice.to_dict()` (exit 2: no such customer)."""
+    compiled = _load_compiled(args, stdout, stderr)
+    if compiled is None:
+        return EXIT_INVALID
+    url = args.store or os.environ.get("LIMITR_STORE") or DEFAULT_STORE
+    _refuse_new_sqlite_file(url)
+    period: str | datetime = (
+        args.period if args.period in ("current", "previous") else _instant(args.period, "--period")
+    )
+    clock = ManualClock(_instant(args.at)) if args.at is not None else None
+    try:
+        with Limitr(compiled, store=url, clock=clock) as engine:
+            invoice = engine.invoice(args.customer, period=period)
+    except (StoreError, InvalidArgumentError) as exc:
+        raise _Usage(str(exc)) from None
+    if invoice is None:
+        raise _Usage(f"no customer `{args.customer}` in `{url}`")
+    if args.format == "json":
+        stdout.write(json.dumps(invoice.to_dict(), indent=2) + "\n")
+    else:
+        stdout.writelines(line + "\n" for line in invoice_lines(invoice.to_dict()))
+    return EXIT_OK
+
+
 def _refuse_new_sqlite_file(url: str) -> None:
-    """`explain` only reads: a SQLite file that does not exist is a mistake (a wrong directory or path), and
-    opening it would create an empty store silently."""
+    """`explain` and `invoice` only read: a SQLite file that does not exist is a mistake (a wrong directory or
+    path), and opening it would create an empty store silently."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
         if not path.exists():
-            raise _Usage(f"no store at `{path}`: pass --store URL or set LIMITR_STORE (explain never creates one)")
+            raise _Usage(f"no store at `{path}`: pass --store URL or set LIMITR_STORE (reading never creates one)")
 
 
-def _instant(text: str) -> datetime:
+def _instant(text: str, option: str = "--at") -> datetime:
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise _Usage(f"--at must be an ISO 8601 time such as 2026-03-01T12:00:00Z, got `{text}`") from None
+        raise _Usage(f"{option} must be an ISO 8601 time such as 2026-03-01T12:00:00Z, got `{text}`") from None
     if at.tzinfo is None:
-        raise _Usage(f"--at needs a time zone (e.g. `Z`): `{text}`")
+        raise _Usage(f"{option} needs a time zone (e.g. `Z`): `{text}`")
     return at
 
 
@@ -439,18 +477,12 @@ def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     if result["denials"]:
         stdout.write("denials by limit type: " + ", ".join(f"{k} {v:,}" for k, v in result["denials"].items()) + "\n")
     for ident, customer in result["customers"].items():
-        stdout.write(f"\n{ident} (plan `{customer['plan'] or 'inherited'}`)\n")
+        stdout.write(f"\n{ident} (plan `{customer['plan']}`)\n")
         for name, meter in customer["meters"].items():
             stdout.write(f"  {name}: {meter['value']} of {meter['limit'] if meter['limit'] is not None else '-'}\n")
         for cap_id, cap in customer["caps"].items():
             stdout.write(f"  cap {cap_id}: {cap['meter_value']} of {cap['ceiling']}\n")
         for period, invoice in customer["invoices"].items():
-            total = Decimal(invoice["total"]).scaleb(-exponent(invoice["currency"]))
-            stdout.write(
-                f"  invoice ({period}, {invoice['period_start']} → {invoice['period_end']}): "
-                f"{total} {invoice['currency']}\n"
-            )
-            for line in invoice["lines"]:
-                amount = Decimal(line["amount"]).scaleb(-exponent(invoice["currency"]))
-                stdout.write(f"    {line['description']}: {line['quantity']} → {amount}\n")
+            stdout.write(f"  {period}:\n")
+            stdout.writelines(line + "\n" for line in invoice_lines(invoice, indent="    "))
     return EXIT_OK

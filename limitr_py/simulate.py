@@ -181,23 +181,8 @@ def report(engine: Limitr, summary: Summary) -> dict[str, Any]:
         for period in ("previous", "current"):
             invoice = engine.invoice(ident, period=period)
             if invoice is not None and invoice.lines:
-                invoices[period] = {
-                    "period_start": invoice.period_start.isoformat() if invoice.period_start else None,
-                    "period_end": invoice.period_end.isoformat() if invoice.period_end else None,
-                    "total": invoice.total,
-                    "currency": invoice.currency,
-                    "lines": [
-                        {
-                            "kind": line.kind,
-                            "entitlement": line.entitlement,
-                            "description": line.description,
-                            "quantity": _num(line.quantity),
-                            "amount": line.amount,
-                        }
-                        for line in invoice.lines
-                    ],
-                }
-        customers[ident] = {"plan": state.plan, "meters": meters, "caps": caps, "invoices": invoices}
+                invoices[period] = invoice.to_dict()
+        customers[ident] = {"plan": engine.customer_plan(ident), "meters": meters, "caps": caps, "invoices": invoices}
     return {
         "events": summary.events,
         "allowed": summary.allowed,

@@ -379,3 +379,52 @@ def test_the_readmes_hook_snippet_names_this_release() -> None:
     rev = re.search(r"^\s*rev: (\S+)", (root / "README.md").read_text(encoding="utf-8"), re.M)
     assert rev is not None and rev.group(1) == f"v{version}" and __version__ == version
     assert f"## [{version}] - " in (root / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
+def test_invoice_prints_what_invoice_returns(tmp_path: Path) -> None:
+    """`limitr invoice` on a store written by the Python API: `--format json` is `Invoice.to_dict()`; the text has
+    every line and the total in the currency's format. 70 tokens over 50 at 0.01 = 0.70, plus the 5.00 fee."""
+    from datetime import UTC, datetime
+
+    from limitr_py import Limitr, ManualClock
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "policy:\n  currency: USD\n  credits: {tok: {price: {amount: 0.01}}}\n"
+        "  plans:\n    basic:\n      default: true\n      price: {amount: 5}\n"
+        "      entitlements:\n"
+        "        chat: {limit: {credit: tok, mode: soft, value: 50, resets: true, reset_sch: 'monthly:1'}}\n"
+    )
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    at = ["--at", now.isoformat()]  # the CLI's clock, set to the engine's
+    with Limitr.new(policy, store=store, clock=ManualClock(now)) as engine:
+        engine.create_customer("acme")
+        assert engine.allow("acme", "chat", 120)
+        expected = engine.invoice("acme")
+        assert expected is not None
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["invoice", str(policy), "acme", "--store", store, "--format", "json", *at], out, err) == 0, (
+        err.getvalue()
+    )
+    printed = json.loads(out.getvalue())
+    assert printed == expected.to_dict() and printed["total"] == 570 == expected.total
+    assert json.loads(json.dumps(expected.to_dict())) == printed  # JSON-safe as it is
+    out = io.StringIO()
+    assert run(["invoice", str(policy), "acme", "--store", store, *at], out, err) == 0
+    text = out.getvalue()
+    assert text.startswith("invoice of acme, ") and "5.70 USD" in text and "0.70" in text
+    out = io.StringIO()
+    previous = ["invoice", str(policy), "acme", "--store", store, "--period", "previous", "--format", "json", *at]
+    assert run(previous, out, err) == 0
+    assert json.loads(out.getvalue())["lines"] == []  # February: acme did not exist yet
+    out = io.StringIO()
+    assert run([*previous[:-2], "--at", "2026-04-02T00:00:00Z"], out, err) == 0
+    assert json.loads(out.getvalue())["total"] == 570  # in April, March is the previous period
+    for argv, message in [
+        (["invoice", str(policy), "nobody", "--store", store], "no customer `nobody`"),
+        (["invoice", str(policy), "acme", "--store", store, "--period", "yesterday"], "--period must be an ISO"),
+        (["invoice", str(policy), "acme", "--store", f"sqlite:///{tmp_path / 'none.db'}"], "no store at"),
+    ]:
+        err = io.StringIO()
+        assert run(argv, io.StringIO(), err) == 2 and message in err.getvalue(), err.getvalue()

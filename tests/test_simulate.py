@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -102,7 +103,9 @@ def test_human_output_and_engine_calls_in_the_events(tmp_path: Path) -> None:
     assert "events: 5  allowed: 1  denied: 2" in text  # the cap stops the second chat call; ghost is unknown
     assert "denials by limit type: cap 1, customer 1" in text
     assert "cap budget: 1.2 of 1.3" in text and "chat: 120 of 50" in text  # $1.20 spent; $0.20 more was denied
-    assert "invoice (current" in text and "chat overage: 70 → 0.70" in text
+    assert "acme (plan `basic`)" in text  # on the default plan: named, not left blank
+    assert "  current:\n    invoice of acme, 2026-03-01" in text
+    assert re.search(r"chat overage +70 +0\.70\n", text) and re.search(r"total +5\.70 USD\n", text)
 
 
 def test_bad_events_files_name_the_line(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from limitr_py.units import format_decimal
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -85,3 +87,25 @@ class Invoice:
     period_end: datetime | None
     lines: tuple[InvoiceLine, ...]
     total: int  # minor units: the sum of the lines
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: times in ISO 8601, quantities and unit prices as exact decimal text, `amount` and `total`
+        in minor units of the currency (integers), as `invoice()` has them."""
+        return {
+            "customer": self.customer,
+            "currency": self.currency,
+            "period_start": None if self.period_start is None else self.period_start.isoformat(),
+            "period_end": None if self.period_end is None else self.period_end.isoformat(),
+            "lines": [
+                {
+                    "kind": line.kind,
+                    "entitlement": line.entitlement,
+                    "description": line.description,
+                    "quantity": format_decimal(line.quantity),
+                    "unit_price": format_decimal(line.unit_price),
+                    "amount": line.amount,
+                }
+                for line in self.lines
+            ],
+            "total": self.total,
+        }

@@ -15,7 +15,7 @@ from limitr_py.engine.arguments import DurationLike, NumberLike
 from limitr_py.engine.commands import customers as customer_commands
 from limitr_py.engine.exact import exact
 from limitr_py.engine.records import customer_record
-from limitr_py.engine.resolve import reachable
+from limitr_py.engine.resolve import plan_for, reachable
 from limitr_py.engine.state import CustomerState
 from limitr_py.engine.txn import Attempt
 from limitr_py.engine.values import Customer
@@ -165,6 +165,13 @@ class Customers(Core):
         """The stored state of a customer (a copy; changing it changes nothing)."""
         _, state = self._view(args.ident(id))
         return None if state is None else ops.detached(state)
+
+    def customer_plan(self, id: str) -> str | None:
+        """The plan a customer is on: its own, else the first ref's that has one, else the policy's default (the
+        plan its limits come from); None for an unknown customer or when no plan resolves."""
+        snap, state = self._view(args.ident(id))
+        plan = None if state is None else plan_for(self._compiled, snap.customers, state)
+        return None if plan is None else plan.name
 
     def reachable(self, id: str) -> list[str]:
         """Ids of every customer reachable through `id`'s refs (breadth-first)."""
