@@ -12,10 +12,24 @@ import fnmatch
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import IO, NamedTuple
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from limitr_py import __version__
 from limitr_py.clock import ManualClock
@@ -438,7 +452,40 @@ def plain_json(value: object) -> object:
 
 # -- simulate ------------------------------------------------------------------------------------------------
 
-PROGRESS_EVERY = 10_000
+PROGRESS_EVERY = 1_000
+"""Events between two updates of the progress bar (each update is a little work for the terminal)."""
+
+
+@contextmanager
+def progress_bar(stream: IO[str], total: int, show: bool) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on `stream` (events done of `total`, rate, time left), or nothing when not shown."""
+    if not show:
+        yield None
+        return
+    columns = (
+        TextColumn("simulating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        _Rate(),
+        TimeRemainingColumn(),
+    )
+    console = Console(file=stream, force_terminal=stream.isatty(), width=100 if not stream.isatty() else None)
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("events", total=total)
+
+        def advance(done: int) -> None:
+            if done % PROGRESS_EVERY == 0 or done == total:
+                bar.update(task, completed=done)
+
+        yield advance
+
+
+class _Rate(ProgressColumn):
+    """Events per second, as rich measures them (its own clock: the engine's time is the events' `at`)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} events/s" if task.speed else "… events/s")
 
 
 def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
@@ -446,26 +493,21 @@ def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     if compiled is None:
         return EXIT_INVALID
     show = args.progress or stderr.isatty()
-
-    def progress(done: int) -> None:
-        if done % PROGRESS_EVERY == 0:
-            stderr.write(f"\rsimulating: {done:,} events")
-            stderr.flush()
-
     try:
         with open(args.events, encoding="utf-8") as lines:
-            engine, summary = replay(
-                lambda clock: Limitr(compiled, clock=clock),
-                lines,
-                create_customers=not args.no_create_customers,
-                progress=progress if show else None,
-            )
+            total = sum(1 for line in lines if line.strip()) if show else 0  # the bar's 100%: one fast pass
+            lines.seek(0)
+            with progress_bar(stderr, total, show) as advance:
+                engine, summary = replay(
+                    lambda clock: Limitr(compiled, clock=clock),
+                    lines,
+                    create_customers=not args.no_create_customers,
+                    progress=advance,
+                )
     except OSError as exc:
         raise _Usage(f"cannot read `{args.events}`: {exc.strerror}") from None
     except SimulationError as exc:
         return _fail(EXIT_USAGE, "usage", f"{args.events}: {exc}", stdout, stderr, args.format == "json")
-    if show:
-        stderr.write(f"\rsimulated: {summary.events:,} events\n")
     result = report(engine, summary)
     if args.format == "json":
         stdout.write(json.dumps(result, indent=2) + "\n")

@@ -43,6 +43,9 @@ CALLS = (
 )
 """Engine calls an event line may make besides usage (their keyword arguments, with `id` first)."""
 
+TIMES = frozenset({"expires_on", "expires"})
+"""Arguments of those calls that are times: written in the events file as ISO 8601 text with a zone."""
+
 
 class SimulationError(LimitrError):
     """An events file that cannot be replayed: the message names the line."""
@@ -131,7 +134,7 @@ def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[s
         name = calls[0]
         if not isinstance(event[name], dict):
             raise InvalidArgumentError(f"`{name}` takes an object of its arguments, got `{event[name]!r:.60}`")
-        kwargs = dict(event[name])
+        kwargs = {k: _time(k, v) if k in TIMES else v for k, v in event[name].items()}
         ident = kwargs.pop("id", None)
         getattr(engine, name)(ident, **kwargs)
         summary.calls[name] += 1
@@ -160,6 +163,18 @@ def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[s
     else:
         summary.denied += 1
         summary.denials[decision.limit_type or decision.gate] += 1
+
+
+def _time(name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # None, or a mistake the engine names
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgumentError(f"`{name}` must be an ISO 8601 time, e.g. 2026-04-01T00:00:00Z: `{value}`") from None
+    if at.tzinfo is None:
+        raise InvalidArgumentError(f"`{name}` needs a time zone (e.g. `Z`): `{value}`")
+    return at
 
 
 def report(engine: Limitr, summary: Summary) -> dict[str, Any]:

@@ -77,7 +77,33 @@ def test_a_generated_month_for_1000_customers_matches_the_model(tmp_path: Path) 
         assert customer["meters"]["chat"]["value"] == str(meters["chat"])
         # the plan fee (500 cents) plus chat overage past 50 at 1 cent a token
         assert customer["invoices"]["current"]["total"] == 500 + max(0, meters["chat"] - 50)
-    assert "simulated: 20,000 events" in err.getvalue()
+    # the progress bar (rich): events done of the total, rate and time left; a non-terminal gets its last state
+    assert "simulating" in err.getvalue() and "20000/20000" in err.getvalue() and "events/s" in err.getvalue()
+
+
+def test_times_in_engine_calls_are_iso_8601_text(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.stof"
+    policy.write_text(POLICY)
+    events = tmp_path / "events.jsonl"
+    grant = {"id": "acme", "credit": "tok", "value": 100, "expires_on": "2026-03-05T00:00:00Z"}
+    lines = [
+        {"at": "2026-03-01T00:00:00Z", "create_customer": {"id": "acme"}},
+        {"at": "2026-03-01T00:00:00Z", "grant": grant},
+        {"at": "2026-03-02T00:00:00Z", "customer": "acme", "entitlement": "chat", "value": 80},  # 30 over: granted
+        {"at": "2026-03-06T00:00:00Z", "customer": "acme", "entitlement": "chat", "value": 10},  # expired: billed
+    ]
+    events.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    out = io.StringIO()
+    assert run(["simulate", str(policy), str(events), "--format", "json"], out, io.StringIO()) == 0
+    invoice = json.loads(out.getvalue())["customers"]["acme"]["invoices"]["current"]
+    assert invoice["total"] == 500 + 10  # the fee, and 10 tokens past the grant's expiry at 1 cent
+    for bad, message in [("tomorrow", "must be an ISO 8601 time"), ("2026-03-05T00:00:00", "needs a time zone")]:
+        events.write_text(
+            json.dumps({**lines[0]}) + "\n" + json.dumps({**lines[1], "grant": {**grant, "expires_on": bad}})
+        )
+        err = io.StringIO()
+        assert run(["simulate", str(policy), str(events)], io.StringIO(), err) == 2
+        assert f"line 2: `expires_on` {message}" in err.getvalue(), err.getvalue()
 
 
 def test_human_output_and_engine_calls_in_the_events(tmp_path: Path) -> None:
