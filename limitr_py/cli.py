@@ -31,7 +31,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from limitr_py import __version__
+from limitr_py import __version__, chart
+from limitr_py.chart import MAX_CUSTOMERS, Recorder
 from limitr_py.clock import ManualClock
 from limitr_py.compile import check, compile_document
 from limitr_py.compile.graph import CompiledPolicy
@@ -118,6 +119,16 @@ def _parser() -> argparse.ArgumentParser:
         help="deny usage of unknown customers instead of creating them on the default plan",
     )
     simulate.add_argument("--progress", action="store_true", help="show progress on stderr (default: on a terminal)")
+    simulate.add_argument(
+        "--chart", metavar="OUT", default=None, help="draw meters, spend and denials over time to OUT.html or OUT.svg"
+    )
+    simulate.add_argument(
+        "--chart-customer",
+        action="append",
+        default=None,
+        metavar="ID",
+        help=f"a customer to draw (repeatable; default: the first {MAX_CUSTOMERS} the events name)",
+    )
 
     serve = sub.add_parser("serve", help="run the HTTP service (pip install 'limitr-py[serve]')")
     serve.add_argument("policy", metavar="POLICY")
@@ -493,6 +504,10 @@ def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     if compiled is None:
         return EXIT_INVALID
     show = args.progress or stderr.isatty()
+    chart_path = Path(args.chart) if args.chart else None
+    if chart_path is not None and chart_path.suffix.lower() not in (".html", ".svg"):
+        raise _Usage(f"--chart writes .html or .svg, not `{chart_path.name}`")
+    recorder = Recorder(args.chart_customer) if chart_path is not None else None
     try:
         with open(args.events, encoding="utf-8") as lines:
             total = sum(1 for line in lines if line.strip()) if show else 0  # the bar's 100%: one fast pass
@@ -503,11 +518,19 @@ def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
                     lines,
                     create_customers=not args.no_create_customers,
                     progress=advance,
+                    observe=recorder,
                 )
     except OSError as exc:
         raise _Usage(f"cannot read `{args.events}`: {exc.strerror}") from None
     except SimulationError as exc:
         return _fail(EXIT_USAGE, "usage", f"{args.events}: {exc}", stdout, stderr, args.format == "json")
+    if chart_path is not None and recorder is not None:
+        title = f"limitr simulate: {Path(args.events).name} against {Path(args.policy).name}"
+        drawn = chart.html(recorder, title) if chart_path.suffix.lower() == ".html" else chart.svg(recorder, title)
+        try:
+            chart_path.write_text(drawn, encoding="utf-8")
+        except OSError as exc:
+            raise _Usage(f"cannot write `{chart_path}`: {exc.strerror}") from None
     result = report(engine, summary)
     if args.format == "json":
         stdout.write(json.dumps(result, indent=2) + "\n")

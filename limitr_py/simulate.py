@@ -105,8 +105,10 @@ def replay(
     *,
     create_customers: bool = True,
     progress: Callable[[int], None] | None = None,
+    observe: Callable[[Limitr, datetime, str, str, bool], None] | None = None,
 ) -> tuple[Limitr, Summary]:
-    """Run every event; unknown customers are created on the default plan unless `create_customers` is off."""
+    """Run every event; unknown customers are created on the default plan unless `create_customers` is off.
+    `observe(engine, at, customer, entitlement, allowed)` is called after each metered event (the chart)."""
     engine: Limitr | None = None
     clock: ManualClock | None = None
     summary = Summary()
@@ -118,9 +120,11 @@ def replay(
         clock.set(at)
         summary.events += 1
         try:
-            _apply(engine, event, summary, known, create_customers)
+            metered = _apply(engine, event, summary, known, create_customers)
         except (InvalidArgumentError, TypeError) as exc:
             raise SimulationError(f"line {number}: {exc}") from None
+        if observe is not None and metered is not None:
+            observe(engine, at, *metered)
         if progress is not None:
             progress(summary.events)
     if engine is None:
@@ -128,7 +132,10 @@ def replay(
     return engine, summary
 
 
-def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[str], create: bool) -> None:
+def _apply(
+    engine: Limitr, event: dict[str, Any], summary: Summary, known: set[str], create: bool
+) -> tuple[str, str, bool] | None:
+    """Run one event: an engine call (None), or a metered call ((customer, entitlement, allowed))."""
     calls = [name for name in CALLS if name in event]
     if calls:
         name = calls[0]
@@ -141,7 +148,7 @@ def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[s
         if name == "create_customer" and ident not in known:
             known.add(ident)
             summary.customers.append(ident)
-        return
+        return None
     customer, entitlement = event.get("customer"), event.get("entitlement")
     if not isinstance(customer, str) or not isinstance(entitlement, str):
         raise InvalidArgumentError(f"an event needs `customer` and `entitlement`, or one of: {', '.join(CALLS)}")
@@ -163,6 +170,7 @@ def _apply(engine: Limitr, event: dict[str, Any], summary: Summary, known: set[s
     else:
         summary.denied += 1
         summary.denials[decision.limit_type or decision.gate] += 1
+    return customer, entitlement, decision.allowed
 
 
 def _time(name: str, value: Any) -> Any:
