@@ -41,6 +41,7 @@ from limitr_py.documents import FORMATS, SUFFIXES, format_for_path, load_documen
 from limitr_py.documents.writers import dump
 from limitr_py.engine.records import plain
 from limitr_py.errors import InvalidArgumentError, PolicyError, StoreError
+from limitr_py.invoice_html import invoice_page
 from limitr_py.invoice_text import invoice_lines
 from limitr_py.limitr import Limitr
 from limitr_py.resources import resource_path
@@ -107,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         "--period", default="current", help="current (default), previous, or an ISO 8601 time in the period"
     )
     invoice.add_argument("--at", default=None, metavar="TIME", help="as of this ISO 8601 time (default: now)")
-    invoice.add_argument("--format", choices=["human", "json"], default="human")
+    invoice.add_argument("--format", choices=["human", "json", "html"], default="human")
 
     simulate = sub.add_parser("simulate", help="replay timestamped usage (JSON lines) against a policy")
     simulate.add_argument("policy", metavar="POLICY")
@@ -432,6 +433,8 @@ def _invoice(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         raise _Usage(f"no customer `{args.customer}` in `{url}`")
     if args.format == "json":
         stdout.write(json.dumps(invoice.to_dict(), indent=2) + "\n")
+    elif args.format == "html":
+        stdout.write(invoice_page(invoice.to_dict()))
     else:
         stdout.writelines(line + "\n" for line in invoice_lines(invoice.to_dict()))
     return EXIT_OK

@@ -1,5 +1,5 @@
-"""`limitr simulate --chart`: the file a browser renders (checked in a real headless Chromium), with a panel per
-customer, each meter's line, the spend line and one red dot per denial."""
+"""Pages a browser renders, checked in a real headless Chromium: `limitr simulate --chart` (a panel per customer,
+each meter's line, the spend line, one red dot per denial) and `limitr invoice --format html`."""
 
 from __future__ import annotations
 
@@ -94,3 +94,38 @@ def test_a_chart_file_of_another_kind_is_a_usage_error(replayed: tuple[Path, Pat
     err = io.StringIO()
     assert run(["simulate", str(policy), str(events), "--chart", str(tmp_path / "c.png")], io.StringIO(), err) == 2
     assert "--chart writes .html or .svg" in err.getvalue()
+
+
+def test_an_html_invoice_reads_like_one_and_prints(tmp_path: Path) -> None:
+    """`limitr invoice --format html` in a browser: one row per line, the total as `invoice()` has it in the
+    currency's format, and a PDF when printed."""
+    from limitr_py import Limitr, ManualClock
+    from limitr_py.invoice_text import money
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "policy:\n  currency: USD\n  credits: {tok: {price: {amount: 0.01}}}\n  plans:\n    basic:\n"
+        "      default: true\n      price: {amount: 5}\n      entitlements:\n"
+        "        chat: {limit: {credit: tok, mode: soft, value: 50, resets: true, reset_sch: 'monthly:1'}}\n"
+    )
+    store, now = f"sqlite:///{tmp_path / 'state.db'}", datetime(2026, 3, 10, tzinfo=UTC)
+    with Limitr.new(policy, store=store, clock=ManualClock(now)) as engine:
+        engine.create_customer("acme <&> co")  # escaped in the page, not markup
+        engine.allow("acme <&> co", "chat", 120)
+        expected = engine.invoice("acme <&> co")
+    assert expected is not None and expected.total == 570
+    out = io.StringIO()
+    command = ["invoice", str(policy), "acme <&> co", "--store", store, "--at", now.isoformat(), "--format", "html"]
+    assert run(command, out, io.StringIO()) == 0
+    page_file = tmp_path / "invoice.html"
+    page_file.write_text(out.getvalue())
+    with browser.page() as page:
+        page.goto(page_file.as_uri())
+        assert page.locator(".customer").inner_text() == "acme <&> co"
+        assert page.locator("tr.line").count() == len(expected.lines)
+        assert page.locator(".total-amount").inner_text() == f"{money(expected.total, 'USD')} USD" == "5.70 USD"
+        amounts = [row.inner_text() for row in page.locator("tr.line td.amount").all()]
+        assert amounts == [money(line.amount, "USD") for line in expected.lines]
+        pdf = page.pdf()  # prints
+        assert pdf.startswith(b"%PDF") and len(pdf) > 1000
+        page.screenshot(path=str(tmp_path / "invoice.png"), full_page=True)
