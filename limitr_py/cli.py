@@ -31,7 +31,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from limitr_py import __version__, chart
+from limitr_py import __version__, chart, iso_time
 from limitr_py.chart import MAX_CUSTOMERS, Recorder
 from limitr_py.clock import ManualClock
 from limitr_py.compile import check, compile_document
@@ -451,12 +451,10 @@ def _refuse_new_sqlite_file(url: str) -> None:
 
 def _instant(text: str, option: str = "--at") -> datetime:
     try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise _Usage(f"{option} must be an ISO 8601 time such as 2026-03-01T12:00:00Z, got `{text}`") from None
-    if at.tzinfo is None:
-        raise _Usage(f"{option} needs a time zone (e.g. `Z`): `{text}`")
-    return at
+        return iso_time.parse(text)
+    except iso_time.NotATime as exc:
+        example = "" if exc.no_zone else " such as 2026-03-01T12:00:00Z"
+        raise _Usage(f"{option} {exc}{example}, got `{text}`") from None
 
 
 def plain_json(value: object) -> object:

@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from limitr_py import bounds
+from limitr_py import bounds, iso_time
 from limitr_py.clock import ManualClock
 from limitr_py.errors import InvalidArgumentError, LimitrError
 from limitr_py.limitr import Limitr
@@ -82,11 +82,10 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, datetime, dict[str,
         if not isinstance(event, dict) or not isinstance(event.get("at"), str):
             raise SimulationError(f"line {number}: each event is an object with an `at` time")
         try:
-            at = datetime.fromisoformat(event["at"].replace("Z", "+00:00"))
-        except ValueError:
-            raise SimulationError(f"line {number}: `at` is not an ISO 8601 time: `{event['at']}`") from None
-        if at.tzinfo is None:
-            raise SimulationError(f"line {number}: `at` needs a time zone (e.g. `Z`): `{event['at']}`")
+            at = iso_time.parse(event["at"])
+        except iso_time.NotATime as exc:
+            what = "needs a time zone (e.g. `Z`)" if exc.no_zone else "is not an ISO 8601 time"
+            raise SimulationError(f"line {number}: `at` {what}: `{event['at']}`") from None
         if not bounds.MIN_YEAR <= at.year <= bounds.MAX_YEAR:  # the engine's clock range (bounds.py)
             raise SimulationError(
                 f"line {number}: `at` must fall in the years {bounds.MIN_YEAR}-{bounds.MAX_YEAR}: `{event['at']}`"
@@ -177,12 +176,9 @@ def _time(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value  # None, or a mistake the engine names
     try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgumentError(f"`{name}` must be an ISO 8601 time, e.g. 2026-04-01T00:00:00Z: `{value}`") from None
-    if at.tzinfo is None:
-        raise InvalidArgumentError(f"`{name}` needs a time zone (e.g. `Z`): `{value}`")
-    return at
+        return iso_time.parse(value)
+    except iso_time.NotATime as exc:
+        raise InvalidArgumentError(f"`{name}` {exc}, e.g. 2026-04-01T00:00:00Z: `{value}`") from None
 
 
 def report(engine: Limitr, summary: Summary) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictBool, StrictInt, StrictStr, WithJsonSchema
 
+from limitr_py import iso_time
 from limitr_py.service import wire
 
 
@@ -88,10 +89,7 @@ def _time(value: Any) -> datetime:
         return value
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 time, e.g. `2026-12-31T00:00:00Z`")
-    at = datetime.fromisoformat(value.replace("Z", "+00:00"))  # its ValueError says what is wrong
-    if at.tzinfo is None:
-        raise ValueError("needs a time zone, e.g. `Z`")
-    return at
+    return iso_time.parse(value)  # NotATime is a ValueError: pydantic reports its message with the field
 
 
 Time = Annotated[datetime, PlainValidator(_time), WithJsonSchema({"type": "string", "format": "date-time"})]

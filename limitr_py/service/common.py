@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 
+from limitr_py import iso_time
 from limitr_py.limitr import Limitr
 from limitr_py.service import keys as api_keys
 from limitr_py.service import wire
@@ -104,9 +105,6 @@ def decision_answer(decision: Any) -> dict[str, Any]:
 
 def parse_time(text: str, field: str) -> datetime:
     try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise Problem(422, "invalid_argument", f"`{field}` is not an ISO 8601 time: `{text}`") from None
-    if at.tzinfo is None:
-        raise Problem(422, "invalid_argument", f"`{field}` needs a time zone (e.g. `Z`): `{text}`")
-    return at
+        return iso_time.parse(text)
+    except iso_time.NotATime as exc:
+        raise Problem(422, "invalid_argument", f"`{field}` {exc}: `{text}`") from None
