@@ -66,3 +66,23 @@ def test_a_state_object_changed_after_it_was_encoded_is_caught(monkeypatch: pyte
     monkeypatch.setattr(records, "VERIFY_SHARED", False)
     stale = records.customer_record(state, shared=True)["meters"]["e0"]["value"]
     assert stale == "1" and records.customer_record(state)["meters"]["e0"]["value"] == "2"
+
+
+def test_a_detached_state_can_be_changed_without_changing_anything_stored() -> None:
+    """The engine shares the tables it never changes in place (one empty mapping, one empty billing state for all
+    customers); `customer_state()` hands out copies a caller may change freely."""
+    engine = Limitr.new(DOC)
+    engine.create_customer("u")
+    engine.create_customer("v")
+    engine.allow("u", "e0", 1)
+    mine = engine.customer_state("u")
+    assert mine is not None
+    mine.caps["x"] = mine.caps.get("x")  # type: ignore[index, assignment]
+    mine.billing.windows["w"] = mine.billing.windows.get("w")  # type: ignore[assignment]
+    mine.meters["e0"].holds["h"] = mine.meters["e0"].holds.get("h")  # type: ignore[index, assignment]
+    mine.metadata["k"] = 1  # type: ignore[index]
+    for ident in ("u", "v"):
+        stored = engine.customer_state(ident)
+        assert stored is not None
+        assert not stored.caps and not stored.billing.windows and not stored.metadata
+        assert all(not m.holds for m in stored.meters.values())

@@ -6,14 +6,14 @@ Each returns the customers to write (copies), alias changes, and the events to p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
 from limitr_py.compile.graph import CompiledPolicy, Plan
 from limitr_py.engine import grants
 from limitr_py.engine.resolve import plan_for
-from limitr_py.engine.state import CustomerState, MeterState
+from limitr_py.engine.state import BillingState, CustomerState, MeterState
 from limitr_py.engine.values import BillingConfig, Customer
 from limitr_py.event_names import EventName
 
@@ -168,5 +168,22 @@ def plan_fee_due(policy: CompiledPolicy, state: CustomerState, now: datetime) ->
 
 
 def detached(state: CustomerState) -> CustomerState:
-    """A copy of a stored state deep enough that changing it changes nothing stored."""
-    return replace(state.copy(), meters={k: m.copy() for k, m in state.meters.items()})
+    """A copy of a stored state deep enough that changing it changes nothing stored (the engine shares the
+    tables it never changes in place; a caller might change them)."""
+    meters = {k: replace(m.copy(), holds=dict(m.holds), estimates=dict(m.estimates)) for k, m in state.meters.items()}
+    return replace(
+        state.copy(),
+        meters=meters,
+        metadata=dict(state.metadata),
+        overrides=dict(state.overrides),
+        grants=dict(state.grants),
+        caps=dict(state.caps),
+        billing=_detached_billing(state.billing),
+    )
+
+
+def _detached_billing(billing: BillingState) -> BillingState:
+    tables: dict[str, Any] = {
+        f.name: dict(v) for f in fields(billing) if isinstance(v := getattr(billing, f.name), dict)
+    }
+    return replace(billing, **tables)

@@ -21,7 +21,7 @@ from limitr_py.engine.customers import customer_payload
 from limitr_py.engine.exchange import to_runes
 from limitr_py.engine.records import plain
 from limitr_py.engine.resolve import limit_for, plan_for, resolve_customer, scope_owner
-from limitr_py.engine.state import ZERO, Cap, ClosedPeriod, CustomerState, Grant, MeterState
+from limitr_py.engine.state import ZERO, Cap, ClosedPeriod, CustomerState, Grant, MeterState, without
 from limitr_py.engine.values import Decision, Gate
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.event_names import EventName
@@ -249,7 +249,7 @@ class Decider:
         limit, expired = limit_for(owner, ent, now)
         if expired and write:
             owner = editable(changed, owner)
-            del owner.overrides[ent.name]
+            owner.overrides = without(owner.overrides, ent.name)
         if limit is None:
             if gates is not None:
                 gates.append(Gate("feature", True, {"plan": plan.name}))
@@ -912,7 +912,7 @@ class Decider:
             after = cap.meter_value + amount
             if a.holder is not None:
                 holder = editable(changed, _state_of(call, a.holder, changed))
-                holder.caps[cap.id] = replace(cap, meter_value=after)
+                holder.caps = {**holder.caps, cap.id: replace(cap, meter_value=after)}
                 if a.holder not in touched and a.holder != call.owner.id:
                     touched.append(a.holder)
             if send and cap.meter_value < cap.value <= after:

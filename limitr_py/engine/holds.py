@@ -64,8 +64,7 @@ def reserve(
         return False, {}, ZERO
     changed: dict[str, CustomerState] = {}
     meter = Decider.writable_meter(changed, call, now)
-    meter.holds = meters.live_holds(meter, now)
-    meter.holds[hold_id] = Hold(call.value, call.overhead, now + ttl, basis, segment)
+    meter.holds = {**meters.live_holds(meter, now), hold_id: Hold(call.value, call.overhead, now + ttl, basis, segment)}
     return True, changed, call.value
 
 
@@ -78,7 +77,7 @@ def settle(decider: Decider, snap: Snapshot, req: Request, hold_id: str, now: da
     hold = meter.holds.get(hold_id) if meter is not None else None
     owner = call.owner.copy()
     fresh = meter.copy() if meter is not None else MeterState(call.limit.credit, now)
-    fresh.holds.pop(hold_id, None)
+    fresh.holds = {k: v for k, v in fresh.holds.items() if k != hold_id}
     owner.meters[call.entitlement] = fresh
     outcome = decider.allow(Snapshot({**snap.customers, owner.id: owner}, snap.aliases), req, now)
     outcome.changed.setdefault(owner.id, owner)
@@ -93,7 +92,7 @@ def release(
         return None
     changed: dict[str, CustomerState] = {}
     meter = Decider.writable_meter(changed, call, now)
-    del meter.holds[hold_id]
+    meter.holds = {k: v for k, v in meter.holds.items() if k != hold_id}
     return changed
 
 
@@ -113,7 +112,7 @@ def learn_customer(changed: dict[str, CustomerState], call: Call, learn: Learn, 
     )
     if learned is None:
         return False
-    meter.estimates[learn.segment] = learned
+    meter.estimates = {**meter.estimates, learn.segment: learned}
     return True
 
 

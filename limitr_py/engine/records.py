@@ -18,6 +18,7 @@ from typing import Any, TypeVar, get_args
 from limitr_py import bounds
 from limitr_py.compile.graph import Limit, Mode
 from limitr_py.engine.state import (
+    NOTHING,
     AutoTopup,
     BillingState,
     Cap,
@@ -298,11 +299,13 @@ def _meter_from(raw: Any, d: Decoder, where: str) -> MeterState:
         d.value("Decimal | None", raw.get("ewma_rate"), f"{where}.ewma_rate"),
         d.value("Decimal | None", raw.get("governor_tokens"), f"{where}.governor_tokens"),
         d.value("datetime | None", raw.get("governor_last_refill"), f"{where}.governor_last_refill"),
-        {k: d.obj(Hold, h, f"{where}.holds.{k}") for k, h in d.mapping(raw.get("holds"), f"{where}.holds").items()},
+        {k: d.obj(Hold, h, f"{where}.holds.{k}") for k, h in d.mapping(raw.get("holds"), f"{where}.holds").items()}
+        or NOTHING,
         {
             k: d.obj(EstimateState, e, f"{where}.estimates.{k}")
             for k, e in d.mapping(raw.get("estimates"), f"{where}.estimates").items()
-        },
+        }
+        or NOTHING,
         d.value("Decimal", raw.get("billed", "0"), f"{where}.billed"),
         d.value("Decimal", raw.get("covered", "0"), f"{where}.covered"),
         d.value("Decimal", raw.get("covered_units", "0"), f"{where}.covered_units"),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Literal, TypeVar
 
 from limitr_py.compile.graph import Limit
@@ -235,6 +236,21 @@ def as_of(
     return out, changed
 
 
+NOTHING: Mapping[str, Any] = MappingProxyType({})
+"""The empty mapping every state without holds, estimates, overrides, grants, caps or metadata shares (read-only:
+those tables are replaced, never changed in place)."""
+
+
+NO_BILLING = BillingState()
+"""The billing state of every customer without billing controls (frozen, and its tables are replaced with it, never
+changed in place: one instance serves them all instead of eight empty dicts each)."""
+
+
+def without(table: Mapping[str, T], key: str) -> dict[str, T]:
+    """`table` less `key`, as a new mapping (the tables of a state are never changed in place)."""
+    return {k: v for k, v in table.items() if k != key}
+
+
 @dataclass(slots=True)
 class MeterState:
     """One entitlement's usage in the current period, in the credit's units."""
@@ -247,8 +263,10 @@ class MeterState:
     ewma_rate: Decimal | None = None
     governor_tokens: Decimal | None = None
     governor_last_refill: datetime | None = None
-    holds: dict[str, Hold] = field(default_factory=dict)
-    estimates: dict[str, EstimateState] = field(default_factory=dict)  # the customer's own, by segment
+    # Replaced, never changed in place (`{**holds, id: hold}`): a copy of the meter shares them, and a meter without
+    # any (nearly all) holds the one empty mapping instead of two dicts of its own
+    holds: Mapping[str, Hold] = field(default_factory=lambda: NOTHING)
+    estimates: Mapping[str, EstimateState] = field(default_factory=lambda: NOTHING)  # the customer's own, by segment
     billed: Decimal = ZERO  # this period, runes: list price of billable units added (refunds negative)
     covered: Decimal = ZERO  # this period, runes: the part of `billed` grants paid for
     covered_units: Decimal = ZERO  # this period: billable units grants paid for
@@ -264,8 +282,8 @@ class MeterState:
             self.ewma_rate,
             self.governor_tokens,
             self.governor_last_refill,
-            dict(self.holds),
-            dict(self.estimates),
+            self.holds,
+            self.estimates,
             self.billed,
             self.covered,
             self.covered_units,
@@ -288,20 +306,23 @@ class CustomerState:
     label: str = "User"
     refs: tuple[str, ...] = ()
     alt_ids: tuple[str, ...] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
+    # metadata, overrides, grants and caps are replaced, never changed in place (like a meter's holds): a copy
+    # shares them, and most customers, who have none, share the one empty mapping
+    metadata: Mapping[str, Any] = field(default_factory=lambda: NOTHING)
     created: datetime | None = None
     meters: dict[str, MeterState] = field(default_factory=dict)
-    overrides: dict[str, Override] = field(default_factory=dict)
-    grants: dict[str, Grant] = field(default_factory=dict)
-    caps: dict[str, Cap] = field(default_factory=dict)
-    billing: BillingState = field(default_factory=BillingState)
+    overrides: Mapping[str, Override] = field(default_factory=lambda: NOTHING)
+    grants: Mapping[str, Grant] = field(default_factory=lambda: NOTHING)
+    caps: Mapping[str, Cap] = field(default_factory=lambda: NOTHING)
+    billing: BillingState = field(default_factory=lambda: NO_BILLING)
     parent: str | None = None  # the customer an entity belongs to
     entities: tuple[str, ...] = ()
     billing_anchor: datetime | None = None  # start of the billing cycle (plan with a price), else None
     periods: tuple[ClosedPeriod, ...] = ()  # archive of closed meter periods, newest last
 
     def copy(self) -> CustomerState:
-        """A copy whose containers can change without touching this one (meters are copied when changed)."""
+        """A copy whose meters dict can change without touching this one (meters themselves are copied when
+        changed; the other tables are replaced, never changed, so they are shared)."""
         return CustomerState(
             self.id,
             self.plan,
@@ -309,12 +330,12 @@ class CustomerState:
             self.label,
             self.refs,
             self.alt_ids,
-            dict(self.metadata),
+            self.metadata,
             self.created,
             dict(self.meters),
-            dict(self.overrides),
-            dict(self.grants),
-            dict(self.caps),
+            self.overrides,
+            self.grants,
+            self.caps,
             self.billing,
             self.parent,
             self.entities,

@@ -16,7 +16,7 @@ from limitr_py.engine.exchange import RUNE, names_a_credit
 from limitr_py.engine.exchange import resolve as resolve_path
 from limitr_py.engine.records import plain
 from limitr_py.engine.resolve import resolve_customer
-from limitr_py.engine.state import ZERO, Cap
+from limitr_py.engine.state import ZERO, Cap, without
 from limitr_py.engine.txn import Attempt
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.schedules import Schedule
@@ -130,7 +130,7 @@ def add(at: Attempt, now: datetime, ident: str, s: CapSpec) -> Cap | None:
         expires_on=s.expires_on,
     )
     copy = state.copy()
-    copy.caps[s.id] = cap
+    copy.caps = {**copy.caps, s.id: cap}
     at.put_customers({copy.id: copy})
     if s.events:
         at.events.append(("customer-cap-added", {"customer": copy.id, "cap": plain(cap)}))
@@ -144,10 +144,11 @@ def change(at: Attempt, now: datetime, ident: str, cap_id: str, events: bool, *,
     if state is None or cap_id not in state.caps:
         return False
     copy = state.copy()
-    cap = copy.caps.pop(cap_id)
+    cap = copy.caps[cap_id]
+    copy.caps = without(copy.caps, cap_id)  # a reset cap moves to the end, as it always did
     if not remove:
         cap = replace(cap, meter_value=ZERO, started=now, last_reset=now if cap.reset_sch else None)
-        copy.caps[cap_id] = cap
+        copy.caps = {**copy.caps, cap_id: cap}
     at.put_customers({copy.id: copy})
     if events:
         if remove:

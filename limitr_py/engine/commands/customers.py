@@ -13,7 +13,7 @@ from limitr_py.engine import customers as ops
 from limitr_py.engine import keys
 from limitr_py.engine.decide import quantity_in
 from limitr_py.engine.resolve import plan_for, resolve_customer
-from limitr_py.engine.state import ZERO, CustomerState, Override
+from limitr_py.engine.state import ZERO, CustomerState, Override, without
 from limitr_py.engine.txn import Attempt
 from limitr_py.engine.values import Customer
 from limitr_py.errors import InvalidArgumentError
@@ -201,7 +201,7 @@ def override(policy: CompiledPolicy, spec: OverrideSpec, made: list[Limit]) -> C
             reset_inc=spec.period if own_clock else (base.reset_inc if base else None),
             reset_sch=spec.schedule if own_clock else (base.reset_sch if base else None),
         )
-        c.overrides[spec.entitlement] = Override(limit, spec.expires)
+        c.overrides = {**c.overrides, spec.entitlement: Override(limit, spec.expires)}
         made.append(limit)
         return True
 
@@ -222,6 +222,9 @@ def remove_override(entitlement: str) -> Change:
     """The change dropping a customer's override of an entitlement (False when it has none)."""
 
     def change(c: CustomerState, at: Attempt, now: datetime) -> bool:
-        return c.overrides.pop(entitlement, None) is not None
+        if entitlement not in c.overrides:
+            return False
+        c.overrides = without(c.overrides, entitlement)
+        return True
 
     return change

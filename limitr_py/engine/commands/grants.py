@@ -66,7 +66,7 @@ def grant(spec: GrantSpec, made: list[Grant]) -> Change:
             expires_on=spec.expires_on,
             metadata=spec.metadata or None,
         )
-        c.grants[spec.id] = g
+        c.grants = {**c.grants, spec.id: g}
         made.append(g)
         return True
 
@@ -81,7 +81,7 @@ def apply_topup(policy: CompiledPolicy, at: Attempt, now: datetime, ident: str, 
     if state is None or plan is None or found is None:
         return False
     copy = state.copy()
-    copy.grants[grant_id] = grants_mod.from_topup(found, grant_id, now)
+    copy.grants = {**copy.grants, grant_id: grants_mod.from_topup(found, grant_id, now)}
     at.put_customers({copy.id: copy})
     at.events.append(
         (
