@@ -7,9 +7,18 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from tests import backends
+
+ARTIFACTS = Path(os.environ.get("LIMITR_ARTIFACTS") or Path(__file__).resolve().parent.parent / ".artifacts")
+"""Where the browser tests leave their screenshots (git ignores it; CI may keep it)."""
+
+
+def artifact(name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
 
 
 @contextmanager

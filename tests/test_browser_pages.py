@@ -70,7 +70,7 @@ def test_the_chart_renders_in_a_browser_with_every_customer_meter_and_denial(
                 assert box is not None and box["width"] > 250  # drawn across the two months
             assert len(panel.locator("polyline.spend").get_attribute("points").split()) == 35 + 9  # type: ignore[union-attr]
         assert page.locator("circle.denial").count() == denied  # every denial marked
-        shot = tmp_path / "chart.png"
+        shot = browser.artifact("simulate_chart.png")
         page.screenshot(path=str(shot), full_page=True)  # the test's artifact
         assert shot.stat().st_size > 10_000
 
@@ -128,4 +128,4 @@ def test_an_html_invoice_reads_like_one_and_prints(tmp_path: Path) -> None:
         assert amounts == [money(line.amount, "USD") for line in expected.lines]
         pdf = page.pdf()  # prints
         assert pdf.startswith(b"%PDF") and len(pdf) > 1000
-        page.screenshot(path=str(tmp_path / "invoice.png"), full_page=True)
+        page.screenshot(path=str(browser.artifact("invoice_page.png")), full_page=True)

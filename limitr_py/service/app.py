@@ -26,7 +26,7 @@ from limitr_py.service import problems, reloading
 from limitr_py.service.bodies import ExactRoute
 from limitr_py.service.limits import BodyLimit
 from limitr_py.service.metrics import Measured, Metrics
-from limitr_py.service.routes import billing, customers, metering, operations
+from limitr_py.service.routes import billing, customers, dashboard, metering, operations
 from limitr_py.stores import Store, open_store
 
 ENV_POLICY, ENV_STORE, ENV_KEYS, ENV_WATCH = (
@@ -130,7 +130,7 @@ def _application(service: Service, watch: bool) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(Measured, metrics=service.metrics)
 
-    for routes in (metering.router, customers.router, billing.router, operations.router):
+    for routes in (metering.router, customers.router, billing.router, operations.router, dashboard.router):
         app.include_router(routes)
     return app
 
