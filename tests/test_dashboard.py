@@ -66,6 +66,9 @@ def test_log_in_see_a_customer_its_chart_and_its_invoice(tmp_path: Path, engines
             assert expected is not None and expected.total == 50
             assert page.locator(".total-amount").inner_text() == f"{money(expected.total, 'USD')} USD"
             page.screenshot(path=str(browser.artifact("dashboard_invoice.png")), full_page=True)
+            answer = page.goto(f"{server.url}/dashboard/customers/nobody")
+            assert answer is not None and answer.status == 404
+            assert page.locator(".missing").inner_text() == "There is no customer nobody."
         with browser.page() as stranger:  # a new browser: no cookie
             stranger.goto(f"{server.url}/dashboard/customers/acme")
             assert stranger.url.endswith("/dashboard/login")

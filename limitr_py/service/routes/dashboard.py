@@ -20,7 +20,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from limitr_py.invoice_html import invoice_page
 from limitr_py.service import keys as api_keys
 from limitr_py.service.common import Engine, parse_time, service_of
-from limitr_py.service.problems import Problem
 from limitr_py.templating import ENV
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -99,7 +98,7 @@ def customer(request: Request, id: str, engine: Engine) -> Response:
         return _login()
     state = engine.customer_state(id)
     if state is None:
-        raise Problem(404, "not_found", f"no customer `{id}`")
+        return _page(request, "missing.html", 404, message=f"There is no customer {id}.")
     meters = []
     for name in state.meters:
         value, limit = engine.value(id, name), engine.limit(id, name)
@@ -138,7 +137,7 @@ def invoice(request: Request, id: str, engine: Engine, period: str = "current") 
     at: str | datetime = period if period in ("current", "previous") else parse_time(period, "period")
     found = engine.invoice(id, period=at)
     if found is None:
-        raise Problem(404, "not_found", f"no customer `{id}`")
+        return _page(request, "missing.html", 404, message=f"There is no customer {id}.")
     return HTMLResponse(invoice_page(found.to_dict()))
 
 
