@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
+from bench_stores import _loop, measure  # type: ignore[import-not-found]  # the same load and latencies
 
 from tests.backends import REDIS_URL
 from tests.engine_helpers import empty
@@ -38,31 +36,19 @@ POLICY = {
 }
 
 
-def _client(url: str, seconds: float, customer: str, out: Any) -> None:
+def _client(url: str, seconds: float, out: Any) -> None:
+    """One client process: a customer of its own (created untimed), then allow calls in a loop."""
+    customer = f"c{uuid.uuid4().hex[:8]}"
     body = {"customer": customer, "entitlement": "api", "value": 1}
-    latencies = []
     with httpx.Client(base_url=url, timeout=30) as http:
+        assert http.post("/v1/customers", json={"id": customer}).status_code == 201
         http.post("/v1/allow", json=body)  # connection made, customer's meter warm
-        end = time.perf_counter() + seconds
-        while (now := time.perf_counter()) < end:
+
+        def call() -> None:
             reply = http.post("/v1/allow", json=body)
-            latencies.append(time.perf_counter() - now)
             assert reply.status_code == 200 and reply.json()["allowed"], reply.text
-    out.put(latencies)
 
-
-def load(url: str, clients: int, seconds: float, customers: list[str]) -> tuple[float, float, float]:
-    """(calls per second in total, median µs, p99 µs)."""
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_client, args=(url, seconds, customers[i], out)) for i in range(clients)]
-    for p in procs:
-        p.start()
-    samples = [out.get(timeout=seconds + 120) for _ in procs]
-    for p in procs:
-        p.join()
-    flat = sorted(x for s in samples for x in s)
-    return len(flat) / seconds, statistics.median(flat) * 1e6, flat[int(len(flat) * 0.99)] * 1e6
+        out.put(_loop(call, seconds))
 
 
 def main() -> None:
@@ -75,19 +61,16 @@ def main() -> None:
         policy = Path(tmp) / "policy.json"
         policy.write_text(json.dumps(POLICY))
         print(f"{'server':22} {'clients':>7} {'calls/s':>9} {'median µs':>10} {'p99 µs':>9} {'bare/s':>9} {'ratio':>6}")
-        customers = [f"c{uuid.uuid4().hex[:8]}" for _ in range(16)]
         bare: dict[int, float] = {}
         with Server(policy, "", command=bare_command) as server:
             for clients in (1, 16):
-                bare[clients], median, p99 = load(server.url, clients, options.seconds, customers)
+                bare[clients], median, p99 = measure(_client, server.url, clients, options.seconds)
                 print(f"{'bare endpoint':22} {clients:7} {bare[clients]:9,.0f} {median:10,.0f} {p99:9,.0f}")
         for name in options.stores.split(","):
             url = {"memory": "memory://", "redis": f"{REDIS_URL}?prefix=bench{uuid.uuid4().hex[:6]}"}[name]
             with Server(policy, url) as server:
-                for c in customers:
-                    server.client.post("/v1/customers", json={"id": c})
                 for clients in (1, 16):
-                    rate, median, p99 = load(server.url, clients, options.seconds, customers)
+                    rate, median, p99 = measure(_client, server.url, clients, options.seconds)
                     label = f"limitr serve ({name})"
                     print(
                         f"{label:22} {clients:7} {rate:9,.0f} {median:10,.0f} {p99:9,.0f} "

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -48,6 +48,7 @@ from limitr_py.resources import resource_path
 from limitr_py.simulate import SimulationError, replay, report
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL, EXIT_DENIED = 0, 1, 2, 3, 4
+T = TypeVar("T")
 DEFAULT_STORE = "sqlite:///limitr.db"
 """The CLI's store when neither --store nor LIMITR_STORE says otherwise: a SQLite file in the working directory."""
 
@@ -384,18 +385,28 @@ def _load_compiled(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -
         raise _Usage(f"cannot read `{path}`: {exc.strerror}") from None
 
 
-def _explain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    compiled = _load_compiled(args, stdout, stderr)
-    if compiled is None:
-        return EXIT_INVALID
-    url = args.store or os.environ.get("LIMITR_STORE") or DEFAULT_STORE
+def _store_url(args: argparse.Namespace) -> str:
+    return str(args.store or os.environ.get("LIMITR_STORE") or DEFAULT_STORE)
+
+
+def _read_store(args: argparse.Namespace, compiled: CompiledPolicy, read: Callable[[Limitr], T]) -> T:
+    """What `read` finds in the store the command names (`--store`, else $LIMITR_STORE, else ./limitr.db, never
+    created by a read), as of `--at`; a store that cannot be read is a usage error."""
+    url = _store_url(args)
     _refuse_new_sqlite_file(url)
     clock = ManualClock(_instant(args.at)) if args.at is not None else None
     try:
         with Limitr(compiled, store=url, clock=clock) as engine:
-            decision = engine.explain(args.customer, args.entitlement, args.value)
+            return read(engine)
     except (StoreError, InvalidArgumentError) as exc:
         raise _Usage(str(exc)) from None
+
+
+def _explain(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    compiled = _load_compiled(args, stdout, stderr)
+    if compiled is None:
+        return EXIT_INVALID
+    decision = _read_store(args, compiled, lambda engine: engine.explain(args.customer, args.entitlement, args.value))
     status = EXIT_OK if decision.allowed else EXIT_DENIED
     if args.format == "json":
         stdout.write(json.dumps(plain_json(decision), indent=2) + "\n")
@@ -418,19 +429,14 @@ def _invoice(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     compiled = _load_compiled(args, stdout, stderr)
     if compiled is None:
         return EXIT_INVALID
-    url = args.store or os.environ.get("LIMITR_STORE") or DEFAULT_STORE
-    _refuse_new_sqlite_file(url)
     period: str | datetime = (
         args.period if args.period in ("current", "previous") else _instant(args.period, "--period")
     )
-    clock = ManualClock(_instant(args.at)) if args.at is not None else None
-    try:
-        with Limitr(compiled, store=url, clock=clock) as engine:
-            invoice = engine.invoice(args.customer, period=period)
-    except (StoreError, InvalidArgumentError) as exc:
-        raise _Usage(str(exc)) from None
+    invoice = _read_store(args, compiled, lambda engine: engine.invoice(args.customer, period=period))
     if invoice is None:
-        raise _Usage(f"no customer `{args.customer}` in `{url}`")
+        raise _Usage(
+            f"no customer `{args.customer}` in `{args.store or os.environ.get('LIMITR_STORE') or DEFAULT_STORE}`"
+        )
     if args.format == "json":
         stdout.write(json.dumps(invoice.to_dict(), indent=2) + "\n")
     elif args.format == "html":
