@@ -11,6 +11,7 @@ from limitr_py.diagnostics import Diagnostic
 from limitr_py.engine.estimates import Estimate
 from limitr_py.engine.state import Cap, Grant
 from limitr_py.engine.values import BillingConfig, Customer, Decision, Event, Gate
+from limitr_py.engine.webhooks import WebhookDelivery
 from limitr_py.errors import (
     ConcurrentUpdateError,
     CorruptRecordError,
@@ -50,6 +51,7 @@ __all__ = [
     "PolicySyntaxError",
     "StoreError",
     "SystemClock",
+    "WebhookDelivery",
     "__version__",
     "check_document",
     "load_policy",

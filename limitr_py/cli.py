@@ -143,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
         "--insecure-no-auth", action="store_true", help="serve a non-loopback host without keys (never in production)"
     )
     serve.add_argument("--watch", action="store_true", help="reload the policy when its file changes (and on SIGHUP)")
+    serve.add_argument(
+        "--webhooks", default=None, metavar="FILE", help="deliver events to the endpoints of this file's `webhooks`"
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     keys = sub.add_parser("keys", help="API keys of `limitr serve`")

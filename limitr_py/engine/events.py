@@ -11,6 +11,9 @@ functions), and what it owes is "the handlers of `meter-overage`", whoever they 
 engine writes every event to the outbox with the names it is owed to, and acknowledges a name once every handler
 registered under it returned without raising: after a crash, `deliver_pending()` gives each pending event to the
 handlers registered now under the names still owed, and acknowledges those.
+
+Webhook endpoints (engine/webhooks.py) are sinks: an event one wants is written to the outbox for it on every
+store, and delivered by a webhook dispatcher, never by `deliver` (which skips what is owed to a sink).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from limitr_py import event_names
 from limitr_py.compile.graph import Notification
 from limitr_py.diagnostics import close_match
 from limitr_py.engine.values import Event
+from limitr_py.engine.webhooks import Endpoint
 from limitr_py.errors import InvalidArgumentError
 
 Handler = Callable[[Event], object]
@@ -40,7 +44,9 @@ class EventBus:
         self._notifications = tuple(notifications)
         self._names = EVENT_NAMES | {n.name for n in self._notifications} | {"*"}
         self._handlers: dict[str, tuple[tuple[str, Handler], ...]] = {}
+        self.sinks: dict[str, Endpoint] = {}  # replaced, never changed in place: read without the lock
         self._lock = threading.Lock()
+        self.sink_committed = threading.Event()  # set when a commit wrote a webhook delivery
 
     def _known(self, name: object) -> None:
         if not isinstance(name, str) or name not in self._names:
@@ -64,20 +70,28 @@ class EventBus:
             else:
                 self._handlers.pop(name, None)
 
+    def add_sink(self, endpoint: Endpoint) -> None:
+        for name in endpoint.events:
+            self._known(name)
+        with self._lock:
+            self.sinks = {**self.sinks, endpoint.name: endpoint}
+
+    def remove_sink(self, name: str) -> None:
+        with self._lock:
+            self.sinks = {k: v for k, v in self.sinks.items() if k != name}
+
     @property
     def active(self) -> bool:
         """Whether anyone listens: when nobody does, the engine skips building event payloads."""
-        return bool(self._handlers)
+        return bool(self._handlers) or bool(self.sinks)
 
     def listens(self, name: str) -> bool:
-        """Whether an event named `name` reaches any handler."""
+        """Whether an event named `name` reaches any handler or sink."""
         handlers = self._handlers
-        return name in handlers or "*" in handlers
+        return name in handlers or "*" in handlers or any(sink.wants(name) for sink in self.sinks.values())
 
-    def _routes(self, event: Event) -> list[tuple[Event, str, Handler]]:
-        """(event as delivered, consumer id, handler) in delivery order."""
-        handlers = self._handlers
-        routes: list[tuple[Event, str, Handler]] = []
+    def _as_delivered(self, event: Event) -> list[Event]:
+        """The event re-emitted under each notification that matches it, then the event itself."""
         deliveries = []
         if event.name.startswith(_NOTIFIABLE):
             for note in self._notifications:
@@ -86,7 +100,22 @@ class EventBus:
                 ):
                     deliveries.append(Event(note.name, event.payload, event.at, event.id))
         deliveries.append(event)
-        for delivered in deliveries:
+        return deliveries
+
+    def sink_routes(self, event: Event) -> list[tuple[Event, Endpoint]]:
+        """(event as delivered, endpoint) for every webhook endpoint that wants it."""
+        sinks = self.sinks
+        if not sinks:
+            return []
+        return [(d, sink) for d in self._as_delivered(event) for sink in sinks.values() if sink.wants(d.name)]
+
+    def _routes(self, event: Event) -> list[tuple[Event, str, Handler]]:
+        """(event as delivered, consumer id, handler) in delivery order."""
+        handlers = self._handlers
+        routes: list[tuple[Event, str, Handler]] = []
+        if not handlers:
+            return routes
+        for delivered in self._as_delivered(event):
             for consumer, handler in (*handlers.get(delivered.name, ()), *handlers.get("*", ())):
                 routes.append((delivered, consumer, handler))
         return routes

@@ -29,8 +29,9 @@ IDEMPOTENCY_KEEP = timedelta(days=1)
 """How long an idempotency key is remembered: a retry later than that is a new call."""
 IDEMPOTENCY = Kind("idempotency", "idempotency:", one_shot=True, keep=IDEMPOTENCY_KEEP)
 SETTLED = Kind("settled", "settled:", one_shot=True)  # kept until its hold's expiry + holds.TOMBSTONE_KEEP
+WEBHOOK = Kind("webhook", "webhook:")  # a webhook delivery's state (engine/webhooks.py), beside its outbox entry
 
-KINDS = (CUSTOMER, ALIAS, LOCATOR, ESTIMATES, IDEMPOTENCY, SETTLED)
+KINDS = (CUSTOMER, ALIAS, LOCATOR, ESTIMATES, IDEMPOTENCY, SETTLED, WEBHOOK)
 ONE_SHOT_PREFIXES = tuple(kind.prefix for kind in KINDS if kind.one_shot)
 
 ESTIMATES_GROUP = "limitr-estimates"

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from limitr_py.clock import Clock
-from limitr_py.engine import codec, keys
+from limitr_py.engine import codec, keys, webhooks
 from limitr_py.engine.cache import RecordCache
 from limitr_py.engine.decide import Snapshot
 from limitr_py.engine.events import EventBus
@@ -323,13 +323,15 @@ class Runner:
             if idem_key and idempotency:
                 attempt.writes[idem_key] = {"fingerprint": idempotency[1], "result": result, "at": now}
                 attempt.expires[idem_key] = now + keys.IDEMPOTENCY_KEEP
-            if not attempt.writes:
-                if from_cache and not self.confirm(versions, fresh, group):  # never rests on an unconfirmed copy
-                    continue
-                self.publish(self.make_events(attempt.events, now), (), group)
-                return result
             events = self.make_events(attempt.events, now)
             outbox = self.outbox(ident, events, group)
+            if not attempt.writes and not outbox:
+                if from_cache and not self.confirm(versions, fresh, group):  # never rests on an unconfirmed copy
+                    continue
+                self.publish(events, (), group)
+                return result
+            # an answer that writes nothing but owes webhooks commits them checked against what it read (which
+            # confirms it, too): an event is delivered only when the state it describes is the store's
             commit = Commit(versions, attempt.writes, outbox, expires=attempt.expires, now=now, group=group)
             done = self.store.commit(commit)
             self.remember(commit, done, fresh)
@@ -361,24 +363,37 @@ class Runner:
         return [Event(name, payload, now, uuid.uuid4().hex) for name, payload in raw]
 
     def outbox(self, ident: str, events: list[Event], group: str | None) -> tuple[OutboxEntry, ...]:
-        """On a durable store, each event goes into the commit with the consumers it is owed to."""
-        if not self.durable or not events:
+        """On a durable store, each event goes into the commit with the handler names it is owed to; on every
+        store, one entry per (event as delivered, webhook endpoint that wants it)."""
+        if not events:
             return ()
         entries = []
+        where = group or keys.customer(ident)
         for event in events:
-            owed = self.bus.consumers(event)
-            if owed:
-                entries.append(OutboxEntry(event.id, group or keys.customer(ident), codec.dump_event(event), owed))
+            if self.durable:
+                owed = self.bus.consumers(event)
+                if owed:
+                    entries.append(OutboxEntry(event.id, where, codec.dump_event(event), owed))
+            for delivered, sink in self.bus.sink_routes(event):
+                entry_id = webhooks.delivery_id(sink.name, delivered)
+                body = codec.dump_event(delivered)
+                entries.append(OutboxEntry(entry_id, where, body, (webhooks.consumer(sink.name),)))
         return tuple(entries)
 
     def publish(self, events: list[Event], outbox: tuple[OutboxEntry, ...], group: str | None) -> None:
-        """Deliver committed events; on a durable store, acknowledge them (what a handler failed stays owed)."""
+        """Deliver committed events; on a durable store, acknowledge them (what a handler failed stays owed).
+        Webhook entries are left to the dispatcher, which is told there are some."""
         if not events:
             return
-        if not outbox:
+        owed_by_id = {}
+        for entry in outbox:
+            if webhooks.endpoint_of(entry.consumers) is None:
+                owed_by_id[entry.id] = entry.consumers
+            else:
+                self.bus.sink_committed.set()
+        if not owed_by_id:
             self.bus.publish(events)
             return
-        owed_by_id = {entry.id: entry.consumers for entry in outbox}
         acks: dict[str, tuple[str, ...]] = {}
         for event in events:
             done = self.bus.deliver(event)
@@ -392,6 +407,8 @@ class Runner:
         worker starts."""
         handled = 0
         for entry in self.store.pending(limit):
+            if webhooks.endpoint_of(entry.consumers) is not None:
+                continue  # a webhook dispatcher's
             event = codec.load_event(entry.body)
             # 0.1 wrote `<name>|<module>.<qualname>`; what is owed is the name before the bar
             names = tuple(dict.fromkeys(c.split("|", 1)[0] for c in entry.consumers))

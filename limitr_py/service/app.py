@@ -19,21 +19,22 @@ from fastapi import FastAPI
 
 from limitr_py import __version__
 from limitr_py.compile import load_policy
-from limitr_py.errors import PolicyError
+from limitr_py.errors import InvalidArgumentError, PolicyError
 from limitr_py.limitr import Limitr
 from limitr_py.service import keys as api_keys
-from limitr_py.service import problems, reloading
+from limitr_py.service import problems, reloading, webhook_config, webhooks
 from limitr_py.service.bodies import ExactRoute
 from limitr_py.service.limits import BodyLimit
 from limitr_py.service.metrics import Measured, Metrics
-from limitr_py.service.routes import billing, customers, dashboard, metering, operations
+from limitr_py.service.routes import billing, customers, dashboard, deliveries, metering, operations
 from limitr_py.stores import Store, open_store
 
-ENV_POLICY, ENV_STORE, ENV_KEYS, ENV_WATCH = (
+ENV_POLICY, ENV_STORE, ENV_KEYS, ENV_WATCH, ENV_WEBHOOKS = (
     "LIMITR_SERVE_POLICY",
     "LIMITR_SERVE_STORE",
     "LIMITR_SERVE_API_KEYS",
     "LIMITR_SERVE_WATCH",
+    "LIMITR_SERVE_WEBHOOKS",
 )
 """How `limitr serve` hands its options to each worker process (`app_from_environment`)."""
 log = logging.getLogger("limitr.service")
@@ -41,13 +42,22 @@ log = logging.getLogger("limitr.service")
 
 class Service:
     """What the endpoints share: the engine of the policy in force, the keys (None: no authentication), the
-    metrics. `reload()` swaps the engine for one of the policy file as it is now, on the same store."""
+    metrics, the webhook endpoints (None: none). `reload()` swaps the engine for one of the policy file as it is
+    now, on the same store."""
 
     def __init__(
-        self, policy_path: Path | None, store: Store, engine: Limitr, keys: list[api_keys.ApiKey] | None
+        self,
+        policy_path: Path | None,
+        store: Store,
+        engine: Limitr,
+        keys: list[api_keys.ApiKey] | None,
+        hooks: webhook_config.WebhooksConfig | None = None,
     ) -> None:
         self.policy_path = policy_path
         self.raw_store = store  # shared by every engine a reload makes: no new connections
+        self.hooks = hooks
+        if hooks is not None:
+            webhooks.register(engine, hooks)
         self.engine = engine
         self.keys = keys
         self.reload_error: str | None = None
@@ -71,11 +81,19 @@ class Service:
                 for d in exc.diagnostics:
                     log.error("policy reload refused, the policy in force stays: %s", d.headline())
                 return False
-            self.reload_error = None
             if compiled.fingerprint != self.engine.fingerprint:
+                engine = Limitr(compiled, store=self.raw_store)
+                if self.hooks is not None:
+                    try:
+                        webhooks.register(engine, self.hooks)
+                    except InvalidArgumentError as exc:  # an endpoint wants a notification the policy dropped
+                        self.reload_error = f"{self.policy_path}: {exc}"
+                        log.error("policy reload refused, the policy in force stays: %s", self.reload_error)
+                        return False
                 self.retried_before += self.engine.conflicts_retried
-                self.engine = Limitr(compiled, store=self.raw_store)
+                self.engine = engine
                 log.info("policy reloaded: %s (fingerprint %s)", self.policy_path, compiled.fingerprint)
+            self.reload_error = None
             return True
 
 
@@ -85,15 +103,18 @@ def create_app(
     *,
     api_keys_file: str | Path | None = None,
     watch: bool = False,
+    webhooks_file: str | Path | None = None,
 ) -> FastAPI:
     """The service for the policy at `policy_path`, on the store at URL `store` (the CLI's SQLite file
     `./limitr.db` by default). With `api_keys_file`, every `/v1` request needs a key of the right scope. The
-    policy is reloaded on SIGHUP, and with `watch` whenever the file changes (checked every second)."""
+    policy is reloaded on SIGHUP, and with `watch` whenever the file changes (checked every second). With
+    `webhooks_file`, its `webhooks` section's endpoints get the events they want (service/webhooks.py)."""
     path = Path(policy_path)
     compiled = load_policy(path)
     keys = api_keys.read_keys(Path(api_keys_file)) if api_keys_file is not None else None
+    hooks = webhook_config.load(Path(webhooks_file)) if webhooks_file is not None else None
     raw = open_store(store or "sqlite:///limitr.db")
-    return _application(Service(path, raw, Limitr(compiled, store=raw), keys), watch)
+    return _application(Service(path, raw, Limitr(compiled, store=raw), keys, hooks), watch)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -107,14 +128,19 @@ def openapi_document() -> dict[str, Any]:
 def _application(service: Service, watch: bool) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        watcher = None
+        watcher = dispatcher = None
         if service.policy_path is not None:
             reloading.on_sighup(service.reload)
             if watch:
                 watcher = reloading.Watcher(service.policy_path, service.reload)
+        if service.hooks is not None:
+            dispatcher = webhooks.Dispatcher(lambda: service.engine, service.hooks)
+            dispatcher.start()
         yield
         if watcher is not None:
             watcher.stop()
+        if dispatcher is not None:
+            dispatcher.stop()
         service.raw_store.close()
 
     app = FastAPI(
@@ -130,7 +156,15 @@ def _application(service: Service, watch: bool) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.add_middleware(Measured, metrics=service.metrics)
 
-    for routes in (metering.router, customers.router, billing.router, operations.router, dashboard.router):
+    routers = (
+        metering.router,
+        customers.router,
+        billing.router,
+        deliveries.router,
+        operations.router,
+        dashboard.router,
+    )
+    for routes in routers:
         app.include_router(routes)
     return app
 
@@ -142,4 +176,5 @@ def app_from_environment() -> FastAPI:
         os.environ.get(ENV_STORE),
         api_keys_file=os.environ.get(ENV_KEYS),
         watch=os.environ.get(ENV_WATCH) == "1",
+        webhooks_file=os.environ.get(ENV_WEBHOOKS),
     )

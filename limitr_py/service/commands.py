@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import IO
 
 from limitr_py.compile import load_policy
-from limitr_py.errors import PolicyError
+from limitr_py.errors import InvalidArgumentError, PolicyError
+from limitr_py.limitr import Limitr
 from limitr_py.service import app as service_app
 from limitr_py.service import keys as api_keys
+from limitr_py.service import webhook_config, webhooks
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -53,6 +55,8 @@ def serve(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
             raise UsageError(str(exc)) from None
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if args.webhooks is not None:
+        _check_webhooks(Path(args.webhooks), policy)
     os.environ[service_app.ENV_POLICY] = str(policy.resolve())
     os.environ[service_app.ENV_STORE] = args.store or os.environ.get("LIMITR_STORE") or "sqlite:///limitr.db"
     if args.api_keys is not None:
@@ -60,6 +64,10 @@ def serve(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     else:
         os.environ.pop(service_app.ENV_KEYS, None)
     os.environ[service_app.ENV_WATCH] = "1" if args.watch else "0"
+    if args.webhooks is not None:
+        os.environ[service_app.ENV_WEBHOOKS] = str(Path(args.webhooks).resolve())
+    else:
+        os.environ.pop(service_app.ENV_WEBHOOKS, None)
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # our `limitr.*` loggers print like uvicorn's own
     log_config["loggers"]["limitr"] = {"handlers": ["default"], "level": args.log_level.upper(), "propagate": False}
     uvicorn.run(
@@ -73,6 +81,17 @@ def serve(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         server_header=False,
     )
     return EXIT_OK
+
+
+def _check_webhooks(path: Path, policy: Path) -> None:
+    """The webhooks file is read, and its event names checked against the policy, before any worker starts."""
+    try:
+        hooks = webhook_config.load(path)
+        webhooks.register(Limitr(load_policy(policy), store="memory://"), hooks)
+    except webhook_config.WebhookConfigError as exc:
+        raise UsageError(str(exc)) from None
+    except InvalidArgumentError as exc:
+        raise UsageError(f"{path}: {exc}") from None
 
 
 def new_key(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
