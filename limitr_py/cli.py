@@ -146,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--webhooks", default=None, metavar="FILE", help="deliver events to the endpoints of this file's `webhooks`"
     )
+    serve.add_argument(
+        "--no-event-history", action="store_true", help="keep no recent events per customer (the dashboard's list)"
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
     keys = sub.add_parser("keys", help="API keys of `limitr serve`")

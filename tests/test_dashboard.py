@@ -59,6 +59,12 @@ def test_log_in_see_a_customer_its_chart_and_its_invoice(tmp_path: Path, engines
             bars = page.locator('svg.usage-chart rect.period[data-entitlement="tokens"]')
             assert bars.count() == 1 and bars.get_attribute("data-value") == "150"
             assert page.locator("tr.cap").locator("td").nth(4).inner_text() == "5"  # nothing priced used it yet
+            # newest first: adding the cap sent customer-set and customer-cap-added; the call within the 100
+            # included sent meter-changed, which the history leaves out
+            events = page.locator("tr.event")
+            names = [events.nth(i).get_attribute("data-name") for i in range(events.count())]
+            assert names == ["customer-set", "customer-cap-added", "meter-overage", "customer-set"], names
+            assert "value 150 of 100 · 50 over" in events.nth(2).inner_text()
             page.screenshot(path=str(browser.artifact("dashboard_customer.png")), full_page=True)
             page.click("a.invoice-link")
             with Limitr.new(policy, store=url) as engine:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from limitr_py import cli
+from limitr_py import Limitr, cli
 from tests import backends
 from tests.engine_helpers import Engines
 from tests.service_helpers import POLICY, Server
@@ -160,6 +160,9 @@ def test_a_dead_letter_is_listed_and_sent_again_over_http(
         (got,) = receiver.wait_for(1)
         assert got.id == dead["id"] and len(receiver.received) == 4
         until(lambda: http.get(f"/v1/webhooks/deliveries/{dead['id']}").json()["state"] == "delivered")
+        metrics = http.get("/metrics").text
+        for outcome, count in (("retry", 2), ("dead", 1), ("delivered", 1)):
+            assert f'limitr_webhook_attempts_total{{endpoint="billing",outcome="{outcome}"}} {count}.0' in metrics
         again = http.post(f"/v1/webhooks/deliveries/{dead['id']}/retry")
         assert again.status_code == 409 and "only a dead letter" in again.json()["detail"]
 
@@ -173,3 +176,21 @@ def test_serve_refuses_a_webhooks_file_that_names_no_such_event(policy_file: Pat
     assert cli.run(["serve", str(policy_file), "--store", "memory://", "--webhooks", str(path)], out, err) == 2
     assert "no event is named `meter-overrage`; did you mean `meter-overage`?" in err.getvalue()
     assert str(path) in err.getvalue()
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_the_service_keeps_each_customer_s_recent_events_unless_told_not_to(
+    keep: bool, store_of: Callable[[str], str], policy_file: Path
+) -> None:
+    url = store_of("sqlite")
+    with Server(policy_file, url, *([] if keep else ["--no-event-history"])) as server:
+        assert server.client.post("/v1/customers", json={"id": "acme"}).status_code == 201
+        tokens = {"customer": "acme", "entitlement": "tokens", "value": 150}
+        assert server.client.post("/v1/allow", json=tokens).json()["allowed"]
+        with Limitr.new(policy_file, store=url) as engine:
+            if keep:  # the server's background thread records them: asked until it has
+                until(lambda: len(engine.recent_events("acme")) == 2)
+                assert [e.name for e in engine.recent_events("acme")] == ["meter-overage", "customer-set"]
+            else:
+                assert engine.recent_events("acme") == []
+                assert engine.store.pending() == []  # nothing owed to a history either

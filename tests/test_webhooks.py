@@ -67,13 +67,13 @@ class Fleet:
     def engine(self) -> tuple[Limitr, Dispatcher]:
         engine = self.engines.adopt(Limitr.new(DOC, store=self.store, clock=self.clock))
         register(engine, self.cfg)
-        dispatcher = Dispatcher(lambda: engine, self.cfg)
+        dispatcher = Dispatcher(self.cfg)
         self.dispatchers.append(dispatcher)
         return engine, dispatcher
 
     def close(self) -> None:
         for d in self.dispatchers:
-            d.stop()
+            d.close()
 
 
 def drain(dispatcher: Dispatcher, engine: Limitr) -> int:

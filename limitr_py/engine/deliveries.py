@@ -166,7 +166,7 @@ class Deliveries:
             entry = OutboxEntry(delivery, record["group"], record["event"], (webhooks.consumer(record["endpoint"]),))
             commit = Commit({key: version}, {key: new}, (entry,), now=now, group=group)
             if self.store.commit(commit).ok:
-                self.bus.sink_committed.set()
+                self.bus.background_work.set()
                 return webhooks.view(new, codec.load_event(record["event"]))
         return None
 

@@ -12,8 +12,10 @@ engine writes every event to the outbox with the names it is owed to, and acknow
 registered under it returned without raising: after a crash, `deliver_pending()` gives each pending event to the
 handlers registered now under the names still owed, and acknowledges those.
 
-Webhook endpoints (engine/webhooks.py) are sinks: an event one wants is written to the outbox for it on every
-store, and delivered by a webhook dispatcher, never by `deliver` (which skips what is owed to a sink).
+Webhook endpoints (engine/webhooks.py) are sinks, and so is the customers' event history (engine/history.py):
+an event one wants is written to the outbox for it on every store, owed to a consumer whose name has a colon
+(`webhook:<endpoint>`, `history:`; handler names never have one), and it is the engine's background work
+(a dispatcher, a history round), never `deliver`, that settles it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ log = logging.getLogger("limitr_py.events")
 _NOTIFIABLE = ("meter-", "cap-")
 
 
+def background(consumers: tuple[str, ...]) -> bool:
+    """Whether an outbox entry is owed to background work (a webhook endpoint, the history), not to handlers."""
+    return any(":" in consumer for consumer in consumers)
+
+
 EVENT_NAMES = frozenset(event_names.EVENT_NAMES)
 """Every event the engine sends (README: Events); `on()` also takes the policy's notification names and "*"."""
 
@@ -45,8 +52,9 @@ class EventBus:
         self._names = EVENT_NAMES | {n.name for n in self._notifications} | {"*"}
         self._handlers: dict[str, tuple[tuple[str, Handler], ...]] = {}
         self.sinks: dict[str, Endpoint] = {}  # replaced, never changed in place: read without the lock
+        self.history_skip: frozenset[str] | None = None  # None: no history kept; else the names it leaves out
         self._lock = threading.Lock()
-        self.sink_committed = threading.Event()  # set when a commit wrote a webhook delivery
+        self.background_work = threading.Event()  # set when a commit wrote a webhook delivery or history
 
     def _known(self, name: object) -> None:
         if not isinstance(name, str) or name not in self._names:
@@ -80,15 +88,22 @@ class EventBus:
         with self._lock:
             self.sinks = {k: v for k, v in self.sinks.items() if k != name}
 
+    def keep_history(self, skip: frozenset[str] | None) -> None:
+        for name in skip or ():
+            self._known(name)
+        self.history_skip = skip
+
     @property
     def active(self) -> bool:
         """Whether anyone listens: when nobody does, the engine skips building event payloads."""
-        return bool(self._handlers) or bool(self.sinks)
+        return bool(self._handlers) or bool(self.sinks) or self.history_skip is not None
 
     def listens(self, name: str) -> bool:
         """Whether an event named `name` reaches any handler or sink."""
         handlers = self._handlers
-        return name in handlers or "*" in handlers or any(sink.wants(name) for sink in self.sinks.values())
+        if name in handlers or "*" in handlers or (self.history_skip is not None and name not in self.history_skip):
+            return True
+        return any(sink.wants(name) for sink in self.sinks.values())
 
     def _as_delivered(self, event: Event) -> list[Event]:
         """The event re-emitted under each notification that matches it, then the event itself."""
@@ -108,6 +123,13 @@ class EventBus:
         if not sinks:
             return []
         return [(d, sink) for d in self._as_delivered(event) for sink in sinks.values() if sink.wants(d.name)]
+
+    def history_routes(self, event: Event) -> list[Event]:
+        """The event as delivered (itself, and the notifications it matches) where history keeps it."""
+        skip = self.history_skip
+        if skip is None:
+            return []
+        return [d for d in self._as_delivered(event) if d.name not in skip]
 
     def _routes(self, event: Event) -> list[tuple[Event, str, Handler]]:
         """(event as delivered, consumer id, handler) in delivery order."""

@@ -30,8 +30,9 @@ IDEMPOTENCY_KEEP = timedelta(days=1)
 IDEMPOTENCY = Kind("idempotency", "idempotency:", one_shot=True, keep=IDEMPOTENCY_KEEP)
 SETTLED = Kind("settled", "settled:", one_shot=True)  # kept until its hold's expiry + holds.TOMBSTONE_KEEP
 WEBHOOK = Kind("webhook", "webhook:")  # a webhook delivery's state (engine/webhooks.py), beside its outbox entry
+EVENTS = Kind("events", "events:")  # a customer's recent events (engine/history.py)
 
-KINDS = (CUSTOMER, ALIAS, LOCATOR, ESTIMATES, IDEMPOTENCY, SETTLED, WEBHOOK)
+KINDS = (CUSTOMER, ALIAS, LOCATOR, ESTIMATES, IDEMPOTENCY, SETTLED, WEBHOOK, EVENTS)
 ONE_SHOT_PREFIXES = tuple(kind.prefix for kind in KINDS if kind.one_shot)
 
 ESTIMATES_GROUP = "limitr-estimates"
@@ -56,6 +57,10 @@ def locator(ident: str) -> str:
 
 def estimates(entitlement: str) -> str:
     return ESTIMATES.prefix + entitlement
+
+
+def events(ident: str) -> str:
+    return EVENTS.prefix + ident
 
 
 def idempotency(ident: str, key: str) -> str:

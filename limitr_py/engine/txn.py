@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from limitr_py.clock import Clock
-from limitr_py.engine import codec, keys, webhooks
+from limitr_py.engine import codec, history, keys, webhooks
 from limitr_py.engine.cache import RecordCache
 from limitr_py.engine.decide import Snapshot
-from limitr_py.engine.events import EventBus
+from limitr_py.engine.events import EventBus, background
 from limitr_py.engine.state import CustomerState
 from limitr_py.engine.values import Event
 from limitr_py.errors import ConcurrentUpdateError, IdempotencyConflictError, InvalidArgumentError, StoreError
@@ -364,33 +364,38 @@ class Runner:
 
     def outbox(self, ident: str, events: list[Event], group: str | None) -> tuple[OutboxEntry, ...]:
         """On a durable store, each event goes into the commit with the handler names it is owed to; on every
-        store, one entry per (event as delivered, webhook endpoint that wants it)."""
+        store, one entry per (event as delivered, webhook endpoint that wants it), and one for the history."""
         if not events:
             return ()
         entries = []
         where = group or keys.customer(ident)
+        bus = self.bus
         for event in events:
             if self.durable:
-                owed = self.bus.consumers(event)
+                owed = bus.consumers(event)
                 if owed:
                     entries.append(OutboxEntry(event.id, where, codec.dump_event(event), owed))
-            for delivered, sink in self.bus.sink_routes(event):
+            for delivered, sink in bus.sink_routes(event):
                 entry_id = webhooks.delivery_id(sink.name, delivered)
                 body = codec.dump_event(delivered)
                 entries.append(OutboxEntry(entry_id, where, body, (webhooks.consumer(sink.name),)))
+            for delivered in bus.history_routes(event):
+                entries.append(
+                    OutboxEntry(history.entry_id(delivered), where, codec.dump_event(delivered), (history.CONSUMER,))
+                )
         return tuple(entries)
 
     def publish(self, events: list[Event], outbox: tuple[OutboxEntry, ...], group: str | None) -> None:
         """Deliver committed events; on a durable store, acknowledge them (what a handler failed stays owed).
-        Webhook entries are left to the dispatcher, which is told there are some."""
+        Entries of webhook endpoints and of the history are left to background work, which is told of them."""
         if not events:
             return
         owed_by_id = {}
         for entry in outbox:
-            if webhooks.endpoint_of(entry.consumers) is None:
-                owed_by_id[entry.id] = entry.consumers
+            if background(entry.consumers):
+                self.bus.background_work.set()
             else:
-                self.bus.sink_committed.set()
+                owed_by_id[entry.id] = entry.consumers
         if not owed_by_id:
             self.bus.publish(events)
             return
@@ -407,8 +412,8 @@ class Runner:
         worker starts."""
         handled = 0
         for entry in self.store.pending(limit):
-            if webhooks.endpoint_of(entry.consumers) is not None:
-                continue  # a webhook dispatcher's
+            if background(entry.consumers):
+                continue  # a webhook dispatcher's, or the history's
             event = codec.load_event(entry.body)
             # 0.1 wrote `<name>|<module>.<qualname>`; what is owed is the name before the bar
             names = tuple(dict.fromkeys(c.split("|", 1)[0] for c in entry.consumers))

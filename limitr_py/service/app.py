@@ -23,21 +23,25 @@ from limitr_py.errors import InvalidArgumentError, PolicyError
 from limitr_py.limitr import Limitr
 from limitr_py.service import keys as api_keys
 from limitr_py.service import problems, reloading, webhook_config, webhooks
+from limitr_py.service.background import Background
 from limitr_py.service.bodies import ExactRoute
 from limitr_py.service.limits import BodyLimit
 from limitr_py.service.metrics import Measured, Metrics
 from limitr_py.service.routes import billing, customers, dashboard, deliveries, metering, operations
 from limitr_py.stores import Store, open_store
 
-ENV_POLICY, ENV_STORE, ENV_KEYS, ENV_WATCH, ENV_WEBHOOKS = (
+ENV_POLICY, ENV_STORE, ENV_KEYS, ENV_WATCH, ENV_WEBHOOKS, ENV_HISTORY = (
     "LIMITR_SERVE_POLICY",
     "LIMITR_SERVE_STORE",
     "LIMITR_SERVE_API_KEYS",
     "LIMITR_SERVE_WATCH",
     "LIMITR_SERVE_WEBHOOKS",
+    "LIMITR_SERVE_HISTORY",
 )
 """How `limitr serve` hands its options to each worker process (`app_from_environment`)."""
 log = logging.getLogger("limitr.service")
+POLL_SECONDS = 1.0
+"""Without a webhooks file, how often the background work looks for history other processes committed."""
 
 
 class Service:
@@ -52,18 +56,27 @@ class Service:
         engine: Limitr,
         keys: list[api_keys.ApiKey] | None,
         hooks: webhook_config.WebhooksConfig | None = None,
+        history: bool = True,
     ) -> None:
         self.policy_path = policy_path
         self.raw_store = store  # shared by every engine a reload makes: no new connections
-        self.hooks = hooks
-        if hooks is not None:
-            webhooks.register(engine, hooks)
+        self.hooks, self.history = hooks, history
+        self._configure(engine)
         self.engine = engine
         self.keys = keys
         self.reload_error: str | None = None
         self._reload_lock = threading.Lock()
         self.retried_before = 0  # retries counted by the engines a reload replaced
         self.metrics = Metrics(lambda: self.retried_before + self.engine.conflicts_retried)
+
+    def _configure(self, engine: Limitr) -> None:
+        """What every engine of the service does besides the policy: keep the customers' event history (the
+        dashboard shows it) and owe the webhook endpoints their events (InvalidArgumentError when an endpoint
+        wants an event the policy does not have)."""
+        if self.history:
+            engine.keep_event_history()
+        if self.hooks is not None:
+            webhooks.register(engine, self.hooks)
 
     def reload_state(self) -> dict[str, Any]:
         return {} if self.reload_error is None else {"reload": "failed", "reload_error": self.reload_error}
@@ -83,13 +96,12 @@ class Service:
                 return False
             if compiled.fingerprint != self.engine.fingerprint:
                 engine = Limitr(compiled, store=self.raw_store)
-                if self.hooks is not None:
-                    try:
-                        webhooks.register(engine, self.hooks)
-                    except InvalidArgumentError as exc:  # an endpoint wants a notification the policy dropped
-                        self.reload_error = f"{self.policy_path}: {exc}"
-                        log.error("policy reload refused, the policy in force stays: %s", self.reload_error)
-                        return False
+                try:
+                    self._configure(engine)
+                except InvalidArgumentError as exc:  # an endpoint wants a notification the policy dropped
+                    self.reload_error = f"{self.policy_path}: {exc}"
+                    log.error("policy reload refused, the policy in force stays: %s", self.reload_error)
+                    return False
                 self.retried_before += self.engine.conflicts_retried
                 self.engine = engine
                 log.info("policy reloaded: %s (fingerprint %s)", self.policy_path, compiled.fingerprint)
@@ -104,17 +116,19 @@ def create_app(
     api_keys_file: str | Path | None = None,
     watch: bool = False,
     webhooks_file: str | Path | None = None,
+    history: bool = True,
 ) -> FastAPI:
     """The service for the policy at `policy_path`, on the store at URL `store` (the CLI's SQLite file
     `./limitr.db` by default). With `api_keys_file`, every `/v1` request needs a key of the right scope. The
     policy is reloaded on SIGHUP, and with `watch` whenever the file changes (checked every second). With
-    `webhooks_file`, its `webhooks` section's endpoints get the events they want (service/webhooks.py)."""
+    `webhooks_file`, its `webhooks` section's endpoints get the events they want (service/webhooks.py). With
+    `history` (the default), each customer's recent events are kept for the dashboard (engine/history.py)."""
     path = Path(policy_path)
     compiled = load_policy(path)
     keys = api_keys.read_keys(Path(api_keys_file)) if api_keys_file is not None else None
     hooks = webhook_config.load(Path(webhooks_file)) if webhooks_file is not None else None
     raw = open_store(store or "sqlite:///limitr.db")
-    return _application(Service(path, raw, Limitr(compiled, store=raw), keys, hooks), watch)
+    return _application(Service(path, raw, Limitr(compiled, store=raw), keys, hooks, history), watch)
 
 
 def openapi_document() -> dict[str, Any]:
@@ -128,19 +142,22 @@ def openapi_document() -> dict[str, Any]:
 def _application(service: Service, watch: bool) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        watcher = dispatcher = None
+        watcher = None
         if service.policy_path is not None:
             reloading.on_sighup(service.reload)
             if watch:
                 watcher = reloading.Watcher(service.policy_path, service.reload)
-        if service.hooks is not None:
-            dispatcher = webhooks.Dispatcher(lambda: service.engine, service.hooks)
-            dispatcher.start()
+        hooks = service.hooks
+        work = Background(
+            lambda: service.engine,
+            webhooks.Dispatcher(hooks, service.metrics.webhook_attempts_of) if hooks is not None else None,
+            hooks.poll_seconds if hooks is not None else POLL_SECONDS,
+        )
+        work.start()
         yield
         if watcher is not None:
             watcher.stop()
-        if dispatcher is not None:
-            dispatcher.stop()
+        work.stop()
         service.raw_store.close()
 
     app = FastAPI(
@@ -177,4 +194,5 @@ def app_from_environment() -> FastAPI:
         api_keys_file=os.environ.get(ENV_KEYS),
         watch=os.environ.get(ENV_WATCH) == "1",
         webhooks_file=os.environ.get(ENV_WEBHOOKS),
+        history=os.environ.get(ENV_HISTORY) != "0",
     )

@@ -68,6 +68,7 @@ def serve(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         os.environ[service_app.ENV_WEBHOOKS] = str(Path(args.webhooks).resolve())
     else:
         os.environ.pop(service_app.ENV_WEBHOOKS, None)
+    os.environ[service_app.ENV_HISTORY] = "0" if args.no_event_history else "1"
     log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # our `limitr.*` loggers print like uvicorn's own
     log_config["loggers"]["limitr"] = {"handlers": ["default"], "level": args.log_level.upper(), "propagate": False}
     uvicorn.run(

@@ -32,7 +32,14 @@ class Metrics:
         self.conflicts = Counter(
             "limitr_conflicts", "Requests that gave up after the engine's retries", registry=self.registry
         )
+        self.webhook_attempts = Counter(
+            "limitr_webhook_attempts", "Webhook attempts by endpoint and outcome (delivered, retry, dead, lost)",
+            ["endpoint", "outcome"], registry=self.registry,
+        )  # fmt: skip
         self.registry.register(_Retries(retried))
+
+    def webhook_attempts_of(self, endpoint: str, outcome: str) -> None:
+        self.webhook_attempts.labels(endpoint, outcome).inc()
 
 
 class _Retries(Collector):

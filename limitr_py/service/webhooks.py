@@ -1,11 +1,10 @@
-"""Webhook delivery for `limitr serve`: a dispatcher thread per worker process, signing with Standard Webhooks.
+"""Webhook delivery for `limitr serve`, signed with Standard Webhooks.
 
-Each round the dispatcher claims what is due (`Limitr.claim_webhooks`: every process of a fleet can run one, the
-claims keep them from sending the same message twice in the normal case), sends the claimed messages in a small
-pool of threads (one slow endpoint does not hold up the others), and records each outcome
-(`Limitr.finish_webhook`). Between rounds it waits for a commit of its own process that owed a webhook, or the
-poll interval, whichever comes first; after a round that sent something, the next starts at once. Requests
-never wait for it: an `allow()` only writes the outbox entry.
+Each round (service/background.py runs them, in a thread of each worker process) the dispatcher claims what is
+due (`Limitr.claim_webhooks`: every process of a fleet can run one, the claims keep them from sending the same
+message twice in the normal case), sends the claimed messages in a small pool of threads (one slow endpoint
+does not hold up the others), and records each outcome (`Limitr.finish_webhook`). Requests never wait for it:
+an `allow()` only writes the outbox entry.
 
 A message is `POST`ed as JSON with the headers of the Standard Webhooks specification, signed by the
 `standardwebhooks` package:
@@ -22,7 +21,6 @@ A message is `POST`ed as JSON with the headers of the Standard Webhooks specific
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -30,7 +28,6 @@ from datetime import datetime
 import httpx
 
 from limitr_py import WebhookDelivery, __version__
-from limitr_py.errors import LimitrError
 from limitr_py.limitr import Limitr
 from limitr_py.service import wire
 from limitr_py.service.webhook_config import EndpointConfig, WebhooksConfig
@@ -77,38 +74,21 @@ def send(
 
 
 class Dispatcher:
-    """Sends the webhooks of the engine `current()` returns (the policy in force: a reload swaps it)."""
+    """Sends the webhooks of an engine, one round at a time (service/background.py runs the rounds)."""
 
-    def __init__(self, current: Callable[[], Limitr], config: WebhooksConfig) -> None:
-        self.current, self.config = current, config
+    def __init__(
+        self, config: WebhooksConfig, outcome: Callable[[str, str], None] = lambda endpoint, what: None
+    ) -> None:
+        """`outcome(endpoint, what)` is told of each attempt: delivered, retry, dead, or lost (another process
+        had taken the delivery over)."""
+        self.config, self.outcome = config, outcome
         self.endpoints = {e.name: e for e in config.endpoints}
-        self.sent = 0  # attempts made, for tests and metrics
-        self._stop = threading.Event()
         self._client = httpx.Client(follow_redirects=False)
         self._pool = ThreadPoolExecutor(SENDERS, thread_name_prefix="limitr-webhook-send")
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="limitr-webhooks", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+    def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._client.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            engine = self.current()
-            try:
-                claimed = self.round(engine)
-            except LimitrError as exc:  # the store is down: try again next round
-                log.warning("webhook delivery paused: %s", str(exc).splitlines()[0])
-                claimed = 0
-            if not claimed:  # a round that sent something goes again: a customer's next message may be due now
-                engine.wait_for_webhooks(self.config.poll_seconds)
 
     def round(self, engine: Limitr) -> int:
         """Claim, send and record one batch; how many were claimed."""
@@ -117,8 +97,10 @@ class Dispatcher:
         def attempt(delivery: WebhookDelivery) -> None:
             endpoint = self.endpoints[delivery.endpoint]
             status, error = send(self._client, endpoint, delivery, engine.clock.now())
-            self.sent += 1
             done = engine.finish_webhook(delivery, status=status, error=error)
+            self.outcome(
+                delivery.endpoint, "lost" if done is None else "retry" if done.state == "pending" else done.state
+            )
             if done is None:
                 log.warning("webhook %s to `%s`: another process took it over", delivery.id, delivery.endpoint)
             elif done.state == "dead":

@@ -143,7 +143,10 @@ class RedisStore:
 
     def pending(self, limit: int = 1000) -> list[OutboxEntry]:
         out: list[OutboxEntry] = []
-        for order in self._names("outbox:order"):
+        # one outbox per group: found by a scan on a cluster; otherwise there is one, under the store's tag (a
+        # dispatcher asks every second: no scan of the whole keyspace for it)
+        orders = self._names("outbox:order") if self.grouped else [self._key("outbox:order")]
+        for order in orders:
             outbox = order[: -len(":order")]
             try:
                 ids = self.client.lrange(order, 0, limit - 1)

@@ -111,6 +111,14 @@ class Core:
         worker starts."""
         return self._txn.deliver_pending(args.count(limit, "limit", 1, 100_000))
 
+    def wait_for_outbox(self, timeout: float) -> bool:
+        """Block until a commit of this engine owed background work (a webhook delivery, history), or `timeout`
+        seconds passed: what a dispatcher waits on between rounds. True when one did."""
+        signal = self._bus.background_work
+        got = signal.wait(timeout)
+        signal.clear()
+        return got
+
     def _view(self, ident: str) -> tuple[Snapshot, CustomerState | None]:
         snap, _, _, _ = self._txn.snapshot(ident)
         return snap, resolve_customer(snap.customers, snap.aliases, ident)

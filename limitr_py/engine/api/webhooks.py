@@ -107,14 +107,6 @@ class Webhooks(Core):
         is refused (InvalidArgumentError)."""
         return self._deliveries().retry(self._delivery_id(id))
 
-    def wait_for_webhooks(self, timeout: float) -> bool:
-        """Block until a commit of this engine wrote a webhook delivery, or `timeout` seconds passed (a
-        dispatcher's wait between rounds); True when one did."""
-        signal = self._bus.sink_committed
-        got = signal.wait(timeout)
-        signal.clear()
-        return got
-
     @staticmethod
     def _delivery_id(value: Any) -> str:
         if not isinstance(value, str) or not DELIVERY_ID.fullmatch(value):

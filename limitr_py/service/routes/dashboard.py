@@ -116,6 +116,8 @@ def customer(request: Request, id: str, engine: Engine) -> Response:
                          "headroom": cap.value - cap.meter_value})  # fmt: skip
     config = engine.billing_config(id)
     usage_limits = config.controls.get("usage_limits", []) if config is not None else []
+    engine.record_event_history()  # what the outbox still owes, so the page is current
+    events = [{"at": e.at, "name": e.name, "summary": event_summary(e.payload)} for e in engine.recent_events(id)]
     return _page(
         request,
         "customer.html",
@@ -127,6 +129,7 @@ def customer(request: Request, id: str, engine: Engine) -> Response:
         grants=engine.grants(id),
         usage_limits=usage_limits,
         overage_limit=config.overage_limit if config is not None else None,
+        events=events,
     )
 
 
@@ -139,6 +142,25 @@ def invoice(request: Request, id: str, engine: Engine, period: str = "current") 
     if found is None:
         return _page(request, "missing.html", 404, message=f"There is no customer {id}.")
     return HTMLResponse(invoice_page(found.to_dict()))
+
+
+def event_summary(payload: dict[str, Any]) -> str:
+    """One line of what an event says: its entitlement, cap or plan, the meter's value against its limit, and
+    the call's overage or limit type, as far as the event has them."""
+    parts = []
+    for field in ("entitlement", "feature_id", "plan", "limit_type", "topup_name"):
+        if payload.get(field):
+            parts.append(f"{field.replace('_', ' ')} {payload[field]}")
+    meter = payload.get("meter")
+    if isinstance(meter, dict) and meter.get("value") is not None:
+        limit = f" of {meter['limit']}" if meter.get("limit") is not None else ""
+        parts.append(f"value {meter['value']}{limit}")
+    if payload.get("overage"):
+        parts.append(f"{payload['overage']} over")
+    cap = payload.get("cap")
+    if isinstance(cap, dict) and cap.get("id"):
+        parts.append(f"cap {cap['id']}")
+    return " · ".join(parts)
 
 
 def usage_chart(periods: Any, meters: list[dict[str, Any]]) -> str:
