@@ -464,8 +464,42 @@ def test_an_idempotency_key_meters_once_and_replays_the_first_answer(served: Any
     first_hold = http.post("/v1/reserve", json=hold, headers={"Idempotency-Key": "h-1"}).json()
     assert http.post("/v1/reserve", json=hold, headers={"Idempotency-Key": "h-1"}).json() == first_hold
     assert http.get("/v1/customers/u/entitlements/tokens").json()["held"] == "5"
-    refused = http.post("/v1/customers", json={"id": "w"}, headers={"Idempotency-Key": "c-1"})
-    assert refused.status_code == 422 and "Idempotency-Key" in refused.json()["detail"]
+
+
+def test_an_idempotency_key_on_an_admin_call_replays_its_first_answer_and_changes_nothing_more(served: Any) -> None:
+    """Grants, top-ups and caps would be made twice by a blind retry (each call without a grant or cap id makes a
+    new one); with the same `Idempotency-Key` the retry gets the first status and body, and nothing more is made."""
+    http = served[0].client
+
+    def twice(method: str, path: str, key: str, body: Any = None) -> tuple[httpx.Response, httpx.Response]:
+        sent = [http.request(method, path, json=body, headers={"Idempotency-Key": key}) for _ in range(2)]
+        assert sent[0].status_code == sent[1].status_code and sent[0].content == sent[1].content, sent[1].text
+        assert "idempotent-replayed" not in sent[0].headers and sent[1].headers["idempotent-replayed"] == "true"
+        return sent[0], sent[1]
+
+    created, _ = twice("POST", "/v1/customers", "c-1", {"id": "u"})
+    assert created.status_code == 201 and created.json()["id"] == "u"
+    grant, again = twice("POST", "/v1/customers/u/grants", "g-1", {"credit": "token", "value": "50"})
+    assert grant.status_code == 201 and again.json()["id"] == grant.json()["id"]
+    twice("POST", "/v1/customers/u/topups", "p-1", {"topup": "pack"})
+    # one promo grant of 50 and one top-up of 1,000, not two of each
+    assert sorted(g["value"] for g in http.get("/v1/customers/u/grants").json()) == ["1000", "50"]
+    cap, _ = twice("POST", "/v1/customers/u/caps", "k-1", {"value": "5", "cap_id": "monthly"})
+    assert cap.status_code == 201 and cap.json()["id"] == "monthly"
+    # without the key, the same call is a new one: the id is taken
+    assert http.post("/v1/customers/u/caps", json={"value": "5", "cap_id": "monthly"}).status_code == 409
+    # the same key with another body: refused, and the first answer still stands for the first body
+    other = http.post(
+        "/v1/customers/u/grants", json={"credit": "token", "value": "60"}, headers={"Idempotency-Key": "g-1"}
+    )
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_conflict", other.text
+    assert len(http.get("/v1/customers/u/grants").json()) == 2
+    # a DELETE retried answers 204 again (without the key the retry would be a 404: the customer is gone)
+    gone, _ = twice("DELETE", "/v1/customers/u", "d-1")
+    assert gone.status_code == 204 and http.get("/v1/customers/u").status_code == 404
+    assert http.delete("/v1/customers/u").status_code == 404
+    # a key that is no key: refused before anything runs
+    assert http.post("/v1/customers", json={"id": "w"}, headers={"Idempotency-Key": "k" * 256}).status_code == 422
     assert http.get("/v1/customers/w").status_code == 404
 
 

@@ -104,6 +104,21 @@ def test_a_record_with_an_expiry_lives_until_it_and_goes_after(store: Any) -> No
     assert store.read([key])[key] == ABSENT
 
 
+def test_a_record_written_again_keeps_only_its_latest_expiry(store: Any) -> None:
+    # a key first written to expire soon, then rewritten to live a day (and another rewritten to live for ever),
+    # must outlast its first expiry: the expiry in force is the last write's, not the earliest one ever set
+    soon, later = NOW + timedelta(minutes=1), NOW + timedelta(days=1)
+    assert commit(store, {"a": 0, "b": 0}, {"a": "1", "b": "1"}, expires={"a": soon, "b": soon}, now=NOW)
+    assert commit(store, {"a": 1, "b": 1}, {"a": "2", "b": "2"}, expires={"a": later}, now=NOW)
+    if type(store).__name__ == "RedisStore":
+        assert store.client.pttl(store._key("a")) > timedelta(hours=23) // timedelta(milliseconds=1)
+        assert store.client.pttl(store._key("b")) == -1  # no time to live: kept until deleted
+        return
+    assert commit(store, {}, {"customer:z": "z"}, now=soon + timedelta(minutes=2))
+    records = store.read(["a", "b"])
+    assert (records["a"].value, records["b"].value) == ("2", "2")
+
+
 def test_the_outbox_holds_events_until_every_consumer_acknowledged(store: Any) -> None:
     first = OutboxEntry("e1", "customer:a", '{"n": 1}', ("meter-changed", "*"))
     second = OutboxEntry("e2", "customer:a", '{"n": 2}', ("meter-changed",))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -370,4 +371,13 @@ def _canonical(part: Any) -> Any:
         return ("q", _canonical(part.amount), part.unit)
     if isinstance(part, Decimal):
         return "0" if not part else str(part.normalize())
+    if isinstance(part, Mapping):  # metadata: the same keys and values in any order
+        return ("m", tuple(sorted((str(k), _canonical(v)) for k, v in part.items())))
+    if isinstance(part, tuple | list):
+        return tuple(_canonical(v) for v in part)
+    if dataclasses.is_dataclass(part) and not isinstance(part, type):  # a checked spec: field by field
+        return (
+            type(part).__name__,
+            tuple((f.name, _canonical(getattr(part, f.name))) for f in dataclasses.fields(part)),
+        )
     return part

@@ -31,8 +31,9 @@ IDEMPOTENCY = Kind("idempotency", "idempotency:", one_shot=True, keep=IDEMPOTENC
 SETTLED = Kind("settled", "settled:", one_shot=True)  # kept until its hold's expiry + holds.TOMBSTONE_KEEP
 WEBHOOK = Kind("webhook", "webhook:")  # a webhook delivery's state (engine/webhooks.py), beside its outbox entry
 EVENTS = Kind("events", "events:")  # a customer's recent events (engine/history.py)
+ANSWER = Kind("answer", "answer:", one_shot=True, keep=IDEMPOTENCY_KEEP)  # a caller's recorded answer to a key
 
-KINDS = (CUSTOMER, ALIAS, LOCATOR, ESTIMATES, IDEMPOTENCY, SETTLED, WEBHOOK, EVENTS)
+KINDS = (CUSTOMER, ALIAS, LOCATOR, ESTIMATES, IDEMPOTENCY, SETTLED, WEBHOOK, EVENTS, ANSWER)
 ONE_SHOT_PREFIXES = tuple(kind.prefix for kind in KINDS if kind.one_shot)
 
 ESTIMATES_GROUP = "limitr-estimates"
@@ -61,6 +62,10 @@ def estimates(entitlement: str) -> str:
 
 def events(ident: str) -> str:
     return EVENTS.prefix + ident
+
+
+def answer(key: str) -> str:
+    return ANSWER.prefix + key
 
 
 def idempotency(ident: str, key: str) -> str:

@@ -25,6 +25,7 @@ from limitr_py.service import keys as api_keys
 from limitr_py.service import problems, reloading, webhook_config, webhooks
 from limitr_py.service.background import Background
 from limitr_py.service.bodies import ExactRoute
+from limitr_py.service.idempotency import IdempotentAnswers
 from limitr_py.service.limits import BodyLimit
 from limitr_py.service.metrics import Measured, Metrics
 from limitr_py.service.routes import billing, customers, dashboard, deliveries, metering, operations
@@ -170,6 +171,7 @@ def _application(service: Service, watch: bool) -> FastAPI:
     app.state.service = service
     app.router.route_class = ExactRoute
     problems.install(app)
+    app.add_middleware(IdempotentAnswers, engine=lambda: service.engine)  # inside BodyLimit: bodies are bounded
     app.add_middleware(BodyLimit)
     app.add_middleware(Measured, metrics=service.metrics)
 

@@ -70,17 +70,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def no_idempotency_key(request: Request) -> None:
-    """Refuse an `Idempotency-Key` where the engine has none to honour (rather than ignore it silently)."""
-    if "idempotency-key" in request.headers:
-        raise Problem(
-            422,
-            "invalid_argument",
-            "`Idempotency-Key` is taken by the metering endpoints (/v1/allow, /v1/track, /v1/reserve, /v1/settle, "
-            "/v1/release); this call is made safe to retry by its ids (README: HTTP service)",
-        )
-
-
 def known(value: Any, what: str) -> Any:
     """`value`, or a 404 naming what was not found (the Python API's None)."""
     if value is None:

@@ -25,7 +25,8 @@ class MemoryStore:
         self.url = url
         self._data: dict[str, Versioned] = {}
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
-        self._expiry: list[tuple[datetime, str]] = []
+        self._expiry: list[tuple[datetime, str]] = []  # (when, key), oldest first; stale once rewritten
+        self._expires_at: dict[str, datetime] = {}  # each key's time in force, as the SQL stores' column
         self._expiry_lock = threading.Lock()
         self._outbox: dict[str, OutboxEntry] = {}  # insertion-ordered: oldest first
         self._outbox_lock = threading.Lock()
@@ -55,7 +56,7 @@ class MemoryStore:
         finally:
             for lock in reversed(locks):
                 lock.release()
-        if commit.expires or commit.now is not None:
+        if commit.expires or commit.now is not None or self._expires_at:
             self._expire(commit)
         return OK
 
@@ -73,12 +74,20 @@ class MemoryStore:
                     del self._outbox[event_id]
 
     def _expire(self, commit: Commit) -> None:
-        """Remember when written keys may go, and drop those whose time has passed (oldest first)."""
+        """Remember when written keys may go (a key written again takes the new commit's time, or none), and drop
+        those whose time has passed (oldest first)."""
         with self._expiry_lock:
+            if self._expires_at:
+                for key in commit.writes.keys() - commit.expires.keys():
+                    self._expires_at.pop(key, None)
             for key, when in commit.expires.items():
+                self._expires_at[key] = when
                 heapq.heappush(self._expiry, (when, key))
             while self._expiry and commit.now is not None and self._expiry[0][0] < commit.now:
-                _, key = heapq.heappop(self._expiry)
+                when, key = heapq.heappop(self._expiry)
+                if self._expires_at.get(key) != when:
+                    continue  # written again since: its newer time (or none) stands
+                del self._expires_at[key]
                 with self._locks[hash(key) % _STRIPES]:
                     self._data.pop(key, None)
 

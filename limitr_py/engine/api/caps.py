@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from limitr_py.engine import arguments as args
 from limitr_py.engine import caps as caps_mod
-from limitr_py.engine.api.core import Core, new_id
+from limitr_py.engine import requests
+from limitr_py.engine.api.core import Core, new_id, replayed
 from limitr_py.engine.arguments import DurationLike, NumberLike
 from limitr_py.engine.commands import caps as cap_commands
 from limitr_py.engine.exact import exact
@@ -40,11 +42,13 @@ class Caps(Core):
         hard_trailing: bool = False,
         shared: bool = False,
         shared_with: Iterable[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> Cap | None:
         """Add a spend cap: a ceiling of `value` in `credit` (runes by default) on what the customer's calls
         consume. A `reset_inc` or `reset_sch` makes it reset on its own clock. None when the customer is unknown,
         the credit has no path to runes, `cap_id` is taken, or an exchangeable cap would price through a
-        stairstep curve (no per-unit price)."""
+        stairstep curve (no per-unit price). A retry with `idempotency_key` adds nothing more and answers the
+        first call's cap."""
         ident = args.ident(id)
         flags = {
             "ignore_grants": ignore_grants,
@@ -73,7 +77,10 @@ class Caps(Core):
         )
         if checked is None:
             return None
-        return self._txn.run(ident, lambda at, now: cap_commands.add(at, now, ident, checked))
+        asked = checked if cap_id is not None else replace(checked, id="")  # a generated id differs every call
+        idem = requests.idempotency(idempotency_key, "add_customer_cap", ident, asked)
+        added = self._txn.run(ident, lambda at, now: cap_commands.add(at, now, ident, checked), idempotency=idem)
+        return replayed(Cap, added)
 
     def customer_cap(self, id: str, cap_id: str) -> Cap | None:
         """The cap as of now (a finished period shows as reset, an expired cap as None)."""
@@ -81,14 +88,22 @@ class Caps(Core):
         cap = state.caps.get(args.ident(cap_id, "cap_id")) if state else None
         return None if cap is None else caps_mod.current(cap, self._clock.now())
 
-    def reset_customer_cap(self, id: str, cap_id: str, events: bool = True) -> bool:
-        """Zero a cap's meter and start its period now."""
-        return self._cap_change(id, cap_id, events, remove=False)
+    def reset_customer_cap(
+        self, id: str, cap_id: str, events: bool = True, *, idempotency_key: str | None = None
+    ) -> bool:
+        """Zero a cap's meter and start its period now. A retry with `idempotency_key` does not reset it again
+        (which would forget what was spent since)."""
+        return self._cap_change(id, cap_id, events, idempotency_key, remove=False)
 
-    def remove_customer_cap(self, id: str, cap_id: str, events: bool = True) -> bool:
-        return self._cap_change(id, cap_id, events, remove=True)
+    def remove_customer_cap(
+        self, id: str, cap_id: str, events: bool = True, *, idempotency_key: str | None = None
+    ) -> bool:
+        return self._cap_change(id, cap_id, events, idempotency_key, remove=True)
 
-    def _cap_change(self, id: str, cap_id: str, events: bool, *, remove: bool) -> bool:
+    def _cap_change(self, id: str, cap_id: str, events: bool, idempotency_key: str | None, *, remove: bool) -> bool:
         ident = args.ident(id)
         key, send = args.ident(cap_id, "cap_id"), args.flag(events, "events")
-        return self._txn.run(ident, lambda at, now: cap_commands.change(at, now, ident, key, send, remove=remove))
+        idem = requests.idempotency(idempotency_key, "remove_cap" if remove else "reset_cap", ident, key, send)
+        return self._txn.run(
+            ident, lambda at, now: cap_commands.change(at, now, ident, key, send, remove=remove), idempotency=idem
+        )

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from limitr_py.clock import Clock, SystemClock
 from limitr_py.compile.graph import CompiledPolicy
@@ -19,6 +19,7 @@ from limitr_py.engine.decide import Call, Decider, Outcome, OverheadFn, Request,
 from limitr_py.engine.events import EventBus, Handler
 from limitr_py.engine.exact import exact
 from limitr_py.engine.exchange import RUNE
+from limitr_py.engine.records import Decoder
 from limitr_py.engine.resolve import resolve_customer
 from limitr_py.engine.state import CustomerState
 from limitr_py.engine.txn import Attempt, Runner
@@ -26,9 +27,19 @@ from limitr_py.engine.values import Decision
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.stores.base import Store
 
+T = TypeVar("T")
+
 
 def new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(8)
+
+
+def replayed(cls: type[T], result: Any) -> T | None:
+    """A call's result as `cls`: a replay with an idempotency key on a text store answers the recorded result
+    decoded from its JSON (on a memory store, the object itself)."""
+    if result is None or isinstance(result, cls):
+        return result
+    return Decoder("(an idempotent call's recorded result)").obj(cls, result, "result")
 
 
 @exact

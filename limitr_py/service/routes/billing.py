@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from limitr_py.engine.arguments import UNSET  # "leave as it is", as the Python API takes it
@@ -15,20 +15,18 @@ from limitr_py.service.bodies import (
     OverageLimitBody,
     TopupBody,
 )
-from limitr_py.service.common import ADMIN, READ, Engine, done, known, no_idempotency_key, respond
+from limitr_py.service.common import ADMIN, READ, Engine, IdempotencyKey, done, known, respond
 from limitr_py.service.problems import Problem
 
-router = APIRouter(
-    prefix="/v1/customers/{id}", route_class=ExactRoute, tags=["billing"], dependencies=[Depends(no_idempotency_key)]
-)
+router = APIRouter(prefix="/v1/customers/{id}", route_class=ExactRoute, tags=["billing"])
 
 
 @router.post("/caps", dependencies=[ADMIN], status_code=201)
-def add_cap(id: str, body: CapBody, engine: Engine) -> Response:
+def add_cap(id: str, body: CapBody, engine: Engine, key: IdempotencyKey = None) -> Response:
     """A spend cap: a ceiling of `value` in `credit` (runes by default) on what the customer's calls consume."""
     known(engine.customer(id), f"customer `{id}`")
     fields = body.model_dump(exclude={"value"})
-    cap = engine.add_customer_cap(id, body.value, **fields)
+    cap = engine.add_customer_cap(id, body.value, **fields, idempotency_key=key)
     if cap is None:
         raise Problem(409, "denied", "the cap was not added: its id is taken, or its credit has no path to runes")
     return respond(cap, 201)
@@ -40,24 +38,30 @@ def get_cap(id: str, cap_id: str, engine: Engine) -> Response:
 
 
 @router.post("/caps/{cap_id}/reset", dependencies=[ADMIN])
-def reset_cap(id: str, cap_id: str, engine: Engine) -> Response:
+def reset_cap(id: str, cap_id: str, engine: Engine, key: IdempotencyKey = None) -> Response:
     """Zero the cap's meter and start its period now."""
-    done(engine.reset_customer_cap(id, cap_id), 404, "not_found", f"no cap `{cap_id}` of `{id}`")
+    done(engine.reset_customer_cap(id, cap_id, idempotency_key=key), 404, "not_found", f"no cap `{cap_id}` of `{id}`")
     return respond(engine.customer_cap(id, cap_id))
 
 
 @router.delete("/caps/{cap_id}", dependencies=[ADMIN], status_code=204)
-def remove_cap(id: str, cap_id: str, engine: Engine) -> Response:
-    done(engine.remove_customer_cap(id, cap_id), 404, "not_found", f"no cap `{cap_id}` of `{id}`")
+def remove_cap(id: str, cap_id: str, engine: Engine, key: IdempotencyKey = None) -> Response:
+    done(engine.remove_customer_cap(id, cap_id, idempotency_key=key), 404, "not_found", f"no cap `{cap_id}` of `{id}`")
     return Response(status_code=204)
 
 
 @router.post("/grants", dependencies=[ADMIN], status_code=201)
-def grant(id: str, body: GrantBody, engine: Engine) -> Response:
+def grant(id: str, body: GrantBody, engine: Engine, key: IdempotencyKey = None) -> Response:
     """A balance of `credit` (promo credit) that covers usage past the limits until `expires_on`."""
     known(engine.customer(id), f"customer `{id}`")
     made = engine.grant(
-        id, body.credit, body.value, expires_on=body.expires_on, grant_id=body.grant_id, metadata=body.metadata
+        id,
+        body.credit,
+        body.value,
+        expires_on=body.expires_on,
+        grant_id=body.grant_id,
+        metadata=body.metadata,
+        idempotency_key=key,
     )
     if made is None:
         raise Problem(409, "denied", f"the grant was not made: `{body.credit}` is unknown or the grant id is taken")
@@ -71,10 +75,11 @@ def grants(id: str, engine: Engine) -> Response:
 
 
 @router.post("/topups", dependencies=[ADMIN])
-def topup(id: str, body: TopupBody, engine: Engine) -> Response:
+def topup(id: str, body: TopupBody, engine: Engine, key: IdempotencyKey = None) -> Response:
     """Grant one purchase of a top-up of the customer's plan (call it after payment)."""
     known(engine.customer(id), f"customer `{id}`")
-    done(engine.apply_customer_topup(id, body.topup), 422, "invalid_argument", f"no top-up `{body.topup}` in the plan")
+    applied = engine.apply_customer_topup(id, body.topup, idempotency_key=key)
+    done(applied, 422, "invalid_argument", f"no top-up `{body.topup}` in the plan")
     return respond(engine.grants(id))
 
 

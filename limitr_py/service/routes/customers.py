@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from limitr_py.service.bodies import AltIdBody, CustomerBody, CustomerUpdate, EntityBody, ExactRoute, OverrideBody
-from limitr_py.service.common import ADMIN, READ, Engine, done, known, no_idempotency_key, parse_time, respond
+from limitr_py.service.common import ADMIN, READ, Engine, done, known, parse_time, respond
 from limitr_py.service.problems import Problem
 
-router = APIRouter(prefix="/v1", route_class=ExactRoute, tags=["customers"], dependencies=[Depends(no_idempotency_key)])
+router = APIRouter(prefix="/v1", route_class=ExactRoute, tags=["customers"])
 
 
 @router.post("/customers", dependencies=[ADMIN], status_code=201)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from limitr_py import WebhookDelivery
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.service.bodies import ExactRoute
-from limitr_py.service.common import ADMIN, READ, Engine, known, no_idempotency_key, respond
+from limitr_py.service.common import ADMIN, READ, Engine, known, respond
 from limitr_py.service.problems import Problem
 
 router = APIRouter(
     prefix="/v1/webhooks/deliveries",
     route_class=ExactRoute,
     tags=["webhooks"],
-    dependencies=[Depends(no_idempotency_key)],
 )
 
 
