@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from limitr_py.engine import keys
@@ -21,6 +22,11 @@ from limitr_py.errors import InvalidArgumentError
 from limitr_py.stores.base import Commit
 
 ANSWER_KEY = re.compile(r"[0-9a-f]{16,64}")
+
+
+def _live(recorded: Any, now: datetime) -> bool:
+    """A recorded answer still in force (a store drops it a day on, but not always at once)."""
+    return recorded is not None and recorded["at"] + keys.IDEMPOTENCY_KEEP >= now
 
 
 @exact
@@ -36,9 +42,7 @@ class Answers(Core):
         """The answer recorded under `key` in the last day, or None."""
         record_key, group = self._answer_key(key)
         found = self._txn.store.read([record_key], group)[record_key].value
-        if found is None or found["at"] + keys.IDEMPOTENCY_KEEP < self._clock.now():
-            return None
-        return dict(found["answer"])
+        return dict(found["answer"]) if _live(found, self._clock.now()) else None
 
     def record_answer(self, key: str, answer: Mapping[str, Any]) -> bool:
         """Record `answer` (JSON-safe data) under `key` for a day, unless one is recorded already (False)."""
@@ -46,7 +50,7 @@ class Answers(Core):
         value = data(answer, "answer")
         now = self._clock.now()
         current = self._txn.store.read([record_key], group)[record_key]
-        if current.value is not None and current.value["at"] + keys.IDEMPOTENCY_KEEP >= now:
+        if _live(current.value, now):
             return False
         commit = Commit(
             {record_key: current.version},
