@@ -1,10 +1,12 @@
 """Benchmark: allowed calls per second over HTTP (`limitr serve`), beside a bare endpoint of the same framework
 and server measured in the same run.
 
-    python bench/bench_service.py [--seconds 3] [--stores memory,redis] [--history on|off|both]
+    python bench/bench_service.py [--seconds 3] [--rounds 3] [--stores memory,redis] [--history on|off|both]
 
 Clients are separate processes, each with one keep-alive connection, calling POST /v1/allow in a loop for a
-customer of its own under a limit it never reaches (1 and 16 at a time). The bare endpoint (bench/bare_service.py)
+customer of its own under a limit it never reaches (1 and 16 at a time). Each round measures every server in
+turn; the table shows the median of the rounds, each ratio taken against the bare endpoint of its own round, and
+the range of those ratios. The bare endpoint (bench/bare_service.py)
 parses a body of the same shape and answers a constant. Every server runs one uvicorn worker. Not a test:
 nothing asserts on time.
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -54,33 +58,49 @@ def _client(url: str, seconds: float, out: Any) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--stores", default="memory,redis")
     parser.add_argument("--history", default="on", help="on, off, or both (each customer's recent events kept)")
     options = parser.parse_args()
     bare_command = [sys.executable, "-m", "uvicorn", "bench.bare_service:app", "--port", "0", "--log-level", "info"]
-    with tempfile.TemporaryDirectory() as tmp:
+    histories = {"on": [True], "off": [False], "both": [True, False]}[options.history]
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         policy = Path(tmp) / "policy.json"
         policy.write_text(json.dumps(POLICY))
-        print(f"{'server':30} {'clients':>7} {'calls/s':>9} {'median µs':>10} {'p99 µs':>9} {'bare/s':>9} {'ratio':>6}")
-        bare: dict[int, float] = {}
-        with Server(policy, "", command=bare_command) as server:
-            for clients in (1, 16):
-                bare[clients], median, p99 = measure(_client, server.url, clients, options.seconds)
-                print(f"{'bare endpoint':30} {clients:7} {bare[clients]:9,.0f} {median:10,.0f} {p99:9,.0f}")
-        variants = {"on": [True], "off": [False], "both": [True, False]}[options.history]
+        # Every server runs for the whole benchmark, and each round measures all of them one after the other: a
+        # slow spell of the machine lands on one round of every server, not on every round of one.
+        servers = {"bare endpoint": running.enter_context(Server(policy, "", command=bare_command))}
+        urls = []
         for name in options.stores.split(","):
-            for history in variants:
+            for history in histories:
                 url = {"memory": "memory://", "redis": f"{REDIS_URL}?prefix=bench{uuid.uuid4().hex[:6]}"}[name]
-                with Server(policy, url, *([] if history else ["--no-event-history"])) as server:
-                    for clients in (1, 16):
-                        rate, median, p99 = measure(_client, server.url, clients, options.seconds)
-                        label = f"limitr serve ({name}{'' if history else ', no history'})"
-                        print(
-                            f"{label:30} {clients:7} {rate:9,.0f} {median:10,.0f} {p99:9,.0f} "
-                            f"{bare[clients]:9,.0f} {rate / bare[clients]:6.2f}"
-                        )
-                if name != "memory":
-                    empty(url)
+                label = f"limitr serve ({name}{'' if history else ', no history'})"
+                servers[label] = running.enter_context(
+                    Server(policy, url, *([] if history else ["--no-event-history"]))
+                )
+                urls.append(url)
+        runs: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+        for _ in range(options.rounds):
+            for clients in (1, 16):
+                for label, server in servers.items():
+                    runs.setdefault((label, clients), []).append(measure(_client, server.url, clients, options.seconds))
+        print(f"median of {options.rounds} interleaved rounds of {options.seconds:g} s")
+        print(f"{'server':30} {'clients':>7} {'calls/s':>9} {'median µs':>10} {'p99 µs':>9} {'ratio':>6} {'range':>11}")
+        for clients in (1, 16):
+            bare = [rate for rate, _, _ in runs["bare endpoint", clients]]
+            for label in servers:
+                got = runs[label, clients]
+                rate, median, p99 = (statistics.median(x[i] for x in got) for i in range(3))
+                ratios = [r / b for (r, _, _), b in zip(got, bare, strict=True)]  # each beside its own round's bare
+                shown = (
+                    ""
+                    if label == "bare endpoint"
+                    else f"{statistics.median(ratios):6.2f} {min(ratios):5.2f}–{max(ratios):.2f}"
+                )
+                print(f"{label:30} {clients:7} {rate:9,.0f} {median:10,.0f} {p99:9,.0f} {shown}")
+    for url in urls:
+        if not url.startswith("memory"):
+            empty(url)
 
 
 if __name__ == "__main__":

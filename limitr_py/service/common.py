@@ -36,29 +36,35 @@ def respond(value: Any, status: int = 200) -> Response:
     return Response(wire.dumps(value), status, media_type="application/json")
 
 
-def _scope(needed: str) -> Callable[..., Awaitable[None]]:
-    """A dependency: the request's `Authorization: Bearer KEY` must name a key of at least `needed` scope (async:
-    a hash and a compare need no thread of the pool)."""
+def _authorized(needed: str) -> Callable[[Request], Awaitable[Limitr]]:
+    """A dependency: the engine, once the request's `Authorization: Bearer KEY` names a key of at least `needed`
+    scope. One dependency that reads the header itself: FastAPI's solving costs more per dependency and per
+    declared parameter than the check does (async: a hash and a compare need no thread of the pool)."""
 
-    async def check(
-        request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
-    ) -> None:
-        keys = service_of(request).keys
-        if keys is None:
-            return
-        challenge = {"WWW-Authenticate": 'Bearer realm="limitr"'}
-        if authorization is None or not authorization.startswith("Bearer "):
-            raise Problem(401, "unauthorized", "send `Authorization: Bearer KEY`", headers=challenge)
-        found = api_keys.find(keys, authorization[len("Bearer ") :].strip())
-        if found is None:
-            raise Problem(401, "unauthorized", "the key is not valid", headers=challenge)
-        if not api_keys.allows(found, needed):
-            raise Problem(403, "forbidden", f"the key `{found.name}` has scope `{found.scope}`; this needs `{needed}`")
+    async def engine(request: Request) -> Limitr:
+        service = service_of(request)
+        if service.keys is not None:
+            _check_key(service.keys, request.headers.get("authorization"), needed)
+        return service.engine
 
-    return check
+    return engine
 
 
-READ, WRITE, ADMIN = (Depends(_scope(s)) for s in api_keys.SCOPES)
+def _check_key(keys: list[api_keys.ApiKey], authorization: str | None, needed: str) -> None:
+    challenge = {"WWW-Authenticate": 'Bearer realm="limitr"'}
+    if authorization is None or not authorization.startswith("Bearer "):
+        raise Problem(401, "unauthorized", "send `Authorization: Bearer KEY`", headers=challenge)
+    found = api_keys.find(keys, authorization[len("Bearer ") :].strip())
+    if found is None:
+        raise Problem(401, "unauthorized", "the key is not valid", headers=challenge)
+    if not api_keys.allows(found, needed):
+        raise Problem(403, "forbidden", f"the key `{found.name}` has scope `{found.scope}`; this needs `{needed}`")
+
+
+# The engine, for a route that needs a key of scope read, write or admin.
+ReadEngine = Annotated[Limitr, Depends(_authorized("read"))]
+WriteEngine = Annotated[Limitr, Depends(_authorized("write"))]
+AdminEngine = Annotated[Limitr, Depends(_authorized("admin"))]
 
 
 IdempotencyKey = Annotated[

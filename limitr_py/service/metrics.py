@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -37,6 +38,27 @@ class Metrics:
             ["endpoint", "outcome"], registry=self.registry,
         )  # fmt: skip
         self.registry.register(_Retries(retried))
+        # The labelled children, found once: `labels()` costs more than the increment it leads to. Both keys are
+        # bounded: routes by the application, statuses by HTTP.
+        self._answered: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._decided: dict[tuple[str, bool], Any] = {}
+
+    def answered(self, endpoint: str, status: int, seconds: float) -> None:
+        """One request to `endpoint` answered with `status` after `seconds`."""
+        children = self._answered.get((endpoint, status))
+        if children is None:
+            children = self.requests.labels(endpoint, str(status)), self.latency.labels(endpoint)
+            self._answered[endpoint, status] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def decided(self, endpoint: str, allowed: bool) -> None:
+        """One metering or check answer of `endpoint`."""
+        child = self._decided.get((endpoint, allowed))
+        if child is None:
+            child = self.decisions.labels(endpoint, "allowed" if allowed else "denied")
+            self._decided[endpoint, allowed] = child
+        child.inc()
 
     def webhook_attempts_of(self, endpoint: str, outcome: str) -> None:
         self.webhook_attempts.labels(endpoint, outcome).inc()
@@ -75,5 +97,4 @@ class Measured:
             await self.app(scope, receive, send_status)
         finally:
             endpoint = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(endpoint, str(status)).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+            self.metrics.answered(endpoint, status, time.perf_counter() - started)

@@ -15,14 +15,14 @@ from limitr_py.service.bodies import (
     OverageLimitBody,
     TopupBody,
 )
-from limitr_py.service.common import ADMIN, READ, Engine, IdempotencyKey, done, known, respond
+from limitr_py.service.common import AdminEngine, IdempotencyKey, ReadEngine, done, known, respond
 from limitr_py.service.problems import Problem
 
 router = APIRouter(prefix="/v1/customers/{id}", route_class=ExactRoute, tags=["billing"])
 
 
-@router.post("/caps", dependencies=[ADMIN], status_code=201)
-def add_cap(id: str, body: CapBody, engine: Engine, key: IdempotencyKey = None) -> Response:
+@router.post("/caps", status_code=201)
+def add_cap(id: str, body: CapBody, engine: AdminEngine, key: IdempotencyKey = None) -> Response:
     """A spend cap: a ceiling of `value` in `credit` (runes by default) on what the customer's calls consume."""
     known(engine.customer(id), f"customer `{id}`")
     fields = body.model_dump(exclude={"value"})
@@ -32,26 +32,26 @@ def add_cap(id: str, body: CapBody, engine: Engine, key: IdempotencyKey = None) 
     return respond(cap, 201)
 
 
-@router.get("/caps/{cap_id}", dependencies=[READ])
-def get_cap(id: str, cap_id: str, engine: Engine) -> Response:
+@router.get("/caps/{cap_id}")
+def get_cap(id: str, cap_id: str, engine: ReadEngine) -> Response:
     return respond(known(engine.customer_cap(id, cap_id), f"cap `{cap_id}` of `{id}`"))
 
 
-@router.post("/caps/{cap_id}/reset", dependencies=[ADMIN])
-def reset_cap(id: str, cap_id: str, engine: Engine, key: IdempotencyKey = None) -> Response:
+@router.post("/caps/{cap_id}/reset")
+def reset_cap(id: str, cap_id: str, engine: AdminEngine, key: IdempotencyKey = None) -> Response:
     """Zero the cap's meter and start its period now."""
     done(engine.reset_customer_cap(id, cap_id, idempotency_key=key), 404, "not_found", f"no cap `{cap_id}` of `{id}`")
     return respond(engine.customer_cap(id, cap_id))
 
 
-@router.delete("/caps/{cap_id}", dependencies=[ADMIN], status_code=204)
-def remove_cap(id: str, cap_id: str, engine: Engine, key: IdempotencyKey = None) -> Response:
+@router.delete("/caps/{cap_id}", status_code=204)
+def remove_cap(id: str, cap_id: str, engine: AdminEngine, key: IdempotencyKey = None) -> Response:
     done(engine.remove_customer_cap(id, cap_id, idempotency_key=key), 404, "not_found", f"no cap `{cap_id}` of `{id}`")
     return Response(status_code=204)
 
 
-@router.post("/grants", dependencies=[ADMIN], status_code=201)
-def grant(id: str, body: GrantBody, engine: Engine, key: IdempotencyKey = None) -> Response:
+@router.post("/grants", status_code=201)
+def grant(id: str, body: GrantBody, engine: AdminEngine, key: IdempotencyKey = None) -> Response:
     """A balance of `credit` (promo credit) that covers usage past the limits until `expires_on`."""
     known(engine.customer(id), f"customer `{id}`")
     made = engine.grant(
@@ -68,14 +68,14 @@ def grant(id: str, body: GrantBody, engine: Engine, key: IdempotencyKey = None) 
     return respond(made, 201)
 
 
-@router.get("/grants", dependencies=[READ])
-def grants(id: str, engine: Engine) -> Response:
+@router.get("/grants")
+def grants(id: str, engine: ReadEngine) -> Response:
     known(engine.customer(id), f"customer `{id}`")
     return respond(engine.grants(id))
 
 
-@router.post("/topups", dependencies=[ADMIN])
-def topup(id: str, body: TopupBody, engine: Engine, key: IdempotencyKey = None) -> Response:
+@router.post("/topups")
+def topup(id: str, body: TopupBody, engine: AdminEngine, key: IdempotencyKey = None) -> Response:
     """Grant one purchase of a top-up of the customer's plan (call it after payment)."""
     known(engine.customer(id), f"customer `{id}`")
     applied = engine.apply_customer_topup(id, body.topup, idempotency_key=key)
@@ -83,14 +83,14 @@ def topup(id: str, body: TopupBody, engine: Engine, key: IdempotencyKey = None) 
     return respond(engine.grants(id))
 
 
-@router.get("/credits/{credit}", dependencies=[READ])
-def credit_remaining(id: str, credit: str, engine: Engine) -> Response:
+@router.get("/credits/{credit}")
+def credit_remaining(id: str, credit: str, engine: ReadEngine) -> Response:
     """The customer's whole grant balance expressed in `credit`."""
     return respond({"credit": credit, "remaining": known(engine.credit_remaining(id, credit), f"customer `{id}`")})
 
 
-@router.put("/feature_config/{feature}", dependencies=[ADMIN])
-def feature_config(id: str, feature: str, body: FeatureConfigBody, engine: Engine) -> Response:
+@router.put("/feature_config/{feature}")
+def feature_config(id: str, feature: str, body: FeatureConfigBody, engine: AdminEngine) -> Response:
     """Owostack's `set_feature_config`: one customer's exception for one feature."""
     known(engine.customer(id), f"customer `{id}`")
     given = body.model_fields_set
@@ -103,23 +103,23 @@ def feature_config(id: str, feature: str, body: FeatureConfigBody, engine: Engin
     return respond(engine.billing_config(id))
 
 
-@router.put("/overage_limit", dependencies=[ADMIN])
-def overage_limit(id: str, body: OverageLimitBody, engine: Engine) -> Response:
+@router.put("/overage_limit")
+def overage_limit(id: str, body: OverageLimitBody, engine: AdminEngine) -> Response:
     """Owostack's `set_overage_limit`: a customer-wide cap on billable overage, in minor units of the currency."""
     known(engine.customer(id), f"customer `{id}`")
     engine.set_overage_limit(id, max_overage_amount=body.max_overage_amount, on_limit_reached=body.on_limit_reached)
     return respond(engine.billing_config(id))
 
 
-@router.post("/billing_controls", dependencies=[ADMIN])
-def billing_controls(id: str, body: BillingControlsBody, engine: Engine) -> Response:
+@router.post("/billing_controls")
+def billing_controls(id: str, body: BillingControlsBody, engine: AdminEngine) -> Response:
     """Autumn's `update_billing_controls`, with its field names; each list given replaces the customer's."""
     known(engine.customer(id), f"customer `{id}`")
     engine.update_billing_controls(id, **body.model_dump(exclude_unset=True))
     return respond(engine.billing_config(body.entity_id or id))
 
 
-@router.get("/billing_config", dependencies=[READ])
-def billing_config(id: str, engine: Engine) -> Response:
+@router.get("/billing_config")
+def billing_config(id: str, engine: ReadEngine) -> Response:
     """The customer's billing controls as they apply."""
     return respond(known(engine.billing_config(id), f"customer `{id}`"))

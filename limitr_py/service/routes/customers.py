@@ -8,14 +8,14 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from limitr_py.service.bodies import AltIdBody, CustomerBody, CustomerUpdate, EntityBody, ExactRoute, OverrideBody
-from limitr_py.service.common import ADMIN, READ, Engine, done, known, parse_time, respond
+from limitr_py.service.common import AdminEngine, ReadEngine, done, known, parse_time, respond
 from limitr_py.service.problems import Problem
 
 router = APIRouter(prefix="/v1", route_class=ExactRoute, tags=["customers"])
 
 
-@router.post("/customers", dependencies=[ADMIN], status_code=201)
-def create_customer(body: CustomerBody, engine: Engine) -> Response:
+@router.post("/customers", status_code=201)
+def create_customer(body: CustomerBody, engine: AdminEngine) -> Response:
     """Create a customer (an existing id is updated, its meters kept). 422 when no plan resolves."""
     customer = engine.create_customer(body.id, body.plan, body.type, body.label, body.refs, body.alt_ids, body.metadata)
     if customer is None:
@@ -23,13 +23,13 @@ def create_customer(body: CustomerBody, engine: Engine) -> Response:
     return respond(customer, 201)
 
 
-@router.get("/customers/{id}", dependencies=[READ])
-def get_customer(id: str, engine: Engine) -> Response:
+@router.get("/customers/{id}")
+def get_customer(id: str, engine: ReadEngine) -> Response:
     return respond(known(engine.customer(id), f"customer `{id}`"))
 
 
-@router.patch("/customers/{id}", dependencies=[ADMIN])
-def update_customer(id: str, body: CustomerUpdate, engine: Engine) -> Response:
+@router.patch("/customers/{id}")
+def update_customer(id: str, body: CustomerUpdate, engine: AdminEngine) -> Response:
     """Change a customer's plan (`set_customer_plan`, usage kept unless `overwrite_meters`), refs
     (`set_customer_refs`), type, label or metadata; only the fields given change."""
     current = known(engine.customer(id), f"customer `{id}`")
@@ -55,28 +55,28 @@ def update_customer(id: str, body: CustomerUpdate, engine: Engine) -> Response:
     return respond(engine.customer(id))
 
 
-@router.delete("/customers/{id}", dependencies=[ADMIN], status_code=204)
-def delete_customer(id: str, engine: Engine) -> Response:
+@router.delete("/customers/{id}", status_code=204)
+def delete_customer(id: str, engine: AdminEngine) -> Response:
     done(engine.delete_customer(id), 404, "not_found", f"no customer `{id}`")
     return Response(status_code=204)
 
 
-@router.post("/customers/{id}/alt_ids", dependencies=[ADMIN], status_code=201)
-def add_alt_id(id: str, body: AltIdBody, engine: Engine) -> Response:
+@router.post("/customers/{id}/alt_ids", status_code=201)
+def add_alt_id(id: str, body: AltIdBody, engine: AdminEngine) -> Response:
     """Let `alt` name the customer too; 409 when it names another."""
     known(engine.customer(id), f"customer `{id}`")
     done(engine.set_alt_customer_id(id, body.alt), 409, "taken", f"`{body.alt}` already names a customer")
     return respond(engine.customer(id), 201)
 
 
-@router.delete("/alt_ids/{alt}", dependencies=[ADMIN], status_code=204)
-def delete_alt_id(alt: str, engine: Engine) -> Response:
+@router.delete("/alt_ids/{alt}", status_code=204)
+def delete_alt_id(alt: str, engine: AdminEngine) -> Response:
     done(engine.delete_alt_customer_id(alt), 404, "not_found", f"no alt id `{alt}`")
     return Response(status_code=204)
 
 
-@router.put("/customers/{id}/overrides/{entitlement}", dependencies=[ADMIN])
-def put_override(id: str, entitlement: str, body: OverrideBody, engine: Engine) -> Response:
+@router.put("/customers/{id}/overrides/{entitlement}")
+def put_override(id: str, entitlement: str, body: OverrideBody, engine: AdminEngine) -> Response:
     """The customer's own limit for an entitlement until `expires` (it replaces an earlier override)."""
     limit = engine.create_customer_override(
         id,
@@ -93,14 +93,14 @@ def put_override(id: str, entitlement: str, body: OverrideBody, engine: Engine) 
     return respond(known(limit, f"customer `{id}` with an entitlement `{entitlement}`"))
 
 
-@router.delete("/customers/{id}/overrides/{entitlement}", dependencies=[ADMIN], status_code=204)
-def delete_override(id: str, entitlement: str, engine: Engine) -> Response:
+@router.delete("/customers/{id}/overrides/{entitlement}", status_code=204)
+def delete_override(id: str, entitlement: str, engine: AdminEngine) -> Response:
     done(engine.remove_customer_override(id, entitlement), 404, "not_found", f"no override of `{entitlement}`")
     return Response(status_code=204)
 
 
-@router.post("/customers/{id}/entities", dependencies=[ADMIN], status_code=201)
-def add_entity(id: str, body: EntityBody, engine: Engine) -> Response:
+@router.post("/customers/{id}/entities", status_code=201)
+def add_entity(id: str, body: EntityBody, engine: AdminEngine) -> Response:
     """Create an entity of the customer. With `feature`, it takes one unit of that seat limit: a limit that is
     full denies with 409 and creates nothing."""
     known(engine.customer(id), f"customer `{id}`")
@@ -113,15 +113,15 @@ def add_entity(id: str, body: EntityBody, engine: Engine) -> Response:
     return respond(engine.customer(body.entity_id), 201)
 
 
-@router.delete("/customers/{id}/entities/{entity_id}", dependencies=[ADMIN], status_code=204)
-def remove_entity(id: str, entity_id: str, engine: Engine, feature: str | None = None) -> Response:
+@router.delete("/customers/{id}/entities/{entity_id}", status_code=204)
+def remove_entity(id: str, entity_id: str, engine: AdminEngine, feature: str | None = None) -> Response:
     """Delete an entity; with `?feature=`, give its seat back."""
     done(engine.remove_entity(id, entity_id, feature=feature), 404, "not_found", f"no entity `{entity_id}` of `{id}`")
     return Response(status_code=204)
 
 
-@router.get("/customers/{id}/entitlements/{entitlement}", dependencies=[READ], tags=["reads"])
-def entitlement(id: str, entitlement: str, engine: Engine) -> Response:
+@router.get("/customers/{id}/entitlements/{entitlement}", tags=["reads"])
+def entitlement(id: str, entitlement: str, engine: ReadEngine) -> Response:
     """The meter in one object: value, remaining, limit, allowance, units held, and when it resets (null for what
     does not apply: an observe limit has no remaining, a feature flag has no meter)."""
     known(engine.customer(id), f"customer `{id}`")
@@ -143,8 +143,8 @@ def entitlement(id: str, entitlement: str, engine: Engine) -> Response:
     )
 
 
-@router.get("/customers/{id}/invoice", dependencies=[READ], tags=["reads"])
-def invoice(id: str, engine: Engine, period: str = "current") -> Response:
+@router.get("/customers/{id}/invoice", tags=["reads"])
+def invoice(id: str, engine: ReadEngine, period: str = "current") -> Response:
     """The invoice of the `current` or `previous` period, or of the period containing an ISO 8601 time; amounts
     (and `total`) in minor units of the currency."""
     at: str | datetime = period if period in ("current", "previous") else parse_time(period, "period")

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from limitr_py import WebhookDelivery
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.service.bodies import ExactRoute
-from limitr_py.service.common import ADMIN, READ, Engine, known, respond
+from limitr_py.service.common import AdminEngine, Engine, ReadEngine, known, respond
 from limitr_py.service.problems import Problem
 
 router = APIRouter(
@@ -36,9 +36,9 @@ def shown(delivery: WebhookDelivery) -> dict[str, Any]:
     }
 
 
-@router.get("", dependencies=[READ])
+@router.get("")
 def list_deliveries(
-    engine: Engine,
+    engine: ReadEngine,
     state: Literal["pending", "delivering", "delivered", "dead"] | None = None,
     endpoint: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -57,13 +57,13 @@ def _found(engine: Engine, id: str) -> WebhookDelivery:
     return known(delivery, f"delivery `{id[:80]}`")  # type: ignore[no-any-return]
 
 
-@router.get("/{id}", dependencies=[READ])
-def get_delivery(id: str, engine: Engine) -> Response:
+@router.get("/{id}")
+def get_delivery(id: str, engine: ReadEngine) -> Response:
     return respond(shown(_found(engine, id)))
 
 
-@router.post("/{id}/retry", dependencies=[ADMIN])
-def retry_delivery(id: str, engine: Engine) -> Response:
+@router.post("/{id}/retry")
+def retry_delivery(id: str, engine: AdminEngine) -> Response:
     """Send a dead letter again, from its first attempt; 409 for a delivery that is not dead."""
     _found(engine, id)
     try:

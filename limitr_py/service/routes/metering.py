@@ -7,10 +7,9 @@ from fastapi.responses import Response
 
 from limitr_py.service.bodies import AllowBody, CheckBody, ExactRoute, ReleaseBody, ReserveBody, SettleBody, TrackBody
 from limitr_py.service.common import (
-    READ,
-    WRITE,
-    Engine,
     IdempotencyKey,
+    ReadEngine,
+    WriteEngine,
     decision_answer,
     respond,
     service_of,
@@ -20,11 +19,11 @@ router = APIRouter(prefix="/v1", route_class=ExactRoute, tags=["metering"])
 
 
 def _counted(request: Request, endpoint: str, allowed: bool) -> None:
-    service_of(request).metrics.decisions.labels(endpoint, "allowed" if allowed else "denied").inc()
+    service_of(request).metrics.decided(endpoint, allowed)
 
 
-@router.post("/allow", dependencies=[WRITE])
-def allow(body: AllowBody, engine: Engine, request: Request, key: IdempotencyKey = None) -> Response:
+@router.post("/allow")
+def allow(body: AllowBody, engine: WriteEngine, request: Request, key: IdempotencyKey = None) -> Response:
     """Decide and meter one call (`allow_explained`): `allowed`, and when denied the gate and the limit type that
     bound; `headroom` is how many more units the deciding limit took before the call."""
     decision = engine.allow_explained(
@@ -40,8 +39,8 @@ def allow(body: AllowBody, engine: Engine, request: Request, key: IdempotencyKey
     return respond(decision_answer(decision))
 
 
-@router.post("/check", dependencies=[READ])
-def check(body: CheckBody, engine: Engine, request: Request) -> Response:
+@router.post("/check")
+def check(body: CheckBody, engine: ReadEngine, request: Request) -> Response:
     """Would `allow` pass? The same decision, with nothing changed and no events."""
     decision = engine.explain(
         body.customer, body.entitlement, body.value, cap=body.cap, context=body.context, overhead=body.overhead
@@ -50,8 +49,8 @@ def check(body: CheckBody, engine: Engine, request: Request) -> Response:
     return respond(decision_answer(decision))
 
 
-@router.post("/track", dependencies=[WRITE])
-def track(body: TrackBody, engine: Engine, key: IdempotencyKey = None) -> Response:
+@router.post("/track")
+def track(body: TrackBody, engine: WriteEngine, key: IdempotencyKey = None) -> Response:
     """Record usage that already happened (it passes any limit); `recorded` is false for an unknown customer or
     entitlement."""
     recorded = engine.track(
@@ -60,14 +59,14 @@ def track(body: TrackBody, engine: Engine, key: IdempotencyKey = None) -> Respon
     return respond({"recorded": recorded})
 
 
-@router.get("/explain", dependencies=[READ])
-def explain(customer: str, entitlement: str, engine: Engine, value: str = "0") -> Response:
+@router.get("/explain")
+def explain(customer: str, entitlement: str, engine: ReadEngine, value: str = "0") -> Response:
     """The `Decision` of a call of `value` units: every gate with its numbers."""
     return respond(engine.explain(customer, entitlement, value))
 
 
-@router.post("/reserve", dependencies=[WRITE])
-def reserve(body: ReserveBody, engine: Engine, key: IdempotencyKey = None) -> Response:
+@router.post("/reserve")
+def reserve(body: ReserveBody, engine: WriteEngine, key: IdempotencyKey = None) -> Response:
     """Hold room for a call before doing it: the hold's id, or null (`reserved: false`) when the call would not be
     allowed."""
     hold = engine.reserve(
@@ -85,8 +84,8 @@ def reserve(body: ReserveBody, engine: Engine, key: IdempotencyKey = None) -> Re
     return respond({"reserved": hold is not None, "hold_id": hold})
 
 
-@router.post("/settle", dependencies=[WRITE])
-def settle(body: SettleBody, engine: Engine, key: IdempotencyKey = None) -> Response:
+@router.post("/settle")
+def settle(body: SettleBody, engine: WriteEngine, key: IdempotencyKey = None) -> Response:
     """Resolve a hold: drop it and record the actual usage."""
     settled = engine.settle(
         body.customer,
@@ -102,8 +101,8 @@ def settle(body: SettleBody, engine: Engine, key: IdempotencyKey = None) -> Resp
     return respond({"settled": settled})
 
 
-@router.post("/release", dependencies=[WRITE])
-def release(body: ReleaseBody, engine: Engine, key: IdempotencyKey = None) -> Response:
+@router.post("/release")
+def release(body: ReleaseBody, engine: WriteEngine, key: IdempotencyKey = None) -> Response:
     """Drop a hold without recording usage; `released` is false when there is no such hold."""
     released = engine.release(body.customer, body.entitlement, body.hold_id, idempotency_key=key)
     return respond({"released": released})
