@@ -290,6 +290,22 @@ def test_rate_acceleration_and_projected_exhaustion_follow_the_history(engines: 
     assert engine.projected_exhaustion("u", "api") == timedelta(seconds=12)
 
 
+def test_the_smoothed_rate_is_kept_to_28_digits_and_projects_exhaustion(engines: Engines) -> None:
+    engine, clock = engines.policy({"api": limit(100)})  # ewma_alpha 0.2 (the default)
+    engine.create_customer("u")
+    engine.allow("u", "api", 10)  # one entry: rate 0, ewma 0
+    clock.advance(timedelta(milliseconds=3))
+    engine.allow("u", "api", 1)  # rate 1/3 per ms: ewma 0.2 × 1/3 + 0.8 × 0 = 0.0666…
+    state = engine.customer_state("u")
+    assert state is not None
+    ewma = state.meters["api"].ewma_rate
+    assert ewma is not None and len(ewma.as_tuple().digits) == 28  # not the engine context's 200
+    assert ewma == D("0.06666666666666666666666666667")
+    # 89 left at 0.0666… units/ms: 89 × 15 = 1335 ms less a hair (the 28th digit was rounded up), and a
+    # projection is truncated to the µs
+    assert engine.projected_exhaustion("u", "api", smoothed=True) == timedelta(microseconds=1_334_999)
+
+
 def test_check_and_explain_agree_and_name_the_deciding_gate(engines: Engines) -> None:
     engine, _ = engines.policy({"api": limit(10)})
     engine.create_customer("u")

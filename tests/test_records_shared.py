@@ -86,3 +86,35 @@ def test_a_detached_state_can_be_changed_without_changing_anything_stored() -> N
         assert stored is not None
         assert not stored.caps and not stored.billing.windows and not stored.metadata
         assert all(not m.holds for m in stored.meters.values())
+
+
+def test_the_written_out_meter_encoding_is_the_generic_one() -> None:
+    """`meter_record` spells out what `encode` derives from MeterState's fields: the same object for empty,
+    full and partly filled meters (a field added to MeterState and not to meter_record fails here)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from limitr_py.engine.state import EstimateState, Hold, MeterState
+
+    at = datetime(2026, 12, 4, 12, 30, 0, 123456, tzinfo=UTC)
+    meters = [
+        MeterState("tok", None),
+        MeterState("tok", at, Decimal("12.5"), Decimal("0.000003"), ((at, Decimal(1)), (at, Decimal("2.25")))),
+        MeterState(
+            "tok",
+            at,
+            Decimal("1E+3"),
+            Decimal("-4"),
+            (),
+            Decimal("0.0000123456789012345678901234567"),
+            Decimal("7.50"),
+            at,
+            {"h1": Hold(Decimal(5), Decimal("0.01"), at, Decimal(2), "sonnet")},
+            {"sonnet": EstimateState(3, Decimal("0.2"), True, Decimal("1.5"), Decimal("0.25"))},
+            Decimal("0.300"),
+            Decimal("0.1"),
+            Decimal(3),
+        ),
+    ]
+    for meter in meters:
+        assert records.meter_record(meter) == records.encode(meter)

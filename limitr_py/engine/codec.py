@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from limitr_py import json_text
 from limitr_py.engine import keys
 from limitr_py.engine.records import Decoder, customer_from, customer_record, encode
 from limitr_py.engine.state import EstimateState
@@ -25,8 +26,8 @@ _CACHE_SIZE = 50_000
 
 def dumps(key: str, value: Any) -> str:
     if keys.kind_of(key) is keys.CUSTOMER:
-        return json.dumps(customer_record(value, shared=True), separators=(",", ":"))
-    return json.dumps(encode(value), separators=(",", ":"))
+        return json_text.dumps(customer_record(value, shared=True))
+    return json_text.dumps(encode(value))
 
 
 def loads(key: str, text: str) -> Any:

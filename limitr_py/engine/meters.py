@@ -7,12 +7,15 @@ caller already copied.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from limitr_py.compile.graph import Limit
 from limitr_py.engine.state import HISTORY_SIZE, ZERO, Hold, MeterState
 
 _US = timedelta(microseconds=1)
+_RATE = Context(prec=28, Emax=10**6, Emin=-(10**6))
+"""The smoothed rate is an estimate (Limitr keeps a float), not an amount: 28 significant digits, where the
+engine's 200-digit context would let it grow to 200 and be stored, encoded and decoded at that length."""
 
 
 def ms_between(earlier: datetime, later: datetime) -> Decimal:
@@ -103,7 +106,7 @@ def acceleration(history: tuple[tuple[datetime, Decimal], ...]) -> Decimal:
 def push_history(meter: MeterState, delta: Decimal, alpha: Decimal, now: datetime) -> None:
     meter.history = (*meter.history, (now, delta))[-HISTORY_SIZE:]
     r = rate(meter.history)
-    meter.ewma_rate = r if meter.ewma_rate is None else alpha * r + (1 - alpha) * meter.ewma_rate
+    meter.ewma_rate = _RATE.plus(r if meter.ewma_rate is None else alpha * r + (1 - alpha) * meter.ewma_rate)
 
 
 def governor_available(limit: Limit, meter: MeterState | None, now: datetime) -> Decimal:

@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from limitr_py import json_text
 from limitr_py.engine.records import encode
 
 MAX_BODY = 64 * 1024
@@ -46,4 +47,4 @@ def loads(body: bytes) -> Any:
 def dumps(value: Any) -> bytes:
     """An answer as JSON: `records.encode`, the stores' own encoding (Decimal → its plain text, times ISO 8601,
     durations in ms, dataclasses → objects of their fields)."""
-    return json.dumps(encode(value), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json_text.encoded(encode(value))
