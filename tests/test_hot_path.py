@@ -107,3 +107,83 @@ def test_a_customer_found_by_id_is_committed_without_checking_its_alias_key(engi
         assert engine.allow("u-alt", "api", 3, event=False)  # by alt id: the alias is what it rests on
         assert [sorted(c.expected) for c in store.commits] == [["alias:u-alt", "customer:u", "customer:u-alt"]]
         assert engine.value("u", "api") == D(6)
+
+
+PROBED = {
+    "hard": limit(20, resets=True, reset_inc="1hr"),
+    "trailing": limit(10, hard_trailing=True),
+    "fine": limit("5.5"),
+    "floor": limit(8, minimum=3),
+    "soft": limit(10, "tok", mode="soft"),
+}
+PROBE_CALLS = st.lists(
+    st.tuples(
+        st.sampled_from(["allow", "allow", "allow", "reserve", "release"]),
+        st.sampled_from(["u", "v"]),
+        st.sampled_from(sorted(PROBED)),
+        st.sampled_from(["-1", "0", "0.5", "1", "2", "3", "4.999999999", "5", "7"]),
+        st.integers(0, 70),  # minutes to move the clock first (holds live 10 minutes)
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(calls=PROBE_CALLS)
+def test_a_probe_left_out_because_it_surely_passes_changes_nothing(
+    calls: list[tuple[str, str, str, str, int]],
+) -> None:
+    """`limit-reached` is worked out by a probe after each allowed call; when a plain hard limit surely still
+    has room, the probe is left out (decide._probe_passes). Beside an engine that always runs it, on hard,
+    trailing, fractional and floored limits, with holds, refunds and resets: the same answers, state and
+    events."""
+    from limitr_py.engine import decide
+
+    runs = []
+    for shortcut in (True, False):
+        decide.PROBE_SHORTCUT = shortcut
+        try:
+            engine, clock = policy(PROBED, credits=CREDITS)
+            for who in ("u", "v"):
+                engine.create_customer(who)
+            events = Recorder(engine)
+            answers: list[Any] = []
+            holds: dict[tuple[str, str], list[str]] = {}
+            for op, customer, entitlement, value, minutes in calls:
+                clock.advance(timedelta(minutes=minutes))
+                if op == "allow":
+                    answers.append(engine.allow(customer, entitlement, value))
+                elif op == "reserve":
+                    hold = engine.reserve(customer, entitlement, value if D(value) > 0 else "1")
+                    answers.append(hold is not None)
+                    if hold is not None:
+                        holds.setdefault((customer, entitlement), []).append(hold)
+                elif holds.get((customer, entitlement)):
+                    answers.append(engine.release(customer, entitlement, holds[customer, entitlement].pop()))
+            runs.append(_without_hold_ids((answers, engine.customers(), [(e.name, e.payload) for e in events.events])))
+        finally:
+            decide.PROBE_SHORTCUT = True
+    assert runs[0] == runs[1]
+
+
+def _without_hold_ids(value: Any) -> Any:
+    """Hold ids are random: each becomes `hold`, and a table of holds the list of its holds in order."""
+    if isinstance(value, dict):
+        if value and all(isinstance(k, str) and k.startswith("hold_") for k in value):
+            return sorted((_without_hold_ids(v) for v in value.values()), key=repr)
+        return {k: _without_hold_ids(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_hold_ids(v) for v in value]
+    return "hold" if isinstance(value, str) and value.startswith("hold_") else value
+
+
+def test_the_probe_still_reports_the_limit_reached_by_a_call() -> None:
+    engine, _ = policy(PROBED, credits=CREDITS)
+    engine.create_customer("u")
+    events = Recorder(engine)
+    assert engine.allow("u", "fine", "5")  # 0.5 left: the smallest call passes, nothing reached
+    assert "limit-reached" not in events.names()
+    assert engine.allow("u", "fine", "0.5")  # 5.5 of 5.5: the next call, however small, is denied
+    assert events.names().count("limit-reached") == 1
+    assert engine.allow("u", "trailing", "10")  # trailing: 10 of 10 allowed, the next one is not
+    assert events.names().count("limit-reached") == 2

@@ -534,11 +534,8 @@ class Decider:
             # only ask "would the smallest call still pass?" when something could now say no (a hard limit, a cap,
             # a billing control) or an earlier answer was no: a plain soft or observe limit never blocks
             can_block = limit.mode == "hard" or w.found or w.eff is not None
-            if (
-                w.req.probe
-                and w.send
-                and (can_block or call.entitlement in latest(w.changed, call.caller).billing.blocked)
-            ):
+            blocked = call.entitlement in latest(w.changed, call.caller).billing.blocked
+            if w.req.probe and w.send and (can_block or blocked) and (blocked or not _probe_passes(w)):
                 self._probe(w.snap, call, w.req, w.changed, w.events, w.now)
         elif w.send:  # J. denied by a hard limit
             payload = {
@@ -984,6 +981,24 @@ def editable(changed: dict[str, CustomerState], customer: CustomerState) -> Cust
     if copy is None:
         copy = changed[customer.id] = customer.copy()
     return copy
+
+
+PROBE_SHORTCUT = True
+"""Whether `_probe_passes` may answer for the probe (tests turn it off to compare with the full probe)."""
+
+
+def _probe_passes(w: _Work) -> bool:
+    """Whether the probe of an allowed call would surely pass, without deciding it: only a hard limit can deny
+    it (no cap applies, no billing control is in force, no governor, no minimum) and the meter after the call,
+    with its live holds, still has room for the smallest call. Grants only add room. With nothing stored as
+    blocked, a passing probe changes nothing, so it need not run (most calls of a listened-to hard limit)."""
+    limit = w.call.limit
+    if not PROBE_SHORTCUT or w.found or w.eff is not None or w.req.caps or w.call.value <= 0:
+        return False
+    if limit.mode != "hard" or limit.minimum is not None or meters.governed(limit):
+        return False
+    used = w.new + w.held_value  # held_value is summed for calls that take units (value > 0)
+    return used < limit.value if limit.hard_trailing else used + PROBE <= limit.value
 
 
 def _limit_check(limit: Limit, new: Decimal, current: Decimal) -> bool:

@@ -105,6 +105,15 @@ class EventBus:
             return True
         return any(sink.wants(name) for sink in self.sinks.values())
 
+    def wanted(self, name: str) -> bool:
+        """Whether an event named `name` reaches anyone, itself or as a notification that may re-emit it: an
+        event nobody wants is not built (no id, no routes, no outbox entry)."""
+        if self.listens(name):
+            return True
+        return name.startswith(_NOTIFIABLE) and any(
+            self.listens(note.name) for note in self._notifications if "*" in note.events or name in note.events
+        )
+
     def _as_delivered(self, event: Event) -> list[Event]:
         """The event re-emitted under each notification that matches it, then the event itself."""
         deliveries = []

@@ -358,9 +358,10 @@ class Runner:
         raise AssertionError("unreachable: attempts() raises when it runs out")
 
     def make_events(self, raw: list[RawEvent], now: datetime) -> list[Event]:
-        if not raw or not self.bus.active:
+        bus = self.bus
+        if not raw or not bus.active:
             return []
-        return [Event(name, payload, now, uuid.uuid4().hex) for name, payload in raw]
+        return [Event(name, payload, now, uuid.uuid4().hex) for name, payload in raw if bus.wanted(name)]
 
     def outbox(self, ident: str, events: list[Event], group: str | None) -> tuple[OutboxEntry, ...]:
         """On a durable store, each event goes into the commit with the handler names it is owed to; on every
