@@ -7,6 +7,7 @@ server's store URL), or against numbers worked out from the policy in tests/serv
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -203,6 +204,23 @@ def test_every_family_needs_a_key_of_its_scope(
                 else:
                     expected = {200, 201}
                 assert status in expected, (method, url, presented, status)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_operation_of_the_api_refuses_a_caller_without_a_key(
+    policy_file: Path, engines: Engines, key_file: tuple[Path, dict[str, str]]
+) -> None:
+    """Each `/v1` operation of the OpenAPI document, called without a key, with any body: 401, before its body
+    or its path is looked at (a route without `@needs(...)` would answer 404, 422 or 200 here)."""
+    path, _ = key_file
+    document = json.loads((ROOT / "schemas" / "openapi.json").read_text())
+    operations = [(m.upper(), p) for p, ops in document["paths"].items() if p.startswith("/v1") for m in ops]
+    assert len(operations) >= 34  # every operation the API has today
+    with Server(policy_file, engines.url(), "--api-keys", str(path)) as server:
+        for method, template in operations:
+            url = re.sub(r"\{[^}]+\}", "x", template)
+            reply = server.client.request(method, url, content=b"{not json")
+            assert reply.status_code == 401, (method, template, reply.status_code, reply.text)
 
 
 def test_a_key_is_compared_with_every_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictBool, S
 
 from limitr_py import iso_time
 from limitr_py.service import wire
+from limitr_py.service.common import check_key
 
 
 def _number(value: Any) -> int | Decimal | str:
@@ -233,10 +234,17 @@ class ExactRequest(Request):
 
 
 class ExactRoute(APIRoute):
+    """Every route of the service: a route marked with `common.needs(scope)` checks the caller's key first (a
+    plain check, where a FastAPI dependency cost a tenth of a metered request to solve); then the body is read
+    with exact numbers."""
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        needed: str | None = getattr(self.endpoint, "needed_scope", None)
 
         async def exact_handler(request: Request) -> Response:
+            if needed is not None:
+                check_key(request, needed)
             return await handler(ExactRequest(request.scope, request.receive))
 
         return exact_handler

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from limitr_py.invoice_html import invoice_page
 from limitr_py.service import keys as api_keys
-from limitr_py.service.common import Engine, parse_time, service_of
+from limitr_py.service.common import engine_of, parse_time, service_of
 from limitr_py.templating import ENV
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -76,8 +76,9 @@ async def login(request: Request) -> Response:
 
 
 @router.get("")
-def customers(request: Request, engine: Engine, q: str = "", page: int = 1) -> Response:
+def customers(request: Request, q: str = "", page: int = 1) -> Response:
     """Every customer (id, plan, type, label), searched by id, label or plan, 50 to a page."""
+    engine = engine_of(request)
     if not _signed_in(request):
         return _login()
     needle = q.strip().lower()
@@ -93,7 +94,8 @@ def customers(request: Request, engine: Engine, q: str = "", page: int = 1) -> R
 
 
 @router.get("/customers/{id}")
-def customer(request: Request, id: str, engine: Engine) -> Response:
+def customer(request: Request, id: str) -> Response:
+    engine = engine_of(request)
     if not _signed_in(request):
         return _login()
     state = engine.customer_state(id)
@@ -134,7 +136,8 @@ def customer(request: Request, id: str, engine: Engine) -> Response:
 
 
 @router.get("/customers/{id}/invoice")
-def invoice(request: Request, id: str, engine: Engine, period: str = "current") -> Response:
+def invoice(request: Request, id: str, period: str = "current") -> Response:
+    engine = engine_of(request)
     if not _signed_in(request):
         return _login()
     at: str | datetime = period if period in ("current", "previous") else parse_time(period, "period")

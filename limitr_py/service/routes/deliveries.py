@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from limitr_py import WebhookDelivery
 from limitr_py.errors import InvalidArgumentError
+from limitr_py.limitr import Limitr
 from limitr_py.service.bodies import ExactRoute
-from limitr_py.service.common import AdminEngine, Engine, ReadEngine, known, respond
+from limitr_py.service.common import engine_of, known, needs, respond
 from limitr_py.service.problems import Problem
 
 router = APIRouter(
@@ -37,19 +38,21 @@ def shown(delivery: WebhookDelivery) -> dict[str, Any]:
 
 
 @router.get("")
+@needs("read")
 def list_deliveries(
-    engine: ReadEngine,
+    request: Request,
     state: Literal["pending", "delivering", "delivered", "dead"] | None = None,
     endpoint: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Deliveries, newest event first: those waiting (`pending`, with their next try), being sent, delivered
     (kept 7 days) and dead letters (kept 30 days)."""
+    engine = engine_of(request)
     found = engine.webhook_deliveries(state=state, endpoint=endpoint, limit=limit)
     return respond({"deliveries": [shown(d) for d in found]})
 
 
-def _found(engine: Engine, id: str) -> WebhookDelivery:
+def _found(engine: Limitr, id: str) -> WebhookDelivery:
     try:
         delivery = engine.webhook_delivery(id)
     except InvalidArgumentError:  # not a delivery id at all
@@ -58,13 +61,17 @@ def _found(engine: Engine, id: str) -> WebhookDelivery:
 
 
 @router.get("/{id}")
-def get_delivery(id: str, engine: ReadEngine) -> Response:
+@needs("read")
+def get_delivery(id: str, request: Request) -> Response:
+    engine = engine_of(request)
     return respond(shown(_found(engine, id)))
 
 
 @router.post("/{id}/retry")
-def retry_delivery(id: str, engine: AdminEngine) -> Response:
+@needs("admin")
+def retry_delivery(id: str, request: Request) -> Response:
     """Send a dead letter again, from its first attempt; 409 for a delivery that is not dead."""
+    engine = engine_of(request)
     _found(engine, id)
     try:
         again = engine.retry_webhook(id)

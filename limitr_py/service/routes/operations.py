@@ -8,14 +8,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from limitr_py import __version__
 from limitr_py.errors import StoreError
-from limitr_py.service.common import Engine, respond, service_of
+from limitr_py.service.common import engine_of, respond, service_of
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-def healthz(engine: Engine, request: Request) -> Response:
+def healthz(request: Request) -> Response:
     """200 when the store answers, 503 (fail closed) when it does not; the policy's fingerprint and version."""
+    engine = engine_of(request)
     service = service_of(request)
     body = {"version": __version__, "policy": engine.fingerprint, "store": engine.store.url, **service.reload_state()}
     try:
