@@ -118,3 +118,34 @@ def test_the_written_out_meter_encoding_is_the_generic_one() -> None:
     ]
     for meter in meters:
         assert records.meter_record(meter) == records.encode(meter)
+
+
+def test_evolve_builds_what_dataclasses_replace_builds() -> None:
+    """`state.evolve`, the hot path's replace: the same object as `dataclasses.replace` for caps, grants, spends
+    and limits, the original untouched, an unknown field refused."""
+    import dataclasses
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from limitr_py.compile.graph import Limit
+    from limitr_py.engine.caps import Spend
+    from limitr_py.engine.state import Cap, Grant, evolve
+
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    cap = Cap("monthly", Decimal(100), overage_only=True, meter_value=Decimal(3))
+    grant = Grant("g1", "usd", Decimal(5), Decimal(10), at, at, metadata={"why": "promo"})
+    spend = Spend(Decimal(1), Decimal(0), Decimal(0), Decimal(-5), Decimal(0), Decimal(0), Decimal(0))
+    limit = Limit("tok", "hard", Decimal(10))
+    cases = [
+        (cap, {"meter_value": Decimal(7), "last_reset": at}),
+        (grant, {"value": Decimal(0)}),
+        (spend, {"covered": Decimal(2)}),
+        (limit, {"mode": "soft"}),
+    ]
+    for original, changes in cases:
+        before = dataclasses.replace(original)
+        made = evolve(original, **changes)
+        assert made == dataclasses.replace(original, **changes) and type(made) is type(original)
+        assert original == before  # untouched
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        evolve(cap, colour="red")

@@ -8,7 +8,7 @@ ends a call above its ceiling (unless `hard_trailing` lets one call cross, or th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -17,7 +17,7 @@ from limitr_py.engine.exchange import RUNE, from_runes, to_runes
 from limitr_py.engine.meters import periods_passed
 from limitr_py.engine.pricing import UNBOUNDED_QUANTITY
 from limitr_py.engine.resolve import Customers, reachable
-from limitr_py.engine.state import ZERO, Cap, CustomerState, as_of
+from limitr_py.engine.state import ZERO, Cap, CustomerState, as_of, evolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +48,14 @@ def current(cap: Cap, now: datetime) -> Cap | None:
     if cap.reset_sch is not None:
         start = cap.reset_sch.start_of_period(now)
         if cap.last_reset is None or cap.last_reset < start:
-            return replace(cap, last_reset=start, meter_value=ZERO)
+            return evolve(cap, last_reset=start, meter_value=ZERO)
         return cap
     period = cap.reset_inc or DEFAULT_PERIOD
     started = cap.started or cap.created_on or now
     periods = periods_passed(started, period, now)
     if periods <= 0:
         return cap
-    return replace(cap, started=started + period * periods, meter_value=ZERO)
+    return evolve(cap, started=started + period * periods, meter_value=ZERO)
 
 
 def make_current(table: Mapping[str, Cap], now: datetime) -> tuple[dict[str, Cap], bool]:
@@ -142,7 +142,7 @@ def call_caps(cap_arg: object) -> tuple[Cap, ...]:
     if cap_arg is None:
         return ()
     if isinstance(cap_arg, Cap):
-        return (replace(cap_arg, temp=True),)
+        return (evolve(cap_arg, temp=True),)
     assert isinstance(cap_arg, Mapping)
     return tuple(
         Cap(id=f"tmp-{credit}", value=ceiling, credit=credit, temp=True) for credit, ceiling in cap_arg.items()

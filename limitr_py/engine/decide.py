@@ -8,7 +8,7 @@ what comes back. Records in the snapshot are never changed; changed customers ar
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -21,7 +21,7 @@ from limitr_py.engine.customers import customer_payload
 from limitr_py.engine.exchange import to_runes
 from limitr_py.engine.records import plain
 from limitr_py.engine.resolve import limit_for, plan_for, resolve_customer, scope_owner
-from limitr_py.engine.state import ZERO, Cap, ClosedPeriod, CustomerState, Grant, MeterState, without
+from limitr_py.engine.state import ZERO, Cap, ClosedPeriod, CustomerState, Grant, MeterState, evolve, without
 from limitr_py.engine.values import Decision, Gate
 from limitr_py.errors import InvalidArgumentError
 from limitr_py.event_names import EventName
@@ -357,7 +357,7 @@ class Decider:
         if not call.caller.billing.empty or call.caller.parent is not None or call.limit.max_overage is not None:
             w.eff = controls.effective(self.policy, w.snap.customers, call.caller, call.entitlement, call.limit, w.now)
             if w.eff.mode != call.limit.mode:
-                w.call = call._replace(limit=replace(call.limit, mode=w.eff.mode))
+                w.call = call._replace(limit=evolve(call.limit, mode=w.eff.mode))
 
     def _reset(self, w: _Work) -> None:
         """B. period reset: a call (even a denied one) starts the new period; C. the limit's minimum."""
@@ -429,7 +429,7 @@ class Decider:
             for a in w.found:
                 if a.cap.observe_only or a.cap.ignore_grants != relieved:
                     continue
-                s = replace(spend, covered=gate_covered) if relieved else spend
+                s = evolve(spend, covered=gate_covered) if relieved else spend
                 amount = caps.consumption(self.policy, a.cap, call.credit.name, call.pricing, s)
                 if not caps.has_room(a.cap, amount):
                     return self._cap_denied(w, name, a, amount)
@@ -700,7 +700,7 @@ class Decider:
             for ref in eff.windows:
                 holder = editable(changed, _state_of(call, ref.holder, changed))
                 start, used = controls.window_used(holder, ref, now)
-                holder.billing = replace(
+                holder.billing = evolve(
                     holder.billing,
                     windows=controls.count(holder.billing.windows, ref.key, start, used, value * ref.factor),
                 )
@@ -725,7 +725,7 @@ class Decider:
             after = money.to_minor(self.unbilled_overage(snap, holder, now), self.policy.currency)
             if holder.billing.blocked.get("*overage_limit") is None and after >= cap.max_overage_amount:
                 copy = editable(changed, holder)
-                copy.billing = replace(copy.billing, blocked={**copy.billing.blocked, "*overage_limit": "spend_limit"})
+                copy.billing = evolve(copy.billing, blocked={**copy.billing.blocked, "*overage_limit": "spend_limit"})
                 events.append(
                     (
                         "limit-reached",
@@ -784,11 +784,11 @@ class Decider:
             grant_id = f"auto:{feature}:{now.isoformat()}:{len(history)}"
             holder.grants = {
                 **holder.grants,
-                grant_id: replace(
+                grant_id: evolve(
                     grants.from_topup(topup, grant_id, now), value=rule.quantity, starting_value=rule.quantity
                 ),
             }
-            holder.billing = replace(
+            holder.billing = evolve(
                 holder.billing, topup_purchases={**holder.billing.topup_purchases, feature: (*history, now)}
             )
             if send:
@@ -835,13 +835,13 @@ class Decider:
         was = stored if call.value < PROBE else None
         if probe.allowed and stored is not None:
             copy = editable(changed, caller)
-            copy.billing = replace(
+            copy.billing = evolve(
                 copy.billing, blocked={k: v for k, v in copy.billing.blocked.items() if k != call.entitlement}
             )
         elif not probe.allowed and was is None:
             kind = probe.decision.limit_type or "included"
             copy = editable(changed, caller)
-            copy.billing = replace(copy.billing, blocked={**copy.billing.blocked, call.entitlement: kind})
+            copy.billing = evolve(copy.billing, blocked={**copy.billing.blocked, call.entitlement: kind})
             events.append(
                 (
                     "limit-reached",
@@ -909,7 +909,7 @@ class Decider:
             after = cap.meter_value + amount
             if a.holder is not None:
                 holder = editable(changed, _state_of(call, a.holder, changed))
-                holder.caps = {**holder.caps, cap.id: replace(cap, meter_value=after)}
+                holder.caps = {**holder.caps, cap.id: evolve(cap, meter_value=after)}
                 if a.holder not in touched and a.holder != call.owner.id:
                     touched.append(a.holder)
             if send and cap.meter_value < cap.value <= after:
@@ -920,7 +920,7 @@ class Decider:
                             "customer": a.holder or call.caller.id,
                             "caller": call.caller.id,
                             "entitlement": call.entitlement,
-                            "cap": plain(replace(cap, meter_value=after)),
+                            "cap": plain(evolve(cap, meter_value=after)),
                         },
                     )
                 )

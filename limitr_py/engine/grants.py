@@ -8,14 +8,13 @@ in a credit, and draw it down. Nothing here mutates its input; changed grants co
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from limitr_py.compile.graph import DEFAULT_PERIOD, CompiledPolicy, Plan, Topup
 from limitr_py.engine.exchange import exchange, from_runes, resolve, to_runes
 from limitr_py.engine.meters import periods_passed
-from limitr_py.engine.state import ZERO, Grant, as_of
+from limitr_py.engine.state import ZERO, Grant, as_of, evolve
 
 Grants = Mapping[str, Grant]
 _US = timedelta(microseconds=1)
@@ -93,12 +92,12 @@ def current(g: Grant, now: datetime) -> Grant | None:
             if edge <= g.last_reset:
                 break
             periods += 1
-        return replace(g, last_reset=start, value=_refills(g, g.value, periods))
+        return evolve(g, last_reset=start, value=_refills(g, g.value, periods))
     period = g.reset_inc or DEFAULT_PERIOD
     periods = periods_passed(g.granted_on, period, now)
     if periods <= 0:
         return g
-    return replace(g, granted_on=g.granted_on + period * periods, value=_refills(g, g.value, periods))
+    return evolve(g, granted_on=g.granted_on + period * periods, value=_refills(g, g.value, periods))
 
 
 def make_current(table: Mapping[str, Grant], now: datetime) -> tuple[dict[str, Grant], bool]:
@@ -122,7 +121,7 @@ def reconcile_topups(
         if topup is None or (topup.included and topup.included_scopes and customer_type not in topup.included_scopes):
             changed = True
             continue
-        updated = replace(
+        updated = evolve(
             g,
             credit=topup.credit,
             starting_value=topup.value,
@@ -208,14 +207,14 @@ def draw(
         need = exchange(policy, overage, credit, g.credit, source_offset=position)
         need = max(ZERO, need) if need is not None else None
         if need is not None and need < g.value:
-            out[g.id] = replace(g, value=g.value - need)
+            out[g.id] = evolve(g, value=g.value - need)
             applied += overage
             overage = ZERO
             break
         worth = exchange(policy, g.value, g.credit, credit, target_offset=position)
         covered = min(overage, max(ZERO, worth)) if worth is not None else ZERO
         if g.resets:
-            out[g.id] = replace(g, value=ZERO)
+            out[g.id] = evolve(g, value=ZERO)
         else:
             del out[g.id]
         applied += covered
