@@ -89,21 +89,27 @@ class RedisStore:
 
     def commit(self, commit: Commit) -> CommitResult:
         keys = list(dict.fromkeys([*commit.expected, *commit.writes]))
-        args: list[Any] = [len(keys), len(commit.events), len(commit.acks)]
+        head = [str(len(keys)), str(len(commit.events)), str(len(commit.acks))]
+        written: list[Any] = []
         for key in keys:
             value = commit.writes.get(key, ...)
-            op = "" if value is ... else ("D" if value is None else "W")
-            ttl = ""
+            op = "." if value is ... else ("D" if value is None else "W")
+            ttl = "-"
             when = commit.expires.get(key)
             if when is not None and commit.now is not None:
                 ttl = str(max(1, (when - commit.now) // timedelta(milliseconds=1)))
-            args += [str(commit.expected[key]) if key in commit.expected else "-", op, value if op == "W" else "", ttl]
+            head += [str(commit.expected[key]) if key in commit.expected else "-", op, ttl]
+            if op == "W":
+                written.append(value)
+        args: list[Any] = [" ".join(head), *written]
         for entry in commit.events:
             args += [entry.id, entry.group, entry.body, json.dumps(entry.consumers)]
         for event_id, owed in commit.acks.items():
             args += [event_id, json.dumps(owed) if owed else ""]
         group = commit.group if self.grouped else None
-        names = [self._key(k, group) for k in keys] + [self._key("outbox", group), self._key("outbox:order", group)]
+        names = [self._key(k, group) for k in keys]
+        if commit.events or commit.acks:  # the script touches the outbox only for these
+            names += [self._key("outbox", group), self._key("outbox:order", group)]
         try:
             try:
                 result = self.client.evalsha(self.sha, len(names), *names, *args)

@@ -1,15 +1,22 @@
 -- limitr_py: one commit, atomically (DESIGN.md Storage). Time is passed in by the engine; nothing here reads it.
 --
 -- KEYS[1..n]  record keys (hashes: v = version, d = data; a deleted record keeps its version, without d)
--- KEYS[n+1]   outbox hash (event id -> JSON [group, body, consumers]); KEYS[n+2] outbox order list
--- ARGV[1] n, ARGV[2] events, ARGV[3] acks, then 4 per record key: expected version ('-' = unchecked),
---   op ('' none, 'D' delete, 'W' write), data, ttl in ms ('' = keep forever); 4 per event: id, group, body,
---   consumers (JSON); 2 per ack: id, consumers still owed (JSON; '' = done)
+-- KEYS[n+1]   outbox hash (event id -> JSON [group, body, consumers]); KEYS[n+2] outbox order list; both only
+--             when the commit has events or acks
+-- ARGV[1]     the header, space-separated: n, events, acks, then 3 per record key: expected version ('-' =
+--             unchecked), op ('.' none, 'D' delete, 'W' write), ttl in ms ('-' = keep forever)
+-- then the data of each written key, in key order; 4 per event: id, group, body, consumers (JSON); 2 per ack:
+-- id, consumers still owed (JSON; '' = done). (One header instead of four arguments per key: the client packs
+-- every argument in Python, and that cost more than the script runs.)
 -- Returns {1} when applied, else {0, key, version, data, ...} for every key whose version moved.
-local n, ne, na = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local head = {}
+for token in string.gmatch(ARGV[1], '%S+') do
+  head[#head + 1] = token
+end
+local n, ne, na = tonumber(head[1]), tonumber(head[2]), tonumber(head[3])
 local moved = {}
 for i = 1, n do
-  local want = ARGV[3 + (i - 1) * 4 + 1]
+  local want = head[3 + (i - 1) * 3 + 1]
   if want ~= '-' then
     local state = redis.call('HMGET', KEYS[i], 'v', 'd')
     local have = tonumber(state[1] or '0')
@@ -24,24 +31,25 @@ if #moved > 0 then
   table.insert(moved, 1, 0)
   return moved
 end
+local o = 1
 for i = 1, n do
-  local o = 3 + (i - 1) * 4
-  local op = ARGV[o + 2]
+  local h = 3 + (i - 1) * 3
+  local op, ttl = head[h + 2], head[h + 3]
   if op == 'D' then
     redis.call('HINCRBY', KEYS[i], 'v', 1)
     redis.call('HDEL', KEYS[i], 'd')
     redis.call('PERSIST', KEYS[i])
   elseif op == 'W' then
+    o = o + 1
     redis.call('HINCRBY', KEYS[i], 'v', 1)
-    redis.call('HSET', KEYS[i], 'd', ARGV[o + 3])
-    if ARGV[o + 4] ~= '' then
-      redis.call('PEXPIRE', KEYS[i], ARGV[o + 4])
+    redis.call('HSET', KEYS[i], 'd', ARGV[o])
+    if ttl ~= '-' then
+      redis.call('PEXPIRE', KEYS[i], ttl)
     else
       redis.call('PERSIST', KEYS[i])
     end
   end
 end
-local o = 3 + n * 4
 local outbox, order = KEYS[n + 1], KEYS[n + 2]
 for _ = 1, ne do
   redis.call('HSET', outbox, ARGV[o + 1], cjson.encode({ARGV[o + 2], ARGV[o + 3], ARGV[o + 4]}))
