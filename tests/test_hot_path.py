@@ -66,6 +66,31 @@ def test_allow_and_check_answer_and_leave_exactly_what_their_explained_forms_do(
     assert strip == [(e.name, e.payload) for e in explained_events.events]
 
 
+@settings(max_examples=60, deadline=None)
+@given(calls=CALLS)
+def test_a_decision_without_its_gates_names_the_same_gate_limit_type_and_headroom(
+    calls: list[tuple[str, str, int, int]],
+) -> None:
+    """`allow_explained(gates=False)` (what the HTTP service and simulate ask) skips listing the gates; what it
+    does answer is what the explained call answers, and it leaves the same state and events."""
+    (bare, bare_clock), (explained, explained_clock) = two_engines()
+    bare_events, explained_events = Recorder(bare), Recorder(explained)
+    for customer, entitlement, value, minutes in calls:
+        bare_clock.advance(timedelta(minutes=minutes))
+        explained_clock.advance(timedelta(minutes=minutes))
+        quick = bare.allow_explained(customer, entitlement, value, gates=False)
+        full = explained.allow_explained(customer, entitlement, value)
+        assert (quick.allowed, quick.gate, quick.limit_type, quick.headroom) == (
+            full.allowed,
+            full.gate,
+            full.limit_type,
+            full.headroom,
+        )
+        assert quick.gates == ()
+    assert bare.customers() == explained.customers()
+    assert [(e.name, e.payload) for e in bare_events.events] == [(e.name, e.payload) for e in explained_events.events]
+
+
 def test_explain_still_lists_every_gate_with_its_numbers() -> None:
     engine, _ = policy(ENTS, credits=CREDITS)
     engine.create_customer("u")

@@ -37,6 +37,7 @@ def allow(body: AllowBody, request: Request) -> Response:
         cap=body.cap,
         overhead=body.overhead,
         idempotency_key=idempotency_key(request),
+        gates=False,  # the answer names the deciding gate; GET /v1/explain lists them all
     )
     _counted(request, "allow", decision.allowed)
     return respond(decision_answer(decision))
