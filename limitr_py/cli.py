@@ -31,7 +31,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from limitr_py import __version__, chart, iso_time
+from limitr_py import __version__, chart, iso_time, json_text
 from limitr_py.chart import MAX_CUSTOMERS, Recorder
 from limitr_py.clock import ManualClock
 from limitr_py.compile import check, compile_document
@@ -546,7 +546,7 @@ def _simulate(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
             raise _Usage(f"cannot write `{chart_path}`: {exc.strerror}") from None
     result = report(engine, summary)
     if args.format == "json":
-        stdout.write(json.dumps(result, indent=2) + "\n")
+        stdout.write(json_text.pretty(result) + "\n")
         return EXIT_OK
     stdout.write(
         f"events: {result['events']:,}  allowed: {result['allowed']:,}  denied: {result['denied']:,}"

@@ -149,3 +149,17 @@ def test_evolve_builds_what_dataclasses_replace_builds() -> None:
         assert original == before  # untouched
     with pytest.raises(TypeError, match="no field 'colour'"):
         evolve(cap, colour="red")
+
+
+def test_json_text_writes_what_the_standard_library_writes() -> None:
+    """orjson's text (records, answers, simulate's report) is json.dumps' own, with the standard library taking
+    over for what orjson refuses (an int past 64 bits)."""
+    from limitr_py import json_text
+
+    value = {"a": [1, {"b": "é ✓", "c": []}], "d": {}, "e": None, "f": True, "g": "x\ny\u2028", "h": -(2**63)}
+    assert json_text.dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert json_text.pretty(value) == json.dumps(value, indent=2, ensure_ascii=False)
+    huge = {"n": 10**30, "m": [2**64]}
+    assert json_text.dumps(huge) == json.dumps(huge, separators=(",", ":"))
+    assert json_text.pretty(huge) == json.dumps(huge, indent=2)
+    assert json_text.encoded(value) == json_text.dumps(value).encode("utf-8")

@@ -13,7 +13,7 @@ from typing import Any
 from limitr_py.compile.graph import CompiledPolicy, Plan
 from limitr_py.engine import grants
 from limitr_py.engine.resolve import plan_for
-from limitr_py.engine.state import BillingState, CustomerState, MeterState
+from limitr_py.engine.state import BillingState, CustomerState, MeterState, evolve
 from limitr_py.engine.values import BillingConfig, Customer
 from limitr_py.event_names import EventName
 
@@ -170,20 +170,18 @@ def plan_fee_due(policy: CompiledPolicy, state: CustomerState, now: datetime) ->
 def detached(state: CustomerState) -> CustomerState:
     """A copy of a stored state deep enough that changing it changes nothing stored (the engine shares the
     tables it never changes in place; a caller might change them)."""
-    meters = {k: replace(m.copy(), holds=dict(m.holds), estimates=dict(m.estimates)) for k, m in state.meters.items()}
-    return replace(
-        state.copy(),
-        meters=meters,
-        metadata=dict(state.metadata),
-        overrides=dict(state.overrides),
-        grants=dict(state.grants),
-        caps=dict(state.caps),
-        billing=_detached_billing(state.billing),
-    )
+    meters = {}
+    for name, meter in state.meters.items():
+        meters[name] = copied = meter.copy()
+        copied.holds, copied.estimates = dict(meter.holds), dict(meter.estimates)
+    copy = state.copy()
+    copy.meters, copy.metadata, copy.overrides = meters, dict(state.metadata), dict(state.overrides)
+    copy.grants, copy.caps, copy.billing = dict(state.grants), dict(state.caps), _detached_billing(state.billing)
+    return copy
 
 
 def _detached_billing(billing: BillingState) -> BillingState:
     tables: dict[str, Any] = {
         f.name: dict(v) for f in fields(billing) if isinstance(v := getattr(billing, f.name), dict)
     }
-    return replace(billing, **tables)
+    return evolve(billing, **tables)
