@@ -373,3 +373,15 @@ def test_allow_explained_meters_like_allow_and_says_why_it_denied(engines: Engin
     assert engine.value("c", "api") == 5  # the denial metered nothing; the first call metered 5
     unknown = engine.allow_explained("nobody", "api", 1)
     assert not unknown.allowed and unknown.gate == "customer"
+
+
+def test_each_event_has_its_own_128_bit_id(engines: Engines) -> None:
+    """Event ids are what webhook receivers de-duplicate on: 32 hex digits (128 random bits), never repeated."""
+    engine, _ = engines.policy({"api": limit(1000)})
+    events = Recorder(engine)
+    for n in range(50):
+        engine.create_customer(f"u{n}")
+        engine.allow(f"u{n}", "api", 1)
+    ids = [e.id for e in events.events]
+    assert len(ids) == 100 and len(set(ids)) == 100
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)

@@ -8,10 +8,10 @@ of the attempt that committed are published.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -361,7 +361,8 @@ class Runner:
         bus = self.bus
         if not raw or not bus.active:
             return []
-        return [Event(name, payload, now, uuid.uuid4().hex) for name, payload in raw if bus.wanted(name)]
+        # 128 random bits as 32 hex digits, what uuid4().hex gave, at a quarter of its cost (no UUID object)
+        return [Event(name, payload, now, os.urandom(16).hex()) for name, payload in raw if bus.wanted(name)]
 
     def outbox(self, ident: str, events: list[Event], group: str | None) -> tuple[OutboxEntry, ...]:
         """On a durable store, each event goes into the commit with the handler names it is owed to; on every
