@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool
 from limitr_py.errors import InvalidArgumentError, StoreError
 from limitr_py.stores import url_options
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
+from limitr_py.stores.sql import one_record
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
@@ -219,7 +220,7 @@ class PostgresStore:
         commit = self._prefixed(commit)
         try:
             with self._conn() as conn:
-                if self._one_record(commit):
+                if one_record(commit) and self._purge_due(commit) is None:
                     return OK if self._compare_and_set(conn, commit) else CONFLICT
                 self._apply(conn, commit)
         except (pg_errors.UniqueViolation, pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
@@ -241,17 +242,6 @@ class PostgresStore:
             commit.acks,
             {p + k: v for k, v in commit.expires.items()},
             commit.now,
-        )
-
-    def _one_record(self, commit: Commit) -> bool:
-        """A commit that checks and writes one record and nothing else (a steady-state `allow()` without
-        events): one statement does it, with no transaction around it."""
-        return (
-            len(commit.expected) == 1
-            and commit.writes.keys() == commit.expected.keys()
-            and not commit.events
-            and not commit.acks
-            and self._purge_due(commit) is None
         )
 
     def _compare_and_set(self, conn: psycopg.Connection[Any], commit: Commit) -> bool:

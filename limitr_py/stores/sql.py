@@ -1,5 +1,5 @@
-"""What the SQL stores share: connections per thread (SQLite; PostgreSQL uses a pool), and the outbox
-statements of a commit (SQLite's; PostgreSQL's are inside its commit function)."""
+"""What the SQL stores share: connections per thread (SQLite; PostgreSQL uses a pool), the outbox statements
+of a commit (SQLite's; PostgreSQL's are inside its commit function), and which commits one statement does."""
 
 from __future__ import annotations
 
@@ -24,6 +24,17 @@ def write_outbox(execute: Callable[[str, tuple[Any, ...]], Any], commit: Commit,
             execute(f"UPDATE limitr_outbox SET consumers = {mark} WHERE id = {mark}", (json.dumps(owed), event_id))
         else:
             execute(f"DELETE FROM limitr_outbox WHERE id = {mark}", (event_id,))
+
+
+def one_record(commit: Commit) -> bool:
+    """A commit that checks and writes one record and nothing else (a steady-state `allow()` without events):
+    one compare-and-set statement does it, with no transaction around it."""
+    return (
+        len(commit.expected) == 1
+        and commit.writes.keys() == commit.expected.keys()
+        and not commit.events
+        and not commit.acks
+    )
 
 
 class ThreadConnections(Generic[C]):
