@@ -284,3 +284,38 @@ def test_the_one_statement_commit_is_all_or_nothing(pg_schema: str) -> None:
         assert [(e.id, e.consumers) for e in store.pending()] == [("e2", ("y",))]
     finally:
         store.close()
+
+
+def test_a_steady_state_allow_on_sqlite_is_one_read_and_one_compare_and_set(tmp_path: Path) -> None:
+    """As on PostgreSQL: a commit that checks and writes one record is one statement (no BEGIN IMMEDIATE, no
+    SELECT of the version, no COMMIT), and a record that moved since it was read is a conflict the engine
+    retries, never a lost update."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path}/one.db"
+    engine = Limitr.new(DOC, store=url)
+    engine.create_customer("u")
+    assert engine.allow("u", "gpu", 1)
+    statements: list[str] = []
+    conn: sqlite3.Connection = engine.store.inner._conn()  # type: ignore[attr-defined]  # this thread's
+    conn.set_trace_callback(lambda sql: statements.append(" ".join(sql.split()[:2])))
+    assert engine.allow("u", "gpu", 1)
+    conn.set_trace_callback(None)
+    assert statements == ["SELECT key,", "UPDATE limitr_records"], statements
+    # another writer moves the record between this engine's read and its commit: the one-statement commit
+    # refuses, and the engine's retry meters on top of the other writer's call (4: the 2 before, the other's
+    # 1, and this one)
+    other = Limitr.new(DOC, store=url)
+    real = engine.store.inner.commit  # type: ignore[attr-defined]
+
+    def racing(commit: Any) -> Any:
+        engine.store.inner.commit = real  # type: ignore[attr-defined]  # once
+        assert other.allow("u", "gpu", 1)
+        return real(commit)
+
+    engine.store.inner.commit = racing  # type: ignore[attr-defined]
+    assert engine.allow("u", "gpu", 1)
+    assert engine.value("u", "gpu") == 4 and other.value("u", "gpu") == 4
+    assert engine.conflicts_retried == 1
+    engine.close()
+    other.close()
