@@ -531,12 +531,15 @@ class Decider:
             self._move_caps(call, moves, w.changed, w.events, w.send)
             if w.eff is not None:
                 self._billing_effects(w, w.eff)
-            # only ask "would the smallest call still pass?" when something could now say no (a hard limit, a cap,
-            # a billing control) or an earlier answer was no: a plain soft or observe limit never blocks
-            can_block = limit.mode == "hard" or w.found or w.eff is not None
-            blocked = call.entitlement in latest(w.changed, call.caller).billing.blocked
-            if w.req.probe and w.send and (can_block or blocked) and (blocked or not _probe_passes(w)):
-                self._probe(w.snap, call, w.req, w.changed, w.events, w.now)
+            # only ask "would the smallest call still pass?" when an earlier answer was no, or when something could
+            # now say no (a hard limit, a cap, a billing control: a plain soft or observe limit never blocks) and
+            # it is not sure to pass
+            if w.req.probe and w.send:
+                can_block = limit.mode == "hard" or w.found or w.eff is not None
+                if call.entitlement in latest(w.changed, call.caller).billing.blocked or (
+                    can_block and not _probe_passes(w)
+                ):
+                    self._probe(w.snap, call, w.req, w.changed, w.events, w.now)
         elif w.send:  # J. denied by a hard limit
             payload = {
                 "meter": {
