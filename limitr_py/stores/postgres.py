@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -28,7 +28,7 @@ from psycopg_pool import ConnectionPool
 from limitr_py.errors import InvalidArgumentError, StoreError
 from limitr_py.stores import url_options
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
-from limitr_py.stores.sql import one_record
+from limitr_py.stores.sql import one_record, purge_due
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
@@ -94,8 +94,6 @@ $$
 """A commit of several records (or with events) in one statement, so one round trip: a single statement runs in a
 transaction of its own, so a conflict raised halfway (SQLSTATE LR409) undoes everything it did."""
 _CONFLICT_STATE = "LR409"
-PURGE_EVERY = timedelta(minutes=1)
-"""Expired records (idempotency keys, settled holds) are deleted at most this often, by engine time."""
 
 # A `?prefix=` is an exact namespace: every row carries it in `ns` ('' without a prefix), and listing, flushing,
 # purging and the outbox select by `ns`. Keys still start with `prefix:` (the 0.1 layout, so their rows keep
@@ -220,7 +218,7 @@ class PostgresStore:
         commit = self._prefixed(commit)
         try:
             with self._conn() as conn:
-                if one_record(commit) and self._purge_due(commit) is None:
+                if one_record(commit) and purge_due(self._purged, commit) is None:
                     return OK if self._compare_and_set(conn, commit) else CONFLICT
                 self._apply(conn, commit)
         except (pg_errors.UniqueViolation, pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
@@ -264,16 +262,11 @@ class PostgresStore:
             )
         return cursor.rowcount == 1
 
-    def _purge_due(self, commit: Commit) -> datetime | None:
-        """The commit's time when expired records are due to be deleted with it, else None."""
-        now = commit.now
-        return now if now is not None and (self._purged is None or now - self._purged >= PURGE_EVERY) else None
-
     def _apply(self, conn: psycopg.Connection[Any], commit: Commit) -> None:
         """Any other commit: one call of limitr_commit_v1 (see COMMIT_FUNCTION), in autocommit."""
         expected = sorted(commit.expected.items())
         writes = list(commit.writes.items())
-        now = self._purge_due(commit)
+        now = purge_due(self._purged, commit)
         conn.execute(
             "SELECT limitr_commit_v1(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[], "
             "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s, %s, %s)",

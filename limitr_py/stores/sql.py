@@ -7,6 +7,7 @@ import json
 import os
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from limitr_py.stores.base import Commit
@@ -24,6 +25,17 @@ def write_outbox(execute: Callable[[str, tuple[Any, ...]], Any], commit: Commit,
             execute(f"UPDATE limitr_outbox SET consumers = {mark} WHERE id = {mark}", (json.dumps(owed), event_id))
         else:
             execute(f"DELETE FROM limitr_outbox WHERE id = {mark}", (event_id,))
+
+
+PURGE_EVERY = timedelta(minutes=1)
+"""Expired records (idempotency keys, settled holds) are deleted at most this often, by engine time."""
+
+
+def purge_due(last: datetime | None, commit: Commit) -> datetime | None:
+    """The commit's time when expired records are due to be deleted with it (`last`: when they last were),
+    else None."""
+    now = commit.now
+    return now if now is not None and (last is None or now - last >= PURGE_EVERY) else None
 
 
 def one_record(commit: Commit) -> bool:

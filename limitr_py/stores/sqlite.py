@@ -11,13 +11,13 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
 from limitr_py.errors import InvalidArgumentError, StoreError
 from limitr_py.stores.base import ABSENT, CONFLICT, OK, Commit, CommitResult, OutboxEntry, Versioned
-from limitr_py.stores.sql import ThreadConnections, one_record, write_outbox
+from limitr_py.stores.sql import ThreadConnections, one_record, purge_due, write_outbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS limitr_records (
@@ -30,8 +30,6 @@ CREATE TABLE IF NOT EXISTS limitr_outbox (
 );
 """
 BUSY_TIMEOUT_S = 30.0
-PURGE_EVERY = timedelta(minutes=1)
-"""Expired records (idempotency keys, settled holds) are deleted at most this often, by engine time."""
 
 
 def path_of(url: str) -> str:
@@ -110,7 +108,7 @@ class SQLiteStore:
         return out
 
     def commit(self, commit: Commit) -> CommitResult:
-        if one_record(commit) and self._purge_due(commit) is None and not _deletes_an_absent_record(commit):
+        if one_record(commit) and purge_due(self._purged, commit) is None and not _deletes_an_absent_record(commit):
             return OK if self._compare_and_set(commit) else CONFLICT
         with self._tx() as conn:
             keys = list(commit.expected)
@@ -138,17 +136,11 @@ class SQLiteStore:
                     (key, value, expires.isoformat() if expires else None),
                 )
             write_outbox(conn.execute, commit, "?")
-            now = self._purge_due(commit)
+            now = purge_due(self._purged, commit)
             if now is not None:
                 self._purged = now
                 conn.execute("DELETE FROM limitr_records WHERE expires IS NOT NULL AND expires < ?", (now.isoformat(),))
         return OK
-
-    def _purge_due(self, commit: Commit) -> datetime | None:
-        """The commit's time when expired records are due to be deleted with it (every PURGE_EVERY of engine
-        time), else None."""
-        now = commit.now
-        return now if now is not None and (self._purged is None or now - self._purged >= PURGE_EVERY) else None
 
     def _compare_and_set(self, commit: Commit) -> bool:
         """Write the one record if its version is still the one read: a single statement, atomic on its own (no
